@@ -1,0 +1,201 @@
+"""The balance arithmetic of EVENTS.md: `apply(state, event)`, a pure fold, and the derived figures.
+
+`apply` and `fold` never change their input; `apply_in_place` is the same
+step on a customer the caller owns (the batch planner folds a fresh copy).
+"""
+
+import copy
+from functools import singledispatch
+
+from projections.events import (
+    AdjustedData,
+    Category,
+    EarnedData,
+    Event,
+    ExpiredData,
+    ProfileData,
+    PromotedData,
+    RedeemedData,
+    ReturnedData,
+    TierData,
+)
+from projections.state import NEVER, Balance, Customer, Profile, Tier, balance_key, profile_key
+
+
+def apply(state: Customer | None, event: Event) -> Customer:
+    return fold(state, [event])
+
+
+def fold(state: Customer | None, events: list[Event]) -> Customer:
+    customer = copy.deepcopy(state) if state else None
+    for event in events:
+        customer = apply_in_place(customer, event)
+    assert customer is not None, "fold needs a state or at least one event"
+    return customer
+
+
+def apply_in_place(customer: Customer | None, event: Event) -> Customer:
+    if customer is None:
+        customer = Customer(orgId=event.orgId, customerId=event.customerId)
+    _apply(event.data, customer, event)
+    return customer
+
+
+@singledispatch
+def _apply(data, customer: Customer, event: Event) -> None:
+    raise TypeError(f"no projection for {type(data).__name__}")
+
+
+@_apply.register
+def _profile(data: ProfileData, customer: Customer, event: Event) -> None:
+    key = profile_key(data.source, data.accountId)
+    customer.seq += 1
+    previous = customer.profiles.get(key)
+    customer.profiles[key] = Profile(
+        source=data.source,
+        accountId=data.accountId,
+        firstName=data.firstName,
+        lastName=data.lastName,
+        identifiers=[{"type": i.type, "value": i.value} for i in data.identifiers],
+        commChannels=data.commChannels,
+        extendedFields=data.extendedFields,
+        createdAt=previous.createdAt if previous else event.occurredAt,
+        modifiedAt=event.occurredAt,
+        seq=customer.seq,
+    )
+
+
+@_apply.register
+def _earned(data: EarnedData, customer: Customer, event: Event) -> None:
+    balance = _balance(customer, data.programId, data.currency)
+    _add(balance, data.category, data.points)
+    if data.category is Category.MAIN:
+        balance.lifetime += data.points
+        _fill(balance, data.expiresAt, data.points)
+    if data.purchaseAmount and data.is_points:
+        balance.purchases += data.purchaseAmount
+
+
+@_apply.register
+def _redeemed(data: RedeemedData, customer: Customer, event: Event) -> None:
+    balance = _balance(customer, data.programId, data.currency)
+    balance.redeemed += data.points
+    _drain(balance, data.points)
+
+
+@_apply.register
+def _expired(data: ExpiredData, customer: Customer, event: Event) -> None:
+    balance = _balance(customer, data.programId, data.currency)
+    if data.category is Category.MAIN:
+        balance.expired += data.points
+        day = event.occurredAt[:10]
+        balance.expiredByDay[day] = balance.expiredByDay.get(day, 0) + data.points
+        _drain(balance, data.points)
+    else:
+        _add(balance, data.category, -data.points)
+        balance.delayedExpired += data.points
+
+
+@_apply.register
+def _promoted(data: PromotedData, customer: Customer, event: Event) -> None:
+    balance = _balance(customer, data.programId, data.currency)
+    _add(balance, data.fromCategory, -data.points)
+    balance.lifetime += data.points
+    _fill(balance, data.expiresAt, data.points)
+
+
+@_apply.register
+def _returned(data: ReturnedData, customer: Customer, event: Event) -> None:
+    balance = _balance(customer, data.programId, data.currency)
+    if data.category is Category.MAIN:
+        balance.returned += data.points
+        _drain(balance, data.points)
+    else:
+        _add(balance, data.category, -data.points)
+        balance.delayedReturned += data.points
+    if data.purchaseAmount and data.is_points:
+        balance.purchases -= data.purchaseAmount
+
+
+@_apply.register
+def _adjusted(data: AdjustedData, customer: Customer, event: Event) -> None:
+    balance = _balance(customer, data.programId, data.currency)
+    balance.adjusted += data.points
+    if data.points > 0:
+        _fill(balance, None, data.points)
+    else:
+        _drain(balance, -data.points)
+
+
+@_apply.register
+def _tier(data: TierData, customer: Customer, event: Event) -> None:
+    customer.tiers[str(data.programId)] = Tier(
+        serial=data.slabSerial,
+        name=data.slabName,
+        description=data.slabDescription,
+        expiryDate=data.slabExpiryDate,
+    )
+
+
+def _balance(customer: Customer, program_id: int, currency: str) -> Balance:
+    return customer.balances.setdefault(balance_key(program_id, currency), Balance())
+
+
+def _add(balance: Balance, category: Category, points: int) -> None:
+    """Changes a category's balance; MAIN is derived from the totals, so only promised ones move here."""
+    if category is Category.DELAYED_ACCRUAL:
+        balance.delayedAccrual += points
+    elif category is Category.EXTERNAL_TRIGGER:
+        balance.externalTrigger += points
+
+
+def _fill(balance: Balance, expires_at: str | None, points: int) -> None:
+    bucket = expires_at or NEVER
+    balance.buckets[bucket] = balance.buckets.get(bucket, 0) + points
+
+
+def _drain(balance: Balance, points: int) -> None:
+    """Takes points from the earliest-expiring bucket first, the never-expiring one last."""
+    for bucket in sorted(balance.buckets, key=_expiry_order):
+        taken = min(points, balance.buckets[bucket])
+        balance.buckets[bucket] -= taken
+        points -= taken
+        if not balance.buckets[bucket]:
+            del balance.buckets[bucket]
+        if not points:
+            return  # a deficit beyond the buckets is not scheduled
+
+
+def _expiry_order(bucket: str) -> tuple[bool, str]:
+    return bucket == NEVER, bucket
+
+
+# --- derived figures (EVENTS.md "Derived figures") ---
+
+def figures(balance: Balance) -> dict[str, int]:
+    main = balance.main
+    promised = balance.delayedAccrual + balance.externalTrigger
+    return {
+        "mainPoints": main,
+        "delayedAccrualPoints": balance.delayedAccrual,
+        "externalTriggerBasedPoints": balance.externalTrigger,
+        "promisedPoints": promised,
+        "totalPoints": main + promised,
+        "totalReturnedPoints": balance.returned + balance.delayedReturned,
+        "lifetimePoints": balance.lifetime,
+        "redeemed": balance.redeemed,
+        "expired": balance.expired,
+        "returned": balance.returned,
+        "adjusted": balance.adjusted,
+        "delayedExpiredPoints": balance.delayedExpired,
+        "delayedReturnedPoints": balance.delayedReturned,
+        "cumulativePurchases": balance.purchases,
+    }
+
+
+def sum_figures(balances: list[Balance]) -> dict[str, int]:
+    total = figures(Balance())
+    for balance in balances:
+        for name, value in figures(balance).items():
+            total[name] += value
+    return total

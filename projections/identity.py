@@ -1,0 +1,16 @@
+"""Which identifiers resolve to customers, and in which normal form (EVENTS.md)."""
+
+INDEXED_TYPES = {"mobile": "mobile", "email": "email", "externalid": "externalId",
+                 "cardnumber": "cardnumber", "wechat": "wechat"}
+
+
+def lookup_form(type_: str, value: str) -> tuple[str, str] | None:
+    """(type, value) as the index holds it; None for types that are not looked up."""
+    canonical = INDEXED_TYPES.get(type_.lower())
+    if canonical is None:
+        return None
+    return canonical, value.lower() if canonical == "email" else value
+
+
+def indexed_identifiers(identifiers: list[dict[str, str]]) -> set[tuple[str, str]]:
+    return {form for i in identifiers if (form := lookup_form(i["type"], i["value"]))}

@@ -1,0 +1,40 @@
+"""The Redis key layout: the only place that spells keys (README "Key layout").
+
+Every key of one customer carries the hash tag `{orgId:customerId}`, so a
+customer lives in one Redis Cluster slot and its writes can be one script.
+Parts that come from events are percent-encoded: no `:`, `{` or `}` inside.
+"""
+
+from urllib.parse import quote
+
+from projections.plan import IndexKey
+
+
+def _part(text: str) -> str:
+    return quote(text, safe="")
+
+
+class Keys:
+    def __init__(self, prefix: str = "pv") -> None:
+        self.prefix = prefix
+
+    def customer(self, org_id: int, customer_id: int) -> str:
+        """HASH: `d` = state JSON; `w:<topic>:<partition>` = last applied offset."""
+        return f"{self.prefix}:c:{{{org_id}:{customer_id}}}"
+
+    def dedup(self, org_id: int, customer_id: int) -> str:
+        """ZSET: eventId -> processing time (ms), trimmed to the dedup window."""
+        return f"{self.prefix}:e:{{{org_id}:{customer_id}}}"
+
+    def identifier(self, key: IndexKey) -> str:
+        """ZSET: customerId -> claim time (ms); the highest score is the latest claim."""
+        return (f"{self.prefix}:i:{{{key.orgId}:{_part(key.source)}:{_part(key.accountId)}"
+                f":{key.type}:{_part(key.value)}}}")
+
+    def sources(self, org_id: int) -> str:
+        """SET: `SOURCE|accountId` of every profile seen in the org (for source=ALL)."""
+        return f"{self.prefix}:s:{{{org_id}}}"
+
+    def positions(self) -> str:
+        """HASH: `<topic>:<partition>` -> next offset to consume; Redis holds every effect below it."""
+        return f"{self.prefix}:positions"

@@ -1,0 +1,109 @@
+"""Batch planning: which records of a batch change a customer, and what to write.
+
+Pure: the store reads a customer's stored state, the planner folds the new
+records onto it and says what to write; the store writes it atomically with
+the new watermarks. A record at or below its partition's watermark
+(redelivered) or with an eventId already applied (re-published) is a no-op.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from projections.apply import apply_in_place
+from projections.events import Event, ProfileData
+from projections.identity import indexed_identifiers
+from projections.state import Customer, profile_key
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed record that parsed into an event."""
+
+    topic: str
+    partition: int
+    offset: int
+    event: Event
+
+    @property
+    def position(self) -> str:
+        return f"{self.topic}:{self.partition}"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexKey:
+    orgId: int
+    source: str
+    accountId: str
+    type: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndexChange:
+    key: IndexKey
+    customerId: int
+    claimed: bool  # False: the customer no longer lists it
+    score: int = 0  # claim time (occurredAt, ms): the latest claim resolves
+
+
+@dataclass(slots=True)
+class CustomerWrite:
+    orgId: int
+    customerId: int
+    customer: Customer | None  # None when nothing new was applied
+    expected_watermarks: dict[str, int | None]  # compare-and-set against zombie writers
+    watermarks: dict[str, int]
+    applied_event_ids: list[str] = field(default_factory=list)
+    index_changes: list[IndexChange] = field(default_factory=list)
+
+
+def plan_customer(
+    stored: Customer | None,
+    watermarks: dict[str, int],
+    seen_event_ids: set[str],
+    records: list[Record],
+) -> CustomerWrite:
+    """Folds `records` (one customer's, in log order) onto `stored`, which the planner takes over."""
+    first = records[0].event
+    write = CustomerWrite(
+        orgId=first.orgId, customerId=first.customerId, customer=None,
+        expected_watermarks={r.position: watermarks.get(r.position) for r in records},
+        watermarks={},
+    )
+    customer = stored
+    seen = set(seen_event_ids)
+    for record in records:
+        mark = watermarks.get(record.position, -1)
+        if record.offset <= max(mark, write.watermarks.get(record.position, -1)):
+            continue
+        write.watermarks[record.position] = record.offset
+        event = record.event
+        if event.eventId in seen:
+            continue
+        seen.add(event.eventId)
+        write.index_changes += _index_changes(customer, event)
+        customer = apply_in_place(customer, event)
+        write.customer = customer
+        write.applied_event_ids.append(event.eventId)
+    return write
+
+
+def _index_changes(customer: Customer | None, event: Event) -> list[IndexChange]:
+    data = event.data
+    if not isinstance(data, ProfileData):
+        return []
+    previous = customer.profiles.get(profile_key(data.source, data.accountId)) if customer else None
+    before = indexed_identifiers(previous.identifiers) if previous else set()
+    after = indexed_identifiers([{"type": i.type, "value": i.value} for i in data.identifiers])
+    score = epoch_ms(event.occurredAt)
+
+    def key(type_value: tuple[str, str]) -> IndexKey:
+        return IndexKey(event.orgId, data.source, data.accountId, *type_value)
+
+    return [IndexChange(key(tv), event.customerId, False) for tv in sorted(before - after)] + [
+        IndexChange(key(tv), event.customerId, True, score) for tv in sorted(after)
+    ]
+
+
+def epoch_ms(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp).timestamp() * 1000)

@@ -1,0 +1,109 @@
+"""The Redis adapter: the only code that reads or writes the read-model."""
+
+from dataclasses import dataclass
+from importlib import resources
+
+import orjson
+from redis.asyncio import Redis
+
+from projections.keys import Keys
+from projections.plan import CustomerWrite
+from projections.state import Customer, customer_from_dict, customer_to_dict
+
+WATERMARK = b"w:"
+CustomerId = tuple[int, int]  # (orgId, customerId)
+
+
+@dataclass(slots=True)
+class Stored:
+    """What Redis holds for one customer, as far as a batch needs it."""
+
+    customer: Customer | None
+    watermarks: dict[str, int]
+    seen_event_ids: set[str]
+
+
+def _script(name: str) -> str:
+    return resources.files("projections.scripts").joinpath(name).read_text()
+
+
+class Store:
+    def __init__(self, redis: Redis, keys: Keys, dedup_window_ms: int, script_chunk: int = 256):
+        self.redis = redis
+        self.keys = keys
+        self.dedup_window_ms = dedup_window_ms
+        self.script_chunk = script_chunk  # customers per script call: bounds how long Redis is busy
+        self._write_customers = redis.register_script(_script("write_customers.lua"))
+        self._save_positions = redis.register_script(_script("save_positions.lua"))
+
+    async def load(
+        self, wanted: dict[CustomerId, list[str]], positions: list[str]
+    ) -> tuple[dict[CustomerId, Stored], dict[str, int | None]]:
+        """Customers' states, watermarks and which of the given eventIds they have seen; and positions."""
+        pipe = self.redis.pipeline(transaction=False)
+        for (org, cid), event_ids in wanted.items():
+            pipe.hgetall(self.keys.customer(org, cid))
+            pipe.zmscore(self.keys.dedup(org, cid), event_ids)
+        if positions:
+            pipe.hmget(self.keys.positions(), positions)
+        replies = await pipe.execute()
+        stored = {}
+        for i, ((org, cid), event_ids) in enumerate(wanted.items()):
+            fields, scores = replies[2 * i], replies[2 * i + 1]
+            state = fields.pop(b"d", None)
+            stored[(org, cid)] = Stored(
+                customer=customer_from_dict(orjson.loads(state)) if state else None,
+                watermarks={k[2:].decode(): int(v) for k, v in fields.items() if k.startswith(WATERMARK)},
+                seen_event_ids={e for e, score in zip(event_ids, scores) if score is not None},
+            )
+        found = replies[-1] if positions else []
+        return stored, {p: int(v) if v is not None else None for p, v in zip(positions, found)}
+
+    async def write(self, writes: list[CustomerWrite], now_ms: int) -> list[CustomerWrite]:
+        """Writes index changes, then each customer atomically; returns the writes that lost a race."""
+        pipe = self.redis.pipeline(transaction=False)
+        for write in writes:
+            for change in write.index_changes:
+                key = self.keys.identifier(change.key)
+                if change.claimed:
+                    pipe.zadd(key, {change.customerId: change.score})
+                    pipe.sadd(self.keys.sources(change.key.orgId),
+                              f"{change.key.source}|{change.key.accountId}")
+                else:
+                    pipe.zrem(key, change.customerId)
+        chunks = [writes[i:i + self.script_chunk] for i in range(0, len(writes), self.script_chunk)]
+        for chunk in chunks:
+            keys, args = [], [now_ms, self.dedup_window_ms]
+            for write in chunk:
+                keys += [self.keys.customer(write.orgId, write.customerId),
+                         self.keys.dedup(write.orgId, write.customerId)]
+                args += [orjson.dumps(customer_to_dict(write.customer)) if write.customer else b"",
+                         len(write.watermarks)]
+                for position, offset in write.watermarks.items():
+                    expected = write.expected_watermarks.get(position)
+                    args += [f"w:{position}", "" if expected is None else expected, offset]
+                args += [len(write.applied_event_ids), *write.applied_event_ids]
+            await self._write_customers(keys=keys, args=args, client=pipe)
+        replies = await pipe.execute()
+        results = [ok for reply in replies[len(replies) - len(chunks):] for ok in reply]
+        return [write for write, ok in zip(writes, results) if not ok]
+
+    async def read_positions(self, positions: list[str]) -> dict[str, int | None]:
+        found = await self.redis.hmget(self.keys.positions(), positions) if positions else []
+        return {p: int(v) if v is not None else None for p, v in zip(positions, found)}
+
+    async def save_positions(self, expected: dict[str, int | None], positions: dict[str, int]) -> bool:
+        """Compare-and-set of partition positions; False when Redis no longer holds `expected`."""
+        args = []
+        for position, offset in positions.items():
+            old = expected.get(position)
+            args += [position, "" if old is None else old, offset]
+        return bool(await self._save_positions(keys=[self.keys.positions()], args=args)) if args else True
+
+    async def customer(self, org_id: int, customer_id: int) -> Customer | None:
+        state = await self.redis.hget(self.keys.customer(org_id, customer_id), "d")
+        return customer_from_dict(orjson.loads(state)) if state else None
+
+    async def identifier_claimants(self, key) -> list[int]:
+        """Customer ids claiming an identifier, latest claim first."""
+        return [int(m) for m in await self.redis.zrevrange(self.keys.identifier(key), 0, -1)]

@@ -1,0 +1,89 @@
+"""The `pointsview` console script."""
+
+import asyncio
+import signal
+import sys
+from contextlib import contextmanager
+
+import typer
+from pydantic import ValidationError
+
+from service.logs import configure
+from service.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Loyalty points read-model.")
+bench = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures next to same-run baselines.")
+app.add_typer(bench, name="bench")
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+        typer.echo(f"pointsview: invalid setting {name}: {err['msg']}", err=True)
+        raise typer.Exit(2)
+
+
+async def until_signalled(main, *args) -> None:
+    """Runs `main(*args, stop)`; SIGTERM/SIGINT set `stop` so the current batch finishes first."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await main(*args, stop)
+
+
+@contextmanager
+def one_line_errors():
+    from consumers.runner import StartupError
+    from service.localstack import LocalServerError
+
+    try:
+        yield
+    except (StartupError, LocalServerError) as exc:
+        typer.echo(f"pointsview: {exc}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def projector() -> None:
+    """Consume the event topics into the Redis read-model (KAFKA_BOOTSTRAP_SERVERS, REDIS_URL)."""
+    from consumers.runner import run_projector
+
+    settings = load_settings()
+    configure(settings.log_level)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    with one_line_errors():
+        asyncio.run(until_signalled(run_projector, settings))
+
+
+@app.command()
+def dev(customers: int = typer.Option(50, help="Demo customers to load.")) -> None:
+    """Local stack: broker, Redis, projector, demo data. Ctrl-C stops everything."""
+    from service.devstack import run_dev
+
+    configure("INFO")
+    with one_line_errors():
+        asyncio.run(until_signalled(run_dev, customers))
+
+
+@bench.command("projector")
+def bench_projector(
+    events: int = typer.Option(200_000, help="Events to pre-produce."),
+    customers: int = typer.Option(10_000, help="Distinct customers in the stream."),
+) -> None:
+    """Projector apply rate (events/s, one process) next to a bare aiokafka consumer on the same topic."""
+    from service.bench import run_projector_bench
+
+    configure("WARNING")
+    with one_line_errors():
+        asyncio.run(run_projector_bench(events, customers))
+
+
+def main() -> None:
+    sys.exit(app())

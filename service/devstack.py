@@ -1,0 +1,34 @@
+"""`pointsview dev`: a whole local stack in one process tree, stopped together."""
+
+import asyncio
+import logging
+
+from consumers.runner import run_projector
+from service.localstack import LocalBroker, LocalRedis
+from service.produce import produce
+from service.settings import Settings
+from service.synthetic import Load, generate
+
+log = logging.getLogger("pointsview.dev")
+
+
+async def run_dev(customers: int, stop: asyncio.Event) -> None:
+    broker = LocalBroker().start()
+    redis = LocalRedis(appendonly=True).start()
+    try:
+        settings = Settings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, REDIS_URL=redis.url)
+        projector = asyncio.create_task(run_projector(settings, stop))
+        await asyncio.sleep(1)  # the projector creates the topics with their partition counts first
+        load = Load(customers=customers)
+        await produce(broker.bootstrap_servers, generate(load))
+        first = f"pv:c:{{{load.org_id}:{load.first_customer_id}}}"
+        log.info("\n  broker  KAFKA_BOOTSTRAP_SERVERS=%s\n  redis   REDIS_URL=%s\n"
+                 "  loaded  %d demo customers (org %d, userIds %d..%d)\n"
+                 "  try     redis-cli -p %d HGET '%s' d\n  Ctrl-C stops everything.",
+                 broker.bootstrap_servers, redis.url, customers, load.org_id, load.first_customer_id,
+                 load.first_customer_id + customers - 1, redis.port, first)
+        await projector
+    finally:
+        stop.set()
+        redis.cleanup()
+        broker.stop()

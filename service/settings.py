@@ -1,0 +1,41 @@
+"""Process settings from the environment (CONFIG.md; every variable is listed in the README)."""
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POINTSVIEW_", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field("localhost:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    redis_url: str = Field("redis://localhost:6379/0", validation_alias="REDIS_URL")
+    loyalty_config: str = Field("config/loyalty.yaml", validation_alias="LOYALTY_CONFIG")
+
+    topics: str = "loyalty.customers.v1,loyalty.points.v1"
+    deadletter_topic: str = "loyalty.deadletter.v1"
+    topic_partitions: int = Field(6, ge=1)
+    topic_replication_factor: int = Field(1, ge=1)
+    group_id: str = "pointsview-projector"
+    key_prefix: str = Field("pv", pattern=r"^[A-Za-z0-9_.-]+$")
+
+    batch_max_records: int = Field(5000, ge=1)
+    batch_timeout_ms: int = Field(200, ge=1)
+    dedup_window_seconds: int = Field(7 * 24 * 3600, ge=1)
+    session_timeout_ms: int = Field(10000, ge=1000)
+    heartbeat_interval_ms: int = Field(3000, ge=100)
+    startup_timeout_seconds: float = Field(30.0, gt=0)
+    progress_interval_seconds: float = Field(1.0, gt=0)
+    metrics_port: int = Field(0, ge=0, le=65535)  # projector's /metrics; 0 = off
+    log_level: str = "INFO"
+
+    @field_validator("topics")
+    @classmethod
+    def _topic_list(cls, value: str) -> str:
+        names = [t.strip() for t in value.split(",") if t.strip()]
+        if not names:
+            raise ValueError("at least one topic name is required")
+        return ",".join(names)
+
+    @property
+    def topic_list(self) -> list[str]:
+        return self.topics.split(",")

@@ -1,0 +1,109 @@
+"""Deterministic synthetic event streams: the demo data, the benchmarks and the tests' loads.
+
+Pure: returns (topic, key, value) triples; producing them is `service.produce`.
+"""
+
+import json
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+CUSTOMERS_TOPIC = "loyalty.customers.v1"
+POINTS_TOPIC = "loyalty.points.v1"
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Load:
+    org_id: int = 100737
+    customers: int = 100
+    programs: tuple[int, ...] = (973, 983)
+    events_per_customer: int = 20
+    first_customer_id: int = 1000
+    seed: int = 7
+    customers_topic: str = CUSTOMERS_TOPIC
+    points_topic: str = POINTS_TOPIC
+
+
+def _amount(rng: random.Random, low: int, high: int) -> str:
+    return f"{rng.randint(low * 1000, high * 1000) / 1000:.3f}"
+
+
+def _envelope(rng, event_type, org_id, customer_id, at, data) -> dict:
+    return {"specVersion": 1, "eventId": str(uuid.UUID(int=rng.getrandbits(128))), "eventType": event_type,
+            "orgId": org_id, "customerId": customer_id,
+            "occurredAt": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "data": data}
+
+
+def profile(customer_id: int, mobile: str, email: str, source: str = "INSTORE", account: str = "",
+            **extra) -> dict:
+    return {"source": source, "accountId": account, "firstName": f"First{customer_id}",
+            "lastName": f"Last{customer_id}",
+            "identifiers": [{"type": "mobile", "value": mobile}, {"type": "email", "value": email},
+                            {"type": "externalId", "value": f"ext{customer_id}"}],
+            "commChannels": [{"type": "mobile", "value": mobile, "primary": True, "verified": False}],
+            "extendedFields": {"city": "Mumbai"}, **extra}
+
+
+def _points_event(rng: random.Random, program: int) -> tuple[str, dict]:
+    kind = rng.choices(
+        ["earned", "earned_delayed", "redeemed", "expired", "promoted", "returned", "adjusted", "tier"],
+        weights=[40, 10, 15, 5, 8, 6, 6, 4])[0]
+    points = _amount(rng, 1, 500)
+    currency = {"currency": "Stars"} if rng.random() < 0.05 else {}
+    if kind == "earned":
+        expiry = {"expiresAt": (START + timedelta(days=rng.randint(30, 720))).strftime("%Y-%m-%dT23:59:59Z")} \
+            if rng.random() < 0.7 else {}
+        return "points.earned", {"programId": program, "points": points, "category": "MAIN",
+                                 "purchaseAmount": _amount(rng, 10, 5000), **expiry, **currency}
+    if kind == "earned_delayed":
+        return "points.earned", {"programId": program, "points": points,
+                                 "category": rng.choice(["DELAYED_ACCRUAL", "EXTERNAL_TRIGGER"]), **currency}
+    if kind == "redeemed":
+        return "points.redeemed", {"programId": program, "points": points, **currency}
+    if kind == "expired":
+        return "points.expired", {"programId": program, "points": points,
+                                  "category": rng.choice(["MAIN", "DELAYED_ACCRUAL"]), **currency}
+    if kind == "promoted":
+        return "points.promoted", {"programId": program, "points": points,
+                                   "fromCategory": rng.choice(["DELAYED_ACCRUAL", "EXTERNAL_TRIGGER"]),
+                                   **currency}
+    if kind == "returned":
+        return "points.returned", {"programId": program, "points": points, "category": "MAIN",
+                                   "purchaseAmount": _amount(rng, 1, 100), **currency}
+    if kind == "adjusted":
+        return "points.adjusted", {"programId": program, "points": rng.choice(["", "-"]) + points, **currency}
+    serial = rng.randint(1, 3)
+    return "tier.changed", {"programId": program, "slabSerial": serial, "slabName": f"Tier{serial}"}
+
+
+def generate(load: Load) -> list[tuple[str, bytes, bytes]]:
+    """The whole stream, interleaving customers the way a live system would."""
+    rng = random.Random(load.seed)
+    per_customer = []
+    for n in range(load.customers):
+        cid = load.first_customer_id + n
+        at = START + timedelta(seconds=n)
+        events = [(load.customers_topic, _envelope(rng, "customer.registered", load.org_id, cid, at,
+                                                     profile(cid, f"9{cid:09d}", f"user{cid}@example.com")))]
+        for i in range(load.events_per_customer - 1):
+            at += timedelta(minutes=rng.randint(1, 600))
+            if rng.random() < 0.05:
+                data = profile(cid, f"9{cid:09d}", f"User{cid}.{i}@Example.com")
+                events.append((load.customers_topic, _envelope(rng, "customer.updated", load.org_id, cid, at, data)))
+            else:
+                event_type, data = _points_event(rng, rng.choice(load.programs))
+                events.append((load.points_topic, _envelope(rng, event_type, load.org_id, cid, at, data)))
+        per_customer.append(events)
+    stream = []
+    cursors = [0] * len(per_customer)
+    live = list(range(len(per_customer)))
+    while live:
+        i = rng.choice(live)
+        topic, event = per_customer[i][cursors[i]]
+        stream.append((topic, f"{event['orgId']}:{event['customerId']}".encode(), json.dumps(event).encode()))
+        cursors[i] += 1
+        if cursors[i] == len(per_customer[i]):
+            live.remove(i)
+    return stream

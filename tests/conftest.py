@@ -1,0 +1,90 @@
+"""Fixtures over real servers: KAFKA_BOOTSTRAP_SERVERS / REDIS_URL when set, else local binaries
+(service.localstack), or testcontainers when a Docker engine answers and POINTSVIEW_TESTCONTAINERS=1."""
+
+import asyncio
+import os
+
+import pytest
+from redis.asyncio import Redis
+
+from consumers.runner import run_projector
+from projections.keys import Keys
+from service.localstack import LocalBroker, LocalRedis
+from service.settings import Settings
+from tests.support import unique
+
+USE_CONTAINERS = os.environ.get("POINTSVIEW_TESTCONTAINERS") == "1"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap():
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    elif USE_CONTAINERS:
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+    else:
+        broker = LocalBroker().start()
+        yield broker.bootstrap_servers
+        broker.stop()
+
+
+@pytest.fixture
+def local_redis():
+    """A Redis server of this test's own (restartable, with AOF)."""
+    server = LocalRedis(appendonly=True).start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def redis_url(local_redis):
+    return os.environ.get("REDIS_URL") or local_redis.url
+
+
+@pytest.fixture
+def settings(kafka_bootstrap, redis_url) -> Settings:
+    """Unique topics, group and key prefix: tests never see each other's data."""
+    return Settings(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        REDIS_URL=redis_url,
+        POINTSVIEW_TOPICS=f"{unique('customers')},{unique('points')}",
+        POINTSVIEW_DEADLETTER_TOPIC=unique("deadletter"),
+        POINTSVIEW_GROUP_ID=unique("group"),
+        POINTSVIEW_KEY_PREFIX=unique("t"),
+        POINTSVIEW_SESSION_TIMEOUT_MS=6000,
+        POINTSVIEW_HEARTBEAT_INTERVAL_MS=1000,
+        POINTSVIEW_BATCH_TIMEOUT_MS=50,
+        POINTSVIEW_STARTUP_TIMEOUT_SECONDS=10,
+    )
+
+
+@pytest.fixture
+async def redis(redis_url):
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def keys(settings) -> Keys:
+    return Keys(settings.key_prefix)
+
+
+@pytest.fixture
+async def start_projector(settings):
+    """Runs the projector in-process; stopped (batch finished) at the end of the test."""
+    running = []
+
+    async def start(custom: Settings | None = None):
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_projector(custom or settings, stop))
+        running.append((stop, task))
+        return stop, task
+
+    yield start
+    for stop, task in running:
+        stop.set()
+    await asyncio.gather(*(t for _, t in running), return_exceptions=True)

@@ -1,0 +1,65 @@
+"""Test helpers: unique names, polling with a deadline, the reference fold, reading the read-model."""
+
+import asyncio
+import json
+import time
+import uuid
+
+import orjson
+from redis.asyncio import Redis
+
+from projections.apply import apply_in_place
+from projections.events import InvalidEvent, parse_event
+from projections.keys import Keys
+from projections.state import Customer, customer_from_dict
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(interval)
+
+
+def reference_fold(stream: list[tuple[str, bytes, bytes]]) -> dict[tuple[int, int], Customer]:
+    """What the read-model must equal: every valid event applied once, in log order."""
+    customers: dict[tuple[int, int], Customer] = {}
+    seen: set[tuple[tuple[int, int], str]] = set()
+    for _topic, _key, value in stream:
+        try:
+            event = parse_event(value)
+        except InvalidEvent:
+            continue
+        if (event.customer_key, event.eventId) in seen:
+            continue
+        seen.add((event.customer_key, event.eventId))
+        customers[event.customer_key] = apply_in_place(customers.get(event.customer_key), event)
+    return customers
+
+
+async def read_model(redis: Redis, keys: Keys) -> dict[tuple[int, int], Customer]:
+    found = {}
+    async for key in redis.scan_iter(match=f"{keys.prefix}:c:*", count=1000):
+        state = await redis.hget(key, "d")
+        if state:
+            customer = customer_from_dict(orjson.loads(state))
+            found[(customer.orgId, customer.customerId)] = customer
+    return found
+
+
+def event(event_type: str, data: dict, customer_id: int = 1, org_id: int = 100737,
+          event_id: str | None = None, occurred_at: str = "2026-01-08T10:03:21Z") -> dict:
+    return {"specVersion": 1, "eventId": event_id or uuid.uuid4().hex, "eventType": event_type,
+            "orgId": org_id, "customerId": customer_id, "occurredAt": occurred_at, "data": data}
+
+
+def record(topic: str, doc: dict) -> tuple[str, bytes, bytes]:
+    return topic, f"{doc['orgId']}:{doc['customerId']}".encode(), json.dumps(doc).encode()
