@@ -5,8 +5,13 @@ import asyncio
 import os
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from consumers.topics import ensure_topics
 from consumers.runner import run_projector
 from projections.keys import Keys
 from service.localstack import LocalBroker, LocalRedis
@@ -50,20 +55,34 @@ def settings(kafka_bootstrap, redis_url) -> Settings:
     return Settings(
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         REDIS_URL=redis_url,
-        POINTSVIEW_TOPICS=f"{unique('customers')},{unique('points')}",
-        POINTSVIEW_DEADLETTER_TOPIC=unique("deadletter"),
-        POINTSVIEW_GROUP_ID=unique("group"),
-        POINTSVIEW_KEY_PREFIX=unique("t"),
-        POINTSVIEW_SESSION_TIMEOUT_MS=6000,
-        POINTSVIEW_HEARTBEAT_INTERVAL_MS=1000,
-        POINTSVIEW_BATCH_TIMEOUT_MS=50,
-        POINTSVIEW_STARTUP_TIMEOUT_SECONDS=10,
+        topics=f"{unique('customers')},{unique('points')}",
+        deadletter_topic=unique("deadletter"),
+        group_id=unique("group"),
+        key_prefix=unique("t"),
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        batch_timeout_ms=50,
+        startup_timeout_seconds=10,
     )
 
 
 @pytest.fixture
+async def topics(settings):
+    """Creates the test's topics with the configured partition count (the broker would auto-create 4)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await ensure_topics(admin, [*settings.topic_list, settings.deadletter_topic],
+                            settings.topic_partitions, settings.topic_replication_factor)
+    finally:
+        await admin.close()
+    return settings.topic_list
+
+
+@pytest.fixture
 async def redis(redis_url):
-    client = Redis.from_url(redis_url)
+    client = Redis.from_url(redis_url, retry=Retry(ExponentialBackoff(cap=1), 5),
+                            retry_on_error=[RedisConnectionError])
     yield client
     await client.aclose()
 
@@ -74,7 +93,7 @@ def keys(settings) -> Keys:
 
 
 @pytest.fixture
-async def start_projector(settings):
+async def start_projector(settings, topics):
     """Runs the projector in-process; stopped (batch finished) at the end of the test."""
     running = []
 

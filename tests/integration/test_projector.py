@@ -1,7 +1,5 @@
 """Events produced to a real broker end up in a real Redis, each counted once."""
 
-import asyncio
-
 from aiokafka import AIOKafkaConsumer
 
 from projections.apply import figures
@@ -21,3 +19,78 @@ async def test_a_stream_becomes_the_reference_fold(settings, redis, keys, start_
         return await read_model(redis, keys) == expected
 
     await wait_until(caught_up, message="the read-model to equal the fold of the stream")
+
+
+async def _balance(redis, keys, org_id, customer_id, program=973):
+    customer = (await read_model(redis, keys)).get((org_id, customer_id))
+    if customer is None or f"{program}|POINTS" not in customer.balances:
+        return None
+    return figures(customer.balances[f"{program}|POINTS"])
+
+
+async def test_a_republished_event_counts_once(settings, redis, keys, start_projector):
+    customers, points = settings.topic_list
+    earned = event("points.earned", {"programId": 973, "points": "10.5", "category": "MAIN"}, customer_id=7)
+    redeemed = event("points.redeemed", {"programId": 973, "points": "0.25"}, customer_id=7)
+    marker = event("tier.changed", {"programId": 973, "slabSerial": 2, "slabName": "Silver"}, customer_id=7)
+    await start_projector()
+    await produce(settings.kafka_bootstrap_servers,
+                  [record(points, earned), record(points, redeemed), record(points, earned),
+                   record(points, marker)])
+
+    async def marker_applied():  # the same partition, after the duplicate
+        customer = (await read_model(redis, keys)).get((100737, 7))
+        return customer and "973" in customer.tiers and customer
+
+    customer = await wait_until(marker_applied, message="the events after the duplicate")
+    result = figures(customer.balances["973|POINTS"])
+    assert result["mainPoints"] == 10250
+    assert result["lifetimePoints"] == 10500
+
+
+async def test_malformed_records_are_dead_lettered_and_the_partition_moves_on(
+        settings, redis, keys, start_projector):
+    customers, points = settings.topic_list
+    bad = [
+        (b"100737:8", b"{not json", "not JSON"),
+        (b"100737:8", b'{"specVersion": 2, "eventId": "x"}', "unsupported specVersion"),
+        (b"100737:8", record(points, event("points.gifted", {"programId": 973}, customer_id=8))[2],
+         "unknown eventType"),
+        (b"100737:8", record(points, event("points.earned", {"programId": 973, "points": -5,
+                                                              "category": "MAIN"}, customer_id=8))[2],
+         "points"),
+        (b"100737:8", record(points, event("points.redeemed", {"programId": 973}, customer_id=8))[2],
+         "points: Field required"),
+    ]
+    good = event("points.earned", {"programId": 973, "points": 42, "category": "MAIN"}, customer_id=8)
+    await start_projector()
+    await produce(settings.kafka_bootstrap_servers,
+                  [(points, key, value) for key, value, _ in bad] + [record(points, good)])
+
+    async def good_applied():
+        return await _balance(redis, keys, 100737, 8)
+
+    assert (await wait_until(good_applied, message="the valid event after the bad ones"))["mainPoints"] == 42000
+
+    reader = AIOKafkaConsumer(settings.deadletter_topic, bootstrap_servers=settings.kafka_bootstrap_servers,
+                              auto_offset_reset="earliest", enable_auto_commit=False)
+    await reader.start()
+    try:
+        dead = []
+        while len(dead) < len(bad):
+            for records in (await reader.getmany(timeout_ms=1000)).values():
+                dead += records
+    finally:
+        await reader.stop()
+    by_value = {r.value: r for r in dead}
+    assert len(by_value) == len(bad)
+    source_offsets = set()
+    for key, value, reason in bad:
+        letter = by_value[value]
+        headers = {k: v.decode() for k, v in letter.headers}
+        assert letter.key == key
+        assert reason in headers["dlq.reason"]
+        assert headers["dlq.topic"] == points
+        source_offsets.add(int(headers["dlq.offset"]))
+        assert set(headers) == {"dlq.reason", "dlq.topic", "dlq.partition", "dlq.offset"}
+    assert len(source_offsets) == len(bad)

@@ -1,0 +1,139 @@
+"""No event lost or counted twice: projector SIGKILLed, Redis restarted, Redis emptied."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from prometheus_client import REGISTRY
+from aiokafka import AIOKafkaProducer
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from service.produce import produce
+from service.synthetic import Load, generate
+from tests.support import read_model, reference_fold, wait_until
+
+pytestmark = pytest.mark.slow
+EVENTS = 20_000
+
+
+def _stream(settings, customers=2_000):
+    topic_customers, topic_points = settings.topic_list
+    return generate(Load(customers=customers, events_per_customer=EVENTS // customers,
+                         customers_topic=topic_customers, points_topic=topic_points, seed=11))
+
+
+def _env(settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "REDIS_URL": settings.redis_url,
+        "POINTSVIEW_TOPICS": settings.topics,
+        "POINTSVIEW_DEADLETTER_TOPIC": settings.deadletter_topic,
+        "POINTSVIEW_GROUP_ID": settings.group_id,
+        "POINTSVIEW_KEY_PREFIX": settings.key_prefix,
+        "POINTSVIEW_SESSION_TIMEOUT_MS": "6000",
+        "POINTSVIEW_HEARTBEAT_INTERVAL_MS": "1000",
+        "POINTSVIEW_BATCH_MAX_RECORDS": "300",
+        "POINTSVIEW_BATCH_TIMEOUT_MS": "50",
+        "POINTSVIEW_LOG_LEVEL": "WARNING",
+    }
+
+
+def _spawn(settings) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "service", "projector"], env=_env(settings))
+
+
+async def _partitions(settings):
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        return [(t, p) for t in settings.topic_list for p in await producer.partitions_for(t)]
+    finally:
+        await producer.stop()
+
+
+def _replays() -> float:
+    return REGISTRY.get_sample_value("pointsview_replays_total") or 0
+
+
+async def _consumed(redis, keys) -> int:
+    return sum(int(v) for v in (await redis.hgetall(keys.positions())).values())
+
+
+async def _equals_fold(redis, keys, expected, timeout=120):
+    async def done():
+        try:
+            return await read_model(redis, keys) == expected
+        except RedisConnectionError:  # the test's own client, while Redis restarts
+            return False
+
+    await wait_until(done, timeout=timeout, interval=0.5, message="the read-model to equal the fold")
+
+
+async def test_sigkilled_projector_loses_nothing_and_counts_nothing_twice(settings, topics, redis, keys):
+    stream = _stream(settings)
+    await produce(settings.kafka_bootstrap_servers, stream)
+    expected = reference_fold(stream)
+    assert len(await _partitions(settings)) == 2 * 6
+    kills = 0
+    process = _spawn(settings)
+    try:
+        for fraction in (0.15, 0.35, 0.55, 0.75):
+            async def progressed():
+                return await _consumed(redis, keys) >= fraction * len(stream)
+
+            await wait_until(progressed, timeout=90, interval=0.02, message=f"{fraction:.0%} consumed")
+            if await _consumed(redis, keys) < len(stream):
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                kills += 1
+                process = _spawn(settings)
+        await _equals_fold(redis, keys, expected)
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0  # SIGTERM: finishes the batch, exits 0
+    assert kills >= 3, "the stream was consumed before the kills landed; make it longer"
+
+
+async def test_redis_restarted_with_aof_mid_stream(settings, redis, keys, local_redis, start_projector):
+    if os.environ.get("REDIS_URL"):
+        pytest.skip("needs a Redis server of the test's own to restart")
+    stream = _stream(settings)
+    expected = reference_fold(stream)
+    await start_projector(settings.model_copy(update={"batch_max_records": 300}))
+    await produce(settings.kafka_bootstrap_servers, stream)
+
+    async def halfway():
+        return await _consumed(redis, keys) >= len(stream) // 3
+
+    await wait_until(halfway, timeout=60, interval=0.02, message="a third consumed")
+    local_redis.kill()  # a crash: with appendfsync everysec the last second may be lost
+    await asyncio.sleep(1)
+    local_redis.start()
+    await _equals_fold(redis, keys, expected)
+
+
+@pytest.mark.parametrize("how", ["restart without persistence", "flushall"])
+async def test_redis_back_empty_is_refilled_from_the_log(how, settings, redis, keys, local_redis,
+                                                          start_projector):
+    if os.environ.get("REDIS_URL") and how != "flushall":
+        pytest.skip("needs a Redis server of the test's own to restart")
+    stream = _stream(settings, customers=1_000)
+    expected = reference_fold(stream)
+    await start_projector()
+    await produce(settings.kafka_bootstrap_servers, stream)
+    await _equals_fold(redis, keys, expected)
+    replays_before = _replays()
+    if how == "flushall":
+        await redis.flushall()
+    else:
+        local_redis.appendonly = False
+        local_redis.kill()
+        for leftover in os.listdir(local_redis.directory):  # an empty replacement server
+            subprocess.run(["rm", "-rf", os.path.join(local_redis.directory, leftover)], check=True)
+        local_redis.start()
+    await _equals_fold(redis, keys, expected)
+    assert _replays() >= replays_before + 2 * 6, "every partition replayed from the start"
