@@ -166,8 +166,9 @@ def _drain(balance: Balance, points: int) -> None:
             return  # a deficit beyond the buckets is not scheduled
 
 
-def _expiry_order(bucket: str) -> tuple[bool, str]:
-    return bucket == NEVER, bucket
+def _expiry_order(bucket: str) -> tuple[bool, str, str]:
+    # keys are `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`: whole seconds first, then any fraction
+    return bucket == NEVER, bucket[:19], bucket[19:].rstrip("Z")
 
 
 # --- derived figures (EVENTS.md "Derived figures") ---

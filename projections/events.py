@@ -5,6 +5,7 @@ before validation, and every amount is held as integer thousandths.
 """
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
@@ -51,16 +52,18 @@ def _non_zero(v: int) -> int:
     return v
 
 
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
 def _timestamp(v: object) -> str:
-    """RFC 3339 with an offset, normalised to UTC `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`."""
-    if not isinstance(v, str):
-        raise ValueError("must be an RFC 3339 timestamp string")
+    """RFC 3339 (offset required), normalised to UTC `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`."""
+    if not isinstance(v, str) or not _RFC3339.fullmatch(v):
+        raise ValueError(f"{v!r} is not an RFC 3339 timestamp with an offset")
     try:
-        parsed = datetime.fromisoformat(v)
+        parsed = datetime.fromisoformat(v.upper())
     except ValueError:
-        raise ValueError(f"{v!r} is not an RFC 3339 timestamp") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"{v!r} has no UTC offset")
+        raise ValueError(f"{v!r} is not a valid date and time") from None
     return _utc_iso(parsed)
 
 
@@ -87,6 +90,21 @@ ExpiryTimestamp = Annotated[str, BeforeValidator(_expiry)]
 Currency = Annotated[StrictStr, Field(min_length=1, max_length=64)]
 
 
+def _storable(value: Any) -> Any:
+    """Free-form JSON as the state stores it: decimals as numbers, integers within 64 bits."""
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, Decimal) or isinstance(value, int) and not isinstance(value, bool) \
+            and not -2**63 <= value < 2**64:
+        return float(value)
+    return value
+
+
+FreeForm = Annotated[Any, AfterValidator(_storable)]
+
+
 class _Data(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -102,8 +120,8 @@ class ProfileData(_Data):
     firstName: StrictStr | None = None
     lastName: StrictStr | None = None
     identifiers: list[Identifier] = []
-    commChannels: list[dict[str, Any]] = []
-    extendedFields: dict[str, Any] = {}
+    commChannels: list[dict[str, FreeForm]] = []
+    extendedFields: dict[str, FreeForm] = {}
 
     @model_validator(mode="before")
     @classmethod

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 SCALE = 1000
 MAX_ABS = 10**12 * SCALE  # keeps every sum far inside a signed 64-bit integer
-_PLAIN_DECIMAL = re.compile(r"-?(0|[1-9]\d*)(\.\d{1,3})?")
+_PLAIN_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]{1,3})?")
 
 
 def to_thousandths(value: object) -> int:
@@ -30,7 +30,7 @@ def to_thousandths(value: object) -> int:
 
 
 def to_number(thousandths: int) -> float:
-    """JSON rendering: exact, since any thousandths below 2**53 round-trip through a double."""
+    """JSON rendering: exact (shortest repr) for any total below about 2**43 points, far above real balances."""
     return thousandths / SCALE
 
 

@@ -1,0 +1,103 @@
+"""`pointsview bench projector`: the projector's apply rate next to a bare consumer, same run, same topics.
+
+Starts its own broker and Redis unless KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are
+set. Both rates are timed from the first record seen to the last, so group
+joins and start-up are left out of both.
+"""
+
+import asyncio
+import os
+import time
+import uuid
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.table import Table
+
+from consumers.runner import run_projector
+from consumers.topics import ensure_topics
+from projections.keys import Keys
+from service.localstack import LocalBroker, LocalRedis
+from service.produce import produce
+from service.settings import Settings
+from service.synthetic import Load, generate
+
+
+async def _bare_consumer_rate(servers: str, topics: list[str], total: int) -> float:
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=servers, group_id=f"bench-{uuid.uuid4().hex}",
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                session_timeout_ms=6000, heartbeat_interval_ms=1000, max_poll_records=5000)
+    await consumer.start()
+    try:
+        seen = first = 0
+        started = None
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            seen += sum(len(records) for records in batch.values())
+            if seen and started is None:
+                first, started = seen, time.perf_counter()  # the first batch only starts the clock
+        return (seen - first) / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def _projector_rate(settings: Settings, total: int) -> float:
+    redis = Redis.from_url(settings.redis_url)
+    positions = Keys(settings.key_prefix).positions()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_projector(settings, stop))
+    try:
+        first = started = None
+        while True:
+            done = sum(int(v) for v in (await redis.hgetall(positions)).values())
+            if done and started is None:
+                first, started = done, time.perf_counter()
+            if done >= total:
+                return (done - first) / (time.perf_counter() - started)
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await task
+        await redis.aclose()
+
+
+async def run_projector_bench(events: int, customers: int) -> None:
+    console = Console(stderr=False)
+    broker = redis_server = None
+    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or (broker := LocalBroker().start()).bootstrap_servers
+    redis_url = os.environ.get("REDIS_URL") or (redis_server := LocalRedis().start()).url
+    try:
+        run = uuid.uuid4().hex[:8]
+        settings = Settings(KAFKA_BOOTSTRAP_SERVERS=servers, REDIS_URL=redis_url,
+                            topics=f"bench-customers-{run},bench-points-{run}",
+                            deadletter_topic=f"bench-deadletter-{run}", group_id=f"bench-projector-{run}",
+                            key_prefix=f"bench-{run}", session_timeout_ms=6000, heartbeat_interval_ms=1000)
+        customers_topic, points_topic = settings.topic_list
+        load = Load(customers=customers, events_per_customer=max(1, events // customers),
+                    customers_topic=customers_topic, points_topic=points_topic)
+        admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+        await admin.start()
+        await ensure_topics(admin, [*settings.topic_list, settings.deadletter_topic],
+                            settings.topic_partitions, settings.topic_replication_factor)
+        await admin.close()
+        console.print(f"producing {load.customers * load.events_per_customer:,} events "
+                      f"({customers:,} customers) to {settings.topic_partitions} partitions per topic ...")
+        stream = generate(load)
+        await produce(servers, stream)
+        baseline = await _bare_consumer_rate(servers, settings.topic_list, len(stream))
+        projector = await _projector_rate(settings, len(stream))
+        table = Table(title=f"projector, one process, {len(stream):,} events")
+        for column in ("what", "events/s", "vs bare consumer"):
+            table.add_column(column, justify="right")
+        table.add_row("bare aiokafka consumer (baseline)", f"{baseline:,.0f}", "1.00x")
+        table.add_row("pointsview projector", f"{projector:,.0f}", f"{projector / baseline:.2f}x")
+        console.print(table)
+    finally:
+        if redis_server:
+            redis_server.cleanup()
+        if broker:
+            broker.stop()
