@@ -52,6 +52,7 @@ class Projector(ConsumerRebalanceListener):
         self.lock = asyncio.Lock()  # a rebalance waits for the batch in flight
         self.positions: dict[TopicPartition, int | None] = {}  # what Redis held after our last step
         self.applied = self.deadlettered = 0
+        self._last_report: tuple | None = None
 
     # --- rebalance: seek to the positions Redis holds ---
 
@@ -180,8 +181,10 @@ class Projector(ConsumerRebalanceListener):
             if end is not None and position is not None:
                 lag[position_name(tp)] = max(0, end - position)
                 CONSUMER_LAG.labels(tp.topic, tp.partition).set(lag[position_name(tp)])
-        log.info("applied=%d deadlettered=%d lag=%d partitions=%d",
-                 self.applied, self.deadlettered, sum(lag.values()), len(self.positions))
+        report = (self.applied, self.deadlettered, sum(lag.values()), len(self.positions))
+        if report != self._last_report:  # quiet while idle
+            log.info("applied=%d deadlettered=%d lag=%d partitions=%d", *report)
+            self._last_report = report
 
 
 async def _start_with_deadline(what: str, start, timeout: float) -> None:

@@ -11,13 +11,12 @@ import time
 import uuid
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
 from consumers.runner import run_projector
-from consumers.topics import ensure_topics
+from consumers.topics import create_topics
 from projections.keys import Keys
 from service.localstack import LocalBroker, LocalRedis
 from service.produce import produce
@@ -79,11 +78,7 @@ async def run_projector_bench(events: int, customers: int) -> None:
         customers_topic, points_topic = settings.topic_list
         load = Load(customers=customers, events_per_customer=max(1, events // customers),
                     customers_topic=customers_topic, points_topic=points_topic)
-        admin = AIOKafkaAdminClient(bootstrap_servers=servers)
-        await admin.start()
-        await ensure_topics(admin, [*settings.topic_list, settings.deadletter_topic],
-                            settings.topic_partitions, settings.topic_replication_factor)
-        await admin.close()
+        await create_topics(settings)
         console.print(f"producing {load.customers * load.events_per_customer:,} events "
                       f"({customers:,} customers) to {settings.topic_partitions} partitions per topic ...")
         stream = generate(load)

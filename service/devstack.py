@@ -4,6 +4,7 @@ import asyncio
 import logging
 
 from consumers.runner import run_projector
+from consumers.topics import create_topics
 from service.localstack import LocalBroker, LocalRedis
 from service.produce import produce
 from service.settings import Settings
@@ -15,10 +16,11 @@ log = logging.getLogger("pointsview.dev")
 async def run_dev(customers: int, stop: asyncio.Event) -> None:
     broker = LocalBroker().start()
     redis = LocalRedis(appendonly=True).start()
+    projector = None
     try:
         settings = Settings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, REDIS_URL=redis.url)
+        await create_topics(settings)  # before producing: the broker would auto-create other counts
         projector = asyncio.create_task(run_projector(settings, stop))
-        await asyncio.sleep(1)  # the projector creates the topics with their partition counts first
         load = Load(customers=customers)
         await produce(broker.bootstrap_servers, generate(load))
         first = f"pv:c:{{{load.org_id}:{load.first_customer_id}}}"
@@ -30,5 +32,7 @@ async def run_dev(customers: int, stop: asyncio.Event) -> None:
         await projector
     finally:
         stop.set()
+        if projector:
+            await asyncio.gather(projector, return_exceptions=True)
         redis.cleanup()
         broker.stop()

@@ -87,6 +87,7 @@ class LocalBroker:
         self.process = subprocess.Popen(
             [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "error"},
+            start_new_session=True,  # a terminal's Ctrl-C reaches us, and we stop it after the projector
         )
         _wait_for_port(self.port, self.process, "Tansu broker")
         return self
@@ -118,7 +119,8 @@ class LocalRedis:
         args = [redis_binary(), "--bind", HOST, "--port", str(self.port), "--dir", self.directory,
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", self.appendfsync, "--daemonize", "no", "--loglevel", "warning"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
         _wait_for_port(self.port, self.process, "Redis")
         return self
 

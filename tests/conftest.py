@@ -5,13 +5,12 @@ import asyncio
 import os
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from consumers.topics import ensure_topics
+from consumers.topics import create_topics
 from consumers.runner import run_projector
 from projections.keys import Keys
 from service.localstack import LocalBroker, LocalRedis
@@ -69,13 +68,7 @@ def settings(kafka_bootstrap, redis_url) -> Settings:
 @pytest.fixture
 async def topics(settings):
     """Creates the test's topics with the configured partition count (the broker would auto-create 4)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await ensure_topics(admin, [*settings.topic_list, settings.deadletter_topic],
-                            settings.topic_partitions, settings.topic_replication_factor)
-    finally:
-        await admin.close()
+    await create_topics(settings)
     return settings.topic_list
 
 
