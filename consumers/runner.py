@@ -203,25 +203,25 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     store = Store(redis, Keys(settings.key_prefix), settings.dedup_window_seconds * 1000)
     servers = settings.kafka_bootstrap_servers
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
-    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", enable_idempotence=False,
-                                linger_ms=5)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=servers, group_id=settings.group_id, enable_auto_commit=False,
-        auto_offset_reset="earliest", session_timeout_ms=settings.session_timeout_ms,
-        heartbeat_interval_ms=settings.heartbeat_interval_ms, max_poll_records=settings.batch_max_records,
-        isolation_level="read_committed",
-    )
     timeout = settings.startup_timeout_seconds
     started = []
     try:
         await _start_with_deadline(f"Redis at {settings.redis_url}", redis.ping, timeout)
+        admin = AIOKafkaAdminClient(bootstrap_servers=servers)
         await _start_with_deadline(f"Kafka at {servers}", admin.start, timeout)
         started.append(admin.close)
         await ensure_topics(admin, [*settings.topic_list, settings.deadletter_topic],
                             settings.topic_partitions, settings.topic_replication_factor)
+        producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", enable_idempotence=False,
+                                    linger_ms=5)
         await _start_with_deadline(f"Kafka at {servers}", producer.start, timeout)
         started.append(producer.stop)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=servers, group_id=settings.group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms, max_poll_records=settings.batch_max_records,
+            isolation_level="read_committed",
+        )
         projector = Projector(settings, consumer, producer, store, stop)
         consumer.subscribe(settings.topic_list, listener=projector)
         await _start_with_deadline(f"Kafka at {servers}", consumer.start, timeout)

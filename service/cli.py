@@ -22,6 +22,8 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+        if name not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "LOYALTY_CONFIG"):
+            name = f"POINTSVIEW_{name}"
         typer.echo(f"pointsview: invalid setting {name}: {err['msg']}", err=True)
         raise typer.Exit(2)
 
