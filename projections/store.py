@@ -7,7 +7,7 @@ import orjson
 from redis.asyncio import Redis
 
 from projections.keys import Keys
-from projections.plan import CustomerWrite
+from projections.plan import CustomerWrite, IndexKey
 from projections.state import Customer, customer_from_dict, customer_to_dict
 
 WATERMARK = b"w:"
@@ -104,6 +104,25 @@ class Store:
         state = await self.redis.hget(self.keys.customer(org_id, customer_id), "d")
         return customer_from_dict(orjson.loads(state)) if state else None
 
-    async def identifier_claimants(self, key) -> list[int]:
-        """Customer ids claiming an identifier, latest claim first."""
-        return [int(m) for m in await self.redis.zrevrange(self.keys.identifier(key), 0, -1)]
+    # --- reads for the API: one round trip each ---
+
+    async def customer_doc(self, org_id: int, customer_id: int) -> dict | None:
+        """The customer's stored state as plain JSON data (the API reads it without the dataclasses)."""
+        state = await self.redis.hget(self.keys.customer(org_id, customer_id), "d")
+        return orjson.loads(state) if state else None
+
+    async def latest_claimant(self, keys: list[IndexKey]) -> int | None:
+        """Across the given identifier keys, the customer with the latest claim."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrevrange(self.keys.identifier(key), 0, 0, withscores=True)
+        claims = [claim for reply in await pipe.execute() for claim in reply]
+        if not claims:
+            return None
+        member, _score = max(claims, key=lambda claim: (claim[1], int(claim[0])))
+        return int(member)
+
+    async def sources(self, org_id: int) -> list[tuple[str, str]]:
+        """(source, accountId) of every profile seen in the org."""
+        members = await self.redis.smembers(self.keys.sources(org_id))
+        return sorted(tuple(m.decode().split("|", 1)) for m in members)

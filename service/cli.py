@@ -65,6 +65,35 @@ def projector() -> None:
 
 
 @app.command()
+def api(
+    host: str = typer.Option(None, help="Bind address (POINTSVIEW_API_HOST, default 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (POINTSVIEW_API_PORT, default 8000)."),
+    workers: int = typer.Option(None, min=1, help="uvicorn worker processes (POINTSVIEW_API_WORKERS, default 1)."),
+) -> None:
+    """Serve the v2 balance API over the Redis read-model (uvicorn, uvloop, httptools)."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    from service.config import ConfigError, load_config
+
+    settings = load_settings()
+    configure(settings.log_level)
+    try:
+        load_config(settings.loyalty_config)  # refuse a bad file once, before any worker starts
+    except ConfigError as exc:
+        typer.echo(f"pointsview: {exc}", err=True)
+        raise typer.Exit(2)
+    workers = workers or settings.api_workers
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pointsview-metrics-")
+    uvicorn.run("service.app:app_from_environment", factory=True, host=host or settings.api_host,
+                port=port or settings.api_port, workers=workers, loop="uvloop", http="httptools",
+                access_log=False, log_level="warning", lifespan="on")
+
+
+@app.command()
 def dev(customers: int = typer.Option(50, help="Demo customers to load.")) -> None:
     """Local stack: broker, Redis, projector, demo data. Ctrl-C stops everything."""
     from service.devstack import run_dev

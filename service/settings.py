@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     metrics_port: int = Field(0, ge=0, le=65535)  # projector's /metrics; 0 = off
     log_level: str = "INFO"
 
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_workers: int = Field(1, ge=1)
+    redis_max_connections: int = Field(64, ge=1)  # per API worker
+
     @field_validator("topics")
     @classmethod
     def _topic_list(cls, value: str) -> str:

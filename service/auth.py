@@ -1,0 +1,110 @@
+"""HTTP Basic authentication against the config's clients, verified once and then cached.
+
+The cache is keyed by a SHA-256 digest of the credentials (never the password
+itself), bounded and expiring, so steady-state requests pay no bcrypt/argon2.
+Wrong passwords are cached too, a username that keeps failing is refused
+without hashing for a while, and at most two hashes run at once: a flood of
+wrong passwords cannot buy CPU.
+"""
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import time
+from collections import OrderedDict
+
+import bcrypt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from service.config import LoyaltyConfig, OrgConfig
+from service.errors import UNAUTHORIZED, ApiError
+
+_argon2 = PasswordHasher()
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Constant-time by construction: both libraries compare digests in constant time."""
+    try:
+        if password_hash.startswith("$argon2"):
+            return _argon2.verify(password_hash, password)
+        return bcrypt.checkpw(password.encode(), password_hash.encode())
+    except (VerificationError, InvalidHashError, ValueError):
+        return False
+
+
+def parse_basic(header: str | None) -> tuple[str, str]:
+    scheme, _, encoded = (header or "").partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        raise ApiError(UNAUTHORIZED)
+    try:
+        username, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ApiError(UNAUTHORIZED) from None
+    if not sep or not username:
+        raise ApiError(UNAUTHORIZED)
+    return username, password
+
+
+class Authenticator:
+    def __init__(self, config: LoyaltyConfig, ttl_seconds: float = 300, max_entries: int = 10_000,
+                 failures_before_cooldown: int = 5, cooldown_seconds: float = 10):
+        self.config = config
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self.failures_before_cooldown = failures_before_cooldown
+        self.cooldown = cooldown_seconds
+        self._cache: OrderedDict[bytes, tuple[OrgConfig | None, float]] = OrderedDict()
+        self._in_flight: dict[bytes, asyncio.Future] = {}
+        self._failures: dict[str, tuple[int, float]] = {}  # username -> (count, last failure)
+        self._hashing = asyncio.Semaphore(2)
+
+    async def org(self, authorization: str | None) -> OrgConfig:
+        username, password = parse_basic(authorization)
+        digest = hashlib.sha256(f"{username}\0{password}".encode()).digest()
+        cached = self._cache.get(digest)
+        if cached and cached[1] > time.monotonic():
+            org = cached[0]
+        elif digest in self._in_flight:  # the same credentials are being checked: share the answer
+            org = await asyncio.shield(self._in_flight[digest])
+        else:
+            future = asyncio.get_running_loop().create_future()
+            self._in_flight[digest] = future
+            try:
+                org, verified = await self._verify(username, password)
+                if verified:
+                    self._remember(digest, org)
+                future.set_result(org)
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved: no warning when nobody else waits
+                raise
+            finally:
+                del self._in_flight[digest]
+        if org is None:
+            raise ApiError(UNAUTHORIZED)
+        return org
+
+    async def _verify(self, username: str, password: str) -> tuple[OrgConfig | None, bool]:
+        """(the caller's org or None, whether that answer was verified and may be cached)."""
+        found = self.config.client_org(username)
+        if found is None:
+            return None, True
+        count, last = self._failures.get(username, (0, 0.0))
+        if count >= self.failures_before_cooldown and time.monotonic() - last < self.cooldown:
+            return None, False  # refused unverified: a right password works again after the cooldown
+        org, client = found
+        async with self._hashing:
+            ok = await asyncio.to_thread(verify_password, client.passwordHash, password)
+        if ok:
+            self._failures.pop(username, None)
+            return org, True
+        self._failures[username] = (count + 1, time.monotonic())
+        return None, True
+
+    def _remember(self, digest: bytes, org: OrgConfig | None) -> None:
+        self._cache[digest] = (org, time.monotonic() + self.ttl)
+        self._cache.move_to_end(digest)
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)

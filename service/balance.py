@@ -1,0 +1,131 @@
+"""The balance endpoints' rules (API.md): parameter checks in the contract's order,
+identifier resolution with dual eligibility, and the program table.
+
+Checks run in this order, the first failure answers: credentials (401, in
+the route's dependency); userId (1632); entityType (1212); source,
+identifierName or identifierValue missing or empty (11013); source (8003);
+identifierName, or names and values differing in count (8013); other
+parameters (400); accountId (8015); resolution (8015).
+"""
+
+from dataclasses import dataclass
+
+from projections.apply import sum_figures
+from projections.identity import lookup_form
+from projections.money import to_number
+from projections.plan import IndexKey
+from projections.state import Balance
+from service.config import OrgConfig
+from service.errors import (
+    CUSTOMER_NOT_FOUND,
+    INVALID_ENTITY_TYPE,
+    INVALID_IDENTIFIER,
+    INVALID_PARAMETER,
+    INVALID_SOURCE,
+    INVALID_USER_ID,
+    MISSING_IDENTIFIER,
+    ApiError,
+)
+
+SOURCES = {"INSTORE", "MARTJACK", "WECHAT", "MAPP_SDK", "ALL"}
+MAX_ID = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    source: str  # upper-case; "ALL" searches every source of the org
+    account_id: str
+    identifier: tuple[str, str]  # (type, value) in lookup form: the pair that decides
+
+
+def user_id(raw: str) -> int:
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        raise ApiError(INVALID_USER_ID)
+    return int(raw)
+
+
+def check_entity_type(raw: str | None) -> None:
+    if raw is not None and raw.upper() != "CUSTOMER":
+        raise ApiError(INVALID_ENTITY_TYPE)
+
+
+def lookup(org: OrgConfig, source: str | None, account_id: str | None,
+           names: str | None, values: str | None) -> Lookup:
+    """Everything of a lookup up to the accountId check, which `account_scope` does after the rest."""
+    if not (source or "").strip() or not (names or "").strip() or not (values or "").strip():
+        raise ApiError(MISSING_IDENTIFIER)
+    name_list = [n.strip() for n in names.split(",")]
+    value_list = [v.strip() for v in values.split(",")]
+    if not all(value_list):
+        raise ApiError(MISSING_IDENTIFIER, "identifierValue has an empty value")
+    source = source.strip().upper()
+    if source not in SOURCES:
+        raise ApiError(INVALID_SOURCE)
+    if len(name_list) != len(value_list):
+        raise ApiError(INVALID_IDENTIFIER, "identifierName and identifierValue differ in count")
+    pairs = [lookup_form(n, v) for n, v in zip(name_list, value_list)]
+    if None in pairs:
+        raise ApiError(INVALID_IDENTIFIER, f"Invalid identifierName {names!r}")
+    if len(pairs) > 1 and not org.dualEligibility:
+        raise ApiError(INVALID_IDENTIFIER, "several identifiers need dual eligibility")
+    decisive = pairs[0]
+    if org.dualEligibility:
+        primary = [p for p in pairs if p[0] == org.primaryIdentifier]
+        decisive = primary[0] if primary else None
+    return Lookup(source, (account_id or "").strip(), decisive)
+
+
+def account_scope(request: Lookup) -> None:
+    """The accountId check (8015), after the other parameters as the contract orders it."""
+    if request.source not in ("INSTORE", "ALL") and not request.account_id:
+        raise ApiError(CUSTOMER_NOT_FOUND, "accountId is required for this source")
+    if request.identifier is None:  # dual eligibility without the primary identifier
+        raise ApiError(CUSTOMER_NOT_FOUND)
+
+
+def index_keys(org_id: int, request: Lookup, sources: list[tuple[str, str]]) -> list[IndexKey]:
+    if request.source == "ALL":
+        scopes = sources
+    else:
+        scopes = [(request.source, "" if request.source == "INSTORE" else request.account_id)]
+    return [IndexKey(org_id, source, account, *request.identifier) for source, account in scopes]
+
+
+def programs(org: OrgConfig, program_id: str | None, all_programs: str | None) -> list[int]:
+    """The seeds' table: all programs when fetchDataForAllPrograms, else programId, else the default."""
+    fetch_all = _boolean("fetchDataForAllPrograms", all_programs)
+    chosen = None
+    if program_id is not None:
+        if not program_id.isascii() or not program_id.isdigit() or org.program(int(program_id)) is None:
+            raise ApiError(INVALID_PARAMETER, f"programId {program_id!r} is not a program of this org")
+        chosen = int(program_id)
+    if fetch_all:
+        return [p.programId for p in org.programs]
+    return [chosen or org.defaultProgramId]
+
+
+def _boolean(name: str, raw: str | None) -> bool:
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise ApiError(INVALID_PARAMETER, f"{name} must be true or false")
+    return value == "true"
+
+
+def balance_body(customer_id: int, doc: dict, program_ids: list[int]) -> dict:
+    stored = doc["b"]
+    balances = [Balance(**stored[key]) for p in program_ids if (key := f"{p}|POINTS") in stored]
+    totals = sum_figures(balances)
+    return {
+        "entityId": customer_id,
+        "entityType": "CUSTOMER",
+        "totalPoints": to_number(totals["totalPoints"]),
+        "mainPoints": to_number(totals["mainPoints"]),
+        "promisedPoints": to_number(totals["promisedPoints"]),
+        "promisedPointsBreakup": {
+            "delayedAccrualPoints": to_number(totals["delayedAccrualPoints"]),
+            "externalTriggerBasedPoints": to_number(totals["externalTriggerBasedPoints"]),
+        },
+        "warnings": [],
+    }

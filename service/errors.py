@@ -1,0 +1,48 @@
+"""Capillary-shaped errors: one table of codes, one exception, one body."""
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+CUSTOMER_NOT_FOUND = 8015
+INVALID_SOURCE = 8003
+INVALID_IDENTIFIER = 8013
+MISSING_IDENTIFIER = 11013
+INVALID_ENTITY_TYPE = 1212
+INVALID_USER_ID = 1632
+UNAUTHORIZED = 401
+INVALID_PARAMETER = 400  # programId not configured, bad boolean/integer (README)
+UNAVAILABLE = 503  # the read-model store is unreachable
+
+ERRORS: dict[int, tuple[int, str]] = {  # code -> (HTTP status, message)
+    CUSTOMER_NOT_FOUND: (404, "Customer not found for the given identifiers"),
+    INVALID_SOURCE: (400, "Invalid source"),
+    INVALID_IDENTIFIER: (400, "Invalid identifier name, or identifier names and values differ in count"),
+    MISSING_IDENTIFIER: (400, "identifierName, identifierValue and source are required"),
+    INVALID_ENTITY_TYPE: (400, "Entity type passed is not valid"),
+    INVALID_USER_ID: (400, "group id/externalId/primary userId passed is not valid"),
+    UNAUTHORIZED: (401, "Invalid or missing credentials"),
+    INVALID_PARAMETER: (400, "Invalid parameter"),
+    UNAVAILABLE: (503, "The points read-model is unavailable; retry shortly"),
+}
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str | None = None):
+        self.code = code
+        self.status, default = ERRORS[code]
+        self.message = message or default
+
+
+def error_body(code: int, message: str) -> bytes:
+    return orjson.dumps({"errors": [{"status": False, "code": code, "message": message}], "warnings": []})
+
+
+def error_response(error: ApiError) -> Response:
+    headers = {"WWW-Authenticate": 'Basic realm="pointsview"'} if error.code == UNAUTHORIZED else None
+    return Response(error_body(error.code, error.message), status_code=error.status,
+                    media_type="application/json", headers=headers)
+
+
+async def api_error_handler(_request: Request, exc: ApiError) -> Response:
+    return error_response(exc)

@@ -1,0 +1,29 @@
+"""Response shapes for the OpenAPI document (responses are rendered with orjson, not validated)."""
+
+from pydantic import BaseModel
+
+
+class PromisedPointsBreakup(BaseModel):
+    delayedAccrualPoints: float
+    externalTriggerBasedPoints: float
+
+
+class Warning(BaseModel):
+    status: bool
+    code: int
+    message: str
+
+
+class BalanceResponse(BaseModel):
+    entityId: int
+    entityType: str
+    totalPoints: float
+    mainPoints: float
+    promisedPoints: float
+    promisedPointsBreakup: PromisedPointsBreakup
+    warnings: list[Warning]
+
+
+class ErrorResponse(BaseModel):
+    errors: list[Warning]
+    warnings: list[Warning]
