@@ -24,3 +24,13 @@ def test_unreachable_redis_at_start_is_one_line():
     assert result.returncode == 1
     assert "Redis at redis://127.0.0.1" in result.stderr and "unreachable for 1s" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_api_refuses_a_bad_config_file_naming_file_and_field(tmp_path):
+    bad = tmp_path / "loyalty.yaml"
+    bad.write_text("orgs:\n  - orgId: 1\n    defaultProgramId: 9\n    programs: []\n")
+    result = subprocess.run([sys.executable, "-m", "service", "api"], capture_output=True, text=True,
+                            env={**os.environ, "LOYALTY_CONFIG": str(bad)}, timeout=60)
+    assert result.returncode == 2
+    assert f"{bad}: field orgs.0.programs" in result.stderr
+    assert "Traceback" not in result.stderr
