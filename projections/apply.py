@@ -72,6 +72,8 @@ def _earned(data: EarnedData, customer: Customer, event: Event) -> None:
     if data.category is Category.MAIN:
         balance.lifetime += data.points
         _fill(balance, data.expiresAt, data.points)
+    else:
+        balance.delayedLifetime += data.points
     if data.purchaseAmount and data.is_points:
         balance.purchases += data.purchaseAmount
 
@@ -190,6 +192,7 @@ def figures(balance: Balance) -> dict[str, int]:
         "adjusted": balance.adjusted,
         "delayedExpiredPoints": balance.delayedExpired,
         "delayedReturnedPoints": balance.delayedReturned,
+        "delayedLifetimePoints": balance.delayedLifetime,
         "cumulativePurchases": balance.purchases,
     }
 

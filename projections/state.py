@@ -23,6 +23,7 @@ class Balance:
     externalTrigger: int = 0
     delayedExpired: int = 0
     delayedReturned: int = 0
+    delayedLifetime: int = 0  # promised points ever earned (alternate currencies' delayedLifetimeEarned)
     purchases: int = 0
     buckets: dict[str, int] = field(default_factory=dict)
     expiredByDay: dict[str, int] = field(default_factory=dict)

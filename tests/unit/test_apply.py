@@ -46,12 +46,13 @@ def test_earned_main_adds_to_main_lifetime_and_purchases():
 
 def test_earned_delayed_accrual_is_promised_not_main():
     assert figs(earned(4, "DELAYED_ACCRUAL", purchaseAmount=50)) == expect(
-        delayedAccrualPoints=4_000, promisedPoints=4_000, totalPoints=4_000, cumulativePurchases=50_000)
+        delayedAccrualPoints=4_000, promisedPoints=4_000, totalPoints=4_000, cumulativePurchases=50_000,
+        delayedLifetimePoints=4_000)
 
 
 def test_earned_external_trigger_is_promised_not_main():
     assert figs(earned(6, "EXTERNAL_TRIGGER")) == expect(
-        externalTriggerBasedPoints=6_000, promisedPoints=6_000, totalPoints=6_000)
+        externalTriggerBasedPoints=6_000, promisedPoints=6_000, totalPoints=6_000, delayedLifetimePoints=6_000)
 
 
 def test_redeemed_takes_from_main():
@@ -70,14 +71,15 @@ def test_expired_promised_counts_as_delayed_expired():
     assert figs(earned(10, "DELAYED_ACCRUAL"), earned(5, "EXTERNAL_TRIGGER"),
                 expired(3, "DELAYED_ACCRUAL"), expired(1, "EXTERNAL_TRIGGER")) == expect(
         delayedAccrualPoints=7_000, externalTriggerBasedPoints=4_000, promisedPoints=11_000,
-        totalPoints=11_000, delayedExpiredPoints=4_000)
+        totalPoints=11_000, delayedExpiredPoints=4_000, delayedLifetimePoints=15_000)
 
 
 def test_promoted_moves_promised_points_to_main_and_lifetime():
     assert figs(earned(10, "DELAYED_ACCRUAL"), earned(8, "EXTERNAL_TRIGGER"),
                 promoted(4, "DELAYED_ACCRUAL"), promoted(3, "EXTERNAL_TRIGGER")) == expect(
         mainPoints=7_000, lifetimePoints=7_000, delayedAccrualPoints=6_000,
-        externalTriggerBasedPoints=5_000, promisedPoints=11_000, totalPoints=18_000)
+        externalTriggerBasedPoints=5_000, promisedPoints=11_000, totalPoints=18_000,
+        delayedLifetimePoints=18_000)
 
 
 def test_returned_main_counts_as_returned_and_reduces_purchases():
@@ -91,7 +93,7 @@ def test_returned_promised_counts_as_delayed_returned():
                 returned(2, "DELAYED_ACCRUAL"), returned(1, "EXTERNAL_TRIGGER"), returned(3)) == expect(
         mainPoints=7_000, lifetimePoints=10_000, returned=3_000, delayedAccrualPoints=7_000,
         externalTriggerBasedPoints=3_000, promisedPoints=10_000, totalPoints=17_000,
-        delayedReturnedPoints=3_000, totalReturnedPoints=6_000)
+        delayedReturnedPoints=3_000, totalReturnedPoints=6_000, delayedLifetimePoints=13_000)
 
 
 def test_adjusted_adds_signed_points_to_main():
