@@ -15,7 +15,8 @@ from starlette.exceptions import HTTPException
 
 from projections.keys import Keys
 from projections.store import Store
-from service import balance
+from projections.state import customer_from_dict
+from service import balance, details
 from service.auth import Authenticator
 from service.config import LoyaltyConfig, OrgConfig, load_config
 from service.errors import (
@@ -131,6 +132,30 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastA
         if not doc:
             raise ApiError(CUSTOMER_NOT_FOUND)
         return json_response(balance.balance_body(customer_id, doc, program_ids))
+
+    @app.get("/v2/customers/lookup/customerDetails", response_model=None, tags=["customers"],
+             responses={200: {"description": "The customer (seeds 002/003)"}, **ERROR_RESPONSES})
+    async def customer_details(
+        org: Caller, reads: Reads,
+        source: Annotated[str | None, Query(description="INSTORE, MARTJACK, WECHAT, MAPP_SDK or ALL")] = None,
+        accountId: Annotated[str | None, Query(description="required unless source is INSTORE or ALL")] = None,
+        identifierName: Annotated[str | None, Query(description="comma-separated with dual eligibility")] = None,
+        identifierValue: Annotated[str | None, Query()] = None,
+        embed: Annotated[str | None, Query(description="comma-separated: points, mlp, expirySchedules, "
+                                           "expiredPoints, alternateCurrencies, ignoreCardDetails, ...")] = None,
+        gapToUpgrade: Annotated[str | None, Query(description="days ahead (int >= 0), with embed=mlp")] = None,
+        gapToRenew: Annotated[str | None, Query(description="days ahead (int >= 0), with embed=mlp")] = None,
+    ) -> Response:
+        request = balance.lookup(org, source, accountId, identifierName, identifierValue)
+        wanted = details.embeds(embed)
+        details.gap_days("gapToUpgrade", gapToUpgrade, wanted)
+        details.gap_days("gapToRenew", gapToRenew, wanted)
+        balance.account_scope(request)
+        customer_id = await reads.resolve(org.orgId, request)
+        doc = customer_id and await reads.store.customer_doc(org.orgId, customer_id)
+        if not doc:
+            raise ApiError(CUSTOMER_NOT_FOUND)
+        return json_response(details.details_body(customer_from_dict(doc), org, wanted))
 
     @app.get("/v2/customers/{userId}/points/balance", response_model=None, tags=["balance"],
              responses={200: {"model": BalanceResponse}, **ERROR_RESPONSES})

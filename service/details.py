@@ -1,0 +1,251 @@
+"""GET /v2/customers/lookup/customerDetails (API.md, seeds 002/003): the response, built from one
+customer's stored state and the org's configuration. Pure: no I/O here.
+"""
+
+from datetime import datetime, timezone
+
+from projections.apply import figures
+from projections.identity import lookup_form
+from projections.money import to_number
+from projections.state import NEVER, Balance, Customer, Tier, split_balance_key
+from service.config import OrgConfig, ProgramConfig, TierConfig
+from service.errors import INVALID_PARAMETER, ApiError
+
+SERVED_EMBEDS = {"points", "mlp", "expiryschedules", "expiredpoints", "alternatecurrencies", "ignorecarddetails"}
+OTHER_EMBEDS = {"subscriptions", "promotionalpoints", "segments", "usergroup", "customerimage",
+                "cardloyaltydetails", "fleetparentdetails", "customerstatus"}
+NOT_SERVED = 1002  # warning code: a documented embed this read-model does not serve
+UPGRADE_VALUE = {"CUMULATIVE_PURCHASES": "cumulativePurchases", "CURRENT_POINTS": "mainPoints",
+                 "LIFETIME_POINTS": "lifetimePoints"}
+
+
+def embeds(raw: str | None) -> set[str]:
+    names = {e.strip().lower() for e in (raw or "").split(",") if e.strip()}
+    unknown = names - SERVED_EMBEDS - OTHER_EMBEDS
+    if unknown:
+        raise ApiError(INVALID_PARAMETER, f"unknown embed value(s): {', '.join(sorted(unknown))}")
+    return names
+
+
+def gap_days(name: str, raw: str | None, wanted: set[str]) -> None:
+    """gapToUpgrade/gapToRenew: int >= 0 and only with embed=mlp. Gaps are computed as of now."""
+    if raw is None:
+        return
+    if not raw.isascii() or not raw.isdigit():
+        raise ApiError(INVALID_PARAMETER, f"{name} must be an integer >= 0")
+    if "mlp" not in wanted:
+        raise ApiError(INVALID_PARAMETER, f"{name} needs embed=mlp")
+
+
+def details_body(customer: Customer, org: OrgConfig, wanted: set[str], now: datetime | None = None) -> dict:
+    now = now or datetime.now(timezone.utc)
+    profiles = sorted(customer.profiles.values(), key=lambda p: p.seq)
+    default = _program_figures(customer, org.defaultProgramId)
+    body = {
+        "id": customer.customerId,
+        "profiles": [_profile(p, customer.customerId) for p in profiles],
+        "loyaltyInfo": {
+            "loyaltyType": "loyalty",
+            "lifetimePurchases": to_number(default["cumulativePurchases"]),
+            "attributionV2": {
+                "createDate": min((p.createdAt for p in profiles), default=None),
+                "modifiedDate": max((p.modifiedAt for p in profiles), default=None),
+                "createdFromSource": min(profiles, key=lambda p: p.createdAt).source.lower() if profiles else None,
+            },
+        },
+        "segments": {},
+        "extendedFields": _merged_extended_fields(profiles),
+    }
+    if "ignorecarddetails" not in wanted:
+        body["cardDetails"] = _cards(customer, profiles)
+    if "points" in wanted:
+        body["pointsSummary"] = _points_summary(customer, org)
+    if "mlp" in wanted:
+        body["loyaltyProgramDetails"] = [_program_details(customer, p) for p in org.programs]
+    if "expiryschedules" in wanted:
+        body["expirySchedules"] = _expiry_schedules(customer, org, now)
+    if "expiredpoints" in wanted:
+        body["expiredPoints"] = _expired_points(customer, org)
+    if "alternatecurrencies" in wanted:
+        body["alternateCurrencyDetails"] = _alternate_currencies(customer, org)
+    body["warnings"] = [
+        {"status": False, "code": NOT_SERVED, "message": f"embed {name} is not served by this read-model"}
+        for name in sorted(wanted & OTHER_EMBEDS)
+    ]
+    return body
+
+
+def _profile(profile, customer_id: int) -> dict:
+    indexed = [i for i in profile.identifiers if lookup_form(i["type"], i["value"])]
+    return {
+        "firstName": profile.firstName,
+        "lastName": profile.lastName,
+        "attribution": {"createDate": profile.createdAt, "modifiedDate": profile.modifiedAt},
+        "fields": {},
+        "allFields": {},
+        "identifiers": indexed,
+        "identifiersAll": profile.identifiers,
+        "commChannels": profile.commChannels,
+        "source": profile.source,
+        "userId": customer_id,
+        "accountId": profile.accountId,
+        "conflictingProfileList": [],
+        "autoUpdateTime": profile.modifiedAt,
+    }
+
+
+def _merged_extended_fields(profiles) -> dict:
+    merged = {}
+    for profile in profiles:  # in the order of their last change: the latest event wins per field
+        merged.update(profile.extendedFields)
+    return merged
+
+
+def _cards(customer: Customer, profiles) -> list[dict]:
+    numbers = dict.fromkeys(i["value"] for p in profiles for i in p.identifiers if i["type"].lower() == "cardnumber")
+    return [{"cardNumber": number, "customerId": customer.customerId, "orgId": customer.orgId,
+             "type": "DIGITAL", "statusInfo": {"status": "ACTIVE", "label": "ACTIVE", "isActive": True}}
+            for number in numbers]
+
+
+def _balance(customer: Customer, program_id: int, currency: str = "POINTS") -> Balance:
+    return customer.balances.get(f"{program_id}|{currency}") or Balance()
+
+
+def _program_figures(customer: Customer, program_id: int) -> dict[str, int]:
+    return figures(_balance(customer, program_id))
+
+
+def _slabs(customer: Customer, program: ProgramConfig) -> tuple[Tier | None, TierConfig | None]:
+    """The customer's tier (without tier.changed: the lowest configured) and the next configured one."""
+    current = customer.tiers.get(str(program.programId))
+    if current is None and program.tiers:
+        lowest = program.tiers[0]
+        current = Tier(serial=lowest.serial, name=lowest.name, description=lowest.description)
+    following = [t for t in program.tiers if current and t.serial > current.serial]
+    return current, following[0] if following else None
+
+
+def _slab_fields(customer: Customer, program: ProgramConfig) -> dict:
+    current, following = _slabs(customer, program)
+    return {
+        "currentSlab": current.name if current else "",
+        "currentSlabDescription": (current.description or "") if current else "",
+        "slabSNo": current.serial if current else -1,
+        "slabExpiryDate": current.expiryDate if current else None,
+        "nextSlab": following.name if following else "",
+        "nextSlabSerialNumber": following.serial if following else -1,
+        "nextSlabDescription": following.description if following else "",
+    }
+
+
+def _points_summary(customer: Customer, org: OrgConfig) -> dict:
+    f = _program_figures(customer, org.defaultProgramId)
+    slab = _slab_fields(customer, org.program(org.defaultProgramId))
+    summary = {name: to_number(f[key]) for name, key in (
+        ("adjusted", "adjusted"), ("cumulativePurchases", "cumulativePurchases"), ("expired", "expired"),
+        ("lifetimePoints", "lifetimePoints"), ("loyaltyPoints", "mainPoints"), ("redeemed", "redeemed"),
+        ("returned", "returned"))}
+    return {**summary, **{k: slab[k] for k in ("currentSlab", "nextSlab", "nextSlabDescription",
+                                               "nextSlabSerialNumber", "slabExpiryDate", "slabSNo")}}
+
+
+def _program_details(customer: Customer, program: ProgramConfig) -> dict:
+    f = _program_figures(customer, program.programId)
+    current, following = _slabs(customer, program)
+    details = {
+        "redeemed": to_number(f["redeemed"]),
+        "expired": to_number(f["expired"]),
+        "returned": to_number(f["returned"]),
+        "adjusted": to_number(f["adjusted"]),
+        "lifetimePoints": to_number(f["lifetimePoints"]),
+        "loyaltyPoints": to_number(f["mainPoints"]),
+        "cumulativePurchases": to_number(f["cumulativePurchases"]),
+        "loyaltyId": -1,
+        **_slab_fields(customer, program),
+        "programId": program.programId,
+        "delayedPoints": to_number(f["promisedPoints"]),
+        "delayedReturnedPoints": to_number(f["delayedReturnedPoints"]),
+        "delayedExpiredPoints": to_number(f["delayedExpiredPoints"]),
+        "totalAvailablePoints": to_number(f["mainPoints"]),
+        "totalReturnedPoints": to_number(f["totalReturnedPoints"]),
+        "linkedPartnerPrograms": [],
+        "programTitle": program.title,
+        "programDescription": program.description,
+        "programPointsToCurrencyRatio": program.pointsToCurrencyRatio,
+        "upgradeStrategies": [],
+    }
+    valid_upto = (current.expiryDate or "")[:10] if current else ""
+    if following and following.upgradeBasedOn:
+        value, gap = _gap(following, f)
+        details["upgradeStrategies"] = [{
+            "upgradeBasedOn": following.upgradeBasedOn,
+            "upgradeThreshold": following.upgradeThreshold,
+            "customerUpgradeEntityValues": {"currentValue": value, "gapToUpgrade": gap, "valueValidUpto": valid_upto},
+        }]
+    if current and program.tiers and current.serial > program.tiers[0].serial:
+        details["gapToRenewSummary"] = [_renewal(program, current, f)]
+    return details
+
+
+def _gap(tier: TierConfig, f: dict[str, int]) -> tuple[float, float]:
+    """(current value, what is missing to the tier's threshold, never below 0), exact to 3 decimals."""
+    value = f[UPGRADE_VALUE[tier.upgradeBasedOn]]
+    return to_number(value), to_number(max(0, round(tier.upgradeThreshold * 1000) - value))
+
+
+def _renewal(program: ProgramConfig, current: Tier, f: dict[str, int]) -> dict:
+    """Renewing a tier takes what reaching it took: its own upgrade rule, if it has one."""
+    rule = next((t for t in program.tiers if t.serial == current.serial and t.upgradeBasedOn), None)
+    strategies = []
+    if rule:
+        value, gap = _gap(rule, f)
+        strategies.append({"renewBasedOn": rule.upgradeBasedOn, "renewThreshold": rule.upgradeThreshold,
+                           "customerRenewEntityValue": value, "customerGapToRenewValue": gap})
+    return {"tierExpiryDate": (current.expiryDate or "")[:10],
+            "renewConfirmed": bool(strategies) and strategies[0]["customerGapToRenewValue"] == 0,
+            "renewStrategies": strategies}
+
+
+def _expiry_schedules(customer: Customer, org: OrgConfig, now: datetime) -> list[dict]:
+    today = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    schedules = []
+    for program in org.programs:
+        buckets = _balance(customer, program.programId).buckets
+        for expiry in sorted(b for b in buckets if b != NEVER and b[:19] > today):
+            schedules.append({"points": to_number(buckets[expiry]), "expiryDate": expiry,
+                              "programId": program.programId, "pointsType": "REGULAR"})
+    return schedules
+
+
+def _expired_points(customer: Customer, org: OrgConfig) -> list[dict]:
+    return [{"points": to_number(points), "expiredOn": day, "programId": program.programId}
+            for program in org.programs
+            for day, points in sorted(_balance(customer, program.programId).expiredByDay.items())]
+
+
+def _alternate_currencies(customer: Customer, org: OrgConfig) -> list[dict]:
+    titles = {p.programId: p.title for p in org.programs}
+    details = []
+    for key in sorted(customer.balances):
+        program_id, currency = split_balance_key(key)
+        if currency == "POINTS" or program_id not in titles:
+            continue
+        f = figures(customer.balances[key])
+        details.append({"programId": program_id, "programName": titles[program_id], "alternateCurrencyData": {
+            "name": currency,
+            "earned": to_number(f["mainPoints"]),
+            "lifetimeEarned": to_number(f["lifetimePoints"]),
+            "redeemed": to_number(f["redeemed"]),
+            "expired": to_number(f["expired"]),
+            "returned": to_number(f["returned"]),
+            "delayedEarned": to_number(f["promisedPoints"]),
+            "delayedLifetimeEarned": to_number(f["delayedLifetimePoints"]),
+            "delayedReturned": to_number(f["delayedReturnedPoints"]),
+            "delayedExpired": to_number(f["delayedExpiredPoints"]),
+            "totalAvailable": to_number(f["totalPoints"]),
+            "totalRedeemed": to_number(f["redeemed"]),
+            "totalReturned": to_number(f["totalReturnedPoints"]),
+            "totalExpired": to_number(f["expired"] + f["delayedExpiredPoints"]),
+        }})
+    return details
