@@ -46,36 +46,54 @@ def profile(customer_id: int, mobile: str, email: str, source: str = "INSTORE", 
             "extendedFields": {"city": "Mumbai"}, **extra}
 
 
-def _points_event(rng: random.Random, program: int) -> tuple[str, dict]:
+def _points_event(rng: random.Random, program: int, held: dict) -> tuple[str, dict]:
+    """A random points event; debits never exceed what the customer holds, like a real points engine."""
     kind = rng.choices(
         ["earned", "earned_delayed", "redeemed", "expired", "promoted", "returned", "adjusted", "tier"],
         weights=[40, 10, 15, 5, 8, 6, 6, 4])[0]
-    points = _amount(rng, 1, 500)
-    currency = {"currency": "Stars"} if rng.random() < 0.05 else {}
-    if kind == "earned":
+    currency = "Stars" if rng.random() < 0.05 else "POINTS"
+    extra = {"currency": currency} if currency != "POINTS" else {}
+    points = rng.randint(1_000, 500_000)
+    promised = rng.choice(["DELAYED_ACCRUAL", "EXTERNAL_TRIGGER"])
+    debit_from = {"redeemed": "MAIN", "expired": rng.choice(["MAIN", promised]), "promoted": promised,
+                  "returned": "MAIN", "adjusted": "MAIN"}.get(kind)
+    if debit_from:
+        have = held.get((program, currency, debit_from), 0)
+        if have < 1_000 or (kind == "adjusted" and rng.random() < 0.5):
+            kind = "earned" if kind != "adjusted" else kind
+            debit_from = None
+        else:
+            points = rng.randint(1_000, have)
+    category = promised if kind == "earned_delayed" else "MAIN"
+    amount = f"{points / 1000:.3f}"
+    base = {"programId": program, "points": amount, **extra}
+
+    def move(cat: str, delta: int) -> None:
+        held[(program, currency, cat)] = held.get((program, currency, cat), 0) + delta
+
+    if kind in ("earned", "earned_delayed"):
+        move(category, points)
+        if category != "MAIN":
+            return "points.earned", {**base, "category": category}
         expiry = {"expiresAt": (START + timedelta(days=rng.randint(30, 720))).strftime("%Y-%m-%dT23:59:59Z")} \
             if rng.random() < 0.7 else {}
-        return "points.earned", {"programId": program, "points": points, "category": "MAIN",
-                                 "purchaseAmount": _amount(rng, 10, 5000), **expiry, **currency}
-    if kind == "earned_delayed":
-        return "points.earned", {"programId": program, "points": points,
-                                 "category": rng.choice(["DELAYED_ACCRUAL", "EXTERNAL_TRIGGER"]), **currency}
-    if kind == "redeemed":
-        return "points.redeemed", {"programId": program, "points": points, **currency}
-    if kind == "expired":
-        return "points.expired", {"programId": program, "points": points,
-                                  "category": rng.choice(["MAIN", "DELAYED_ACCRUAL"]), **currency}
-    if kind == "promoted":
-        return "points.promoted", {"programId": program, "points": points,
-                                   "fromCategory": rng.choice(["DELAYED_ACCRUAL", "EXTERNAL_TRIGGER"]),
-                                   **currency}
-    if kind == "returned":
-        return "points.returned", {"programId": program, "points": points, "category": "MAIN",
-                                   "purchaseAmount": _amount(rng, 1, 100), **currency}
+        return "points.earned", {**base, "category": "MAIN", "purchaseAmount": _amount(rng, 10, 5000), **expiry}
     if kind == "adjusted":
-        return "points.adjusted", {"programId": program, "points": rng.choice(["", "-"]) + points, **currency}
-    serial = rng.randint(1, 3)
-    return "tier.changed", {"programId": program, "slabSerial": serial, "slabName": f"Tier{serial}"}
+        sign = -1 if debit_from else 1
+        move("MAIN", sign * points)
+        return "points.adjusted", {**base, "points": ("-" if sign < 0 else "") + amount}
+    if kind == "tier":
+        serial = rng.randint(1, 3)
+        return "tier.changed", {"programId": program, "slabSerial": serial, "slabName": f"Tier{serial}"}
+    move(debit_from, -points)
+    if kind == "redeemed":
+        return "points.redeemed", base
+    if kind == "expired":
+        return "points.expired", {**base, "category": debit_from}
+    if kind == "promoted":
+        move("MAIN", points)
+        return "points.promoted", {**base, "fromCategory": debit_from}
+    return "points.returned", {**base, "category": "MAIN", "purchaseAmount": _amount(rng, 1, 100)}
 
 
 def generate(load: Load) -> list[tuple[str, bytes, bytes]]:
@@ -87,13 +105,14 @@ def generate(load: Load) -> list[tuple[str, bytes, bytes]]:
         at = START + timedelta(seconds=n)
         events = [(load.customers_topic, _envelope(rng, "customer.registered", load.org_id, cid, at,
                                                      profile(cid, f"9{cid:09d}", f"user{cid}@example.com")))]
+        held: dict = {}
         for i in range(load.events_per_customer - 1):
             at += timedelta(minutes=rng.randint(1, 600))
             if rng.random() < 0.05:
                 data = profile(cid, f"9{cid:09d}", f"User{cid}.{i}@Example.com")
                 events.append((load.customers_topic, _envelope(rng, "customer.updated", load.org_id, cid, at, data)))
             else:
-                event_type, data = _points_event(rng, rng.choice(load.programs))
+                event_type, data = _points_event(rng, rng.choice(load.programs), held)
                 events.append((load.points_topic, _envelope(rng, event_type, load.org_id, cid, at, data)))
         per_customer.append(events)
     stream = []
