@@ -24,9 +24,9 @@ from consumers.deadletters import send_deadletters
 from consumers.metrics import CONSUMER_LAG, EVENTS_APPLIED, EVENTS_SKIPPED, KEY_MISMATCH, REPLAYS
 from consumers.topics import ensure_topics
 from projections.events import InvalidEvent, parse_event
-from projections.keys import Keys
+from projections.keys import FIRST_GENERATION, Keys
 from projections.plan import Record, plan_customer
-from projections.store import Store
+from projections.store import Control, Store
 from service.settings import Settings
 
 log = logging.getLogger("pointsview.projector")
@@ -41,18 +41,41 @@ def position_name(tp: TopicPartition) -> str:
     return f"{tp.topic}:{tp.partition}"
 
 
+def _went_back(position: int | None, seen: int) -> bool:
+    return position is None or position < seen
+
+
+class LogTruncated(RuntimeError):
+    """A stored position lies outside the partition's log: events were deleted, a rebuild is needed."""
+
+
 class Projector(ConsumerRebalanceListener):
-    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer,
-                 store: Store, stop: asyncio.Event):
+    """Applies batches to one generation of the read-model.
+
+    The live projector (`live=True`) follows the live generation: it pauses when
+    a rebuild asks for a hand-over and continues on whichever generation the
+    pointer names. A rebuild runs one with `live=False` on its new generation:
+    it neither commits to Kafka nor dead-letters again (the live one did).
+    """
+
+    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer | None,
+                 store: Store, stop: asyncio.Event, live: bool = True):
         self.settings = settings
         self.consumer = consumer
         self.producer = producer
         self.store = store
         self.stop = stop
+        self.live = live
         self.lock = asyncio.Lock()  # a rebalance waits for the batch in flight
         self.positions: dict[TopicPartition, int | None] = {}  # what Redis held after our last step
+        self.paused_for: int | None = None  # the generation a hand-over is pausing us for
+        self.fatal: Exception | None = None
         self.applied = self.deadlettered = 0
         self._last_report: tuple | None = None
+
+    @property
+    def generation(self) -> int:
+        return self.store.keys.generation
 
     # --- rebalance: seek to the positions Redis holds ---
 
@@ -63,9 +86,22 @@ class Projector(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned) -> None:
         async with self.lock:
-            found = await self._redis_retrying(self.store.read_positions, [position_name(tp) for tp in assigned])
-            for tp in assigned:
-                await self._seek(tp, found[position_name(tp)])
+            try:
+                await self._redis_retrying(self._seek_to_stored, list(assigned))
+            except LogTruncated as exc:  # aiokafka swallows listener errors: the loop raises it
+                self.fatal = exc
+
+    async def _seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        found = await self.store.read_positions([position_name(tp) for tp in partitions])
+        starts = await self.consumer.beginning_offsets(partitions) if partitions else {}
+        for tp in partitions:
+            stored = found[position_name(tp)]
+            if (stored or 0) < starts[tp]:
+                raise LogTruncated(
+                    f"{position_name(tp)}: the log now starts at offset {starts[tp]} but the read-model needs "
+                    f"{stored or 0}: events were deleted (retention) or the topic was recreated; "
+                    "rebuild from a complete log")
+            await self._seek(tp, stored)
 
     async def _seek(self, tp: TopicPartition, offset: int | None) -> None:
         self.positions[tp] = offset
@@ -76,9 +112,12 @@ class Projector(ConsumerRebalanceListener):
 
     # --- the loop ---
 
-    async def run(self) -> None:
+    async def run(self, until=None) -> None:
+        """Runs until stopped (or until `until()` says the work is done)."""
         last_report = time.monotonic()
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not (until and until()):
+            if self.fatal:
+                raise self.fatal
             batch = await self.consumer.getmany(
                 timeout_ms=self.settings.batch_timeout_ms, max_records=self.settings.batch_max_records)
             async with self.lock:
@@ -107,7 +146,9 @@ class Projector(ConsumerRebalanceListener):
         # intact, the customers were read before any loss, and a loss after that
         # fails the customers' compare-and-set.
         wanted = {cid: [r.event.eventId for r in records] for cid, records in by_customer.items()}
-        stored, found = await self.store.load(wanted, [position_name(tp) for tp in self.positions])
+        stored, found, control = await self.store.load(wanted, [position_name(tp) for tp in self.positions])
+        if self.live and await self._follow(control):
+            return self._fetch_again(batch)
         if await self._replay_lost(found):
             return self._fetch_again(batch)
         writes = []
@@ -124,22 +165,45 @@ class Projector(ConsumerRebalanceListener):
         EVENTS_SKIPPED.inc(sum(len(r) for r in by_customer.values()) - applied)
         self.applied += applied
         if rejected:
-            await send_deadletters(self.producer, self.settings.deadletter_topic, rejected)
+            if self.producer:
+                await send_deadletters(self.producer, self.settings.deadletter_topic, rejected)
             self.deadlettered += len(rejected)
         await self._advance({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
+    async def _follow(self, control: Control) -> bool:
+        """Pauses for a hand-over, or moves to a new live generation; True when this batch must wait."""
+        if control.live is not None and control.live != self.generation:
+            log.warning("live generation is now %d (was %d): continuing there", control.live, self.generation)
+            self.store = self.store.for_generation(control.live)
+            self.paused_for = None
+            self.consumer.resume(*self.positions)
+            await self._seek_to_stored(list(self.positions))
+            return True
+        if control.handover is not None and control.handover != self.generation:
+            if self.paused_for != control.handover:
+                log.warning("pausing for the hand-over to generation %d", control.handover)
+                self.paused_for = control.handover
+            self.consumer.pause(*self.positions)
+            await self.store.acknowledge_pause(control.handover, {
+                position_name(tp): offset for tp, offset in self.positions.items()})
+            return True
+        if self.paused_for is not None:  # the hand-over was abandoned (its lease expired)
+            log.warning("hand-over to generation %d abandoned: continuing on %d", self.paused_for, self.generation)
+            self.paused_for = None
+            self.consumer.resume(*self.positions)
+            await self._seek_to_stored(list(self.positions))
+            return True
+        return False
+
     async def _replay_lost(self, found: dict[str, int | None]) -> bool:
         """Seeks back every partition whose Redis position went missing or backwards."""
-        lost = {}
-        for tp, seen in self.positions.items():
-            now = found[position_name(tp)]
-            if seen is not None and (now is None or now < seen):
-                lost[tp] = now
-        for tp, offset in lost.items():
+        lost = [tp for tp, seen in self.positions.items() if seen is not None and _went_back(found[position_name(tp)], seen)]
+        for tp in lost:
+            offset = found[position_name(tp)]
             log.warning("Redis lost data of %s (position %s, had %s): replaying from %s", position_name(tp),
                         offset, self.positions[tp], "the start of the log" if offset is None else offset)
             REPLAYS.inc()
-            await self._seek(tp, offset)
+        await self._seek_to_stored(lost)
         return bool(lost)
 
     def _fetch_again(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
@@ -156,6 +220,8 @@ class Projector(ConsumerRebalanceListener):
         if not saved:
             return  # Redis lost data under us: the next batch's check replays it
         self.positions.update(next_offsets)
+        if not self.live:
+            return
         try:
             await self.consumer.commit(next_offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
@@ -207,6 +273,7 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     started = []
     try:
         await _start_with_deadline(f"Redis at {settings.redis_url}", redis.ping, timeout)
+        store = store.for_generation(await store.live_generation(default=FIRST_GENERATION))
         admin = AIOKafkaAdminClient(bootstrap_servers=servers)
         await _start_with_deadline(f"Kafka at {servers}", admin.start, timeout)
         started.append(admin.close)
@@ -218,7 +285,8 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
         started.append(producer.stop)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=servers, group_id=settings.group_id, enable_auto_commit=False,
-            auto_offset_reset="earliest", session_timeout_ms=settings.session_timeout_ms,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms, max_poll_records=settings.batch_max_records,
             isolation_level="read_committed",
         )
@@ -226,8 +294,8 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
         consumer.subscribe(settings.topic_list, listener=projector)
         await _start_with_deadline(f"Kafka at {servers}", consumer.start, timeout)
         started.append(consumer.stop)
-        log.info("projector consuming %s into %s (prefix %s)", settings.topics, settings.redis_url,
-                 settings.key_prefix)
+        log.info("projector consuming %s into %s (prefix %s, generation %d)", settings.topics,
+                 settings.redis_url, settings.key_prefix, store.keys.generation)
         await projector.run()
     finally:
         for close in reversed(started):

@@ -1,9 +1,14 @@
 """The Redis key layout: the only place that spells keys (README "Key layout").
 
+Every read-model key lives under a generation, `<prefix>:<generation>:...`;
+the small key `<prefix>:live` names the generation the API serves, so a
+rebuild fills a new generation beside the live one and switches in one SET.
 Every key of one customer carries the hash tag `{orgId:customerId}`, so a
 customer lives in one Redis Cluster slot and its writes can be one script.
 Parts that come from events are percent-encoded: no `:`, `{` or `}` inside.
 """
+
+FIRST_GENERATION = 1
 
 from urllib.parse import quote
 
@@ -15,8 +20,10 @@ def _part(text: str) -> str:
 
 
 class Keys:
-    def __init__(self, prefix: str = "pv") -> None:
-        self.prefix = prefix
+    def __init__(self, prefix: str = "pv", generation: int = FIRST_GENERATION) -> None:
+        self.prefix = f"{prefix}:{generation}"
+        self.generation = generation
+        self.meta = MetaKeys(prefix)
 
     def customer(self, org_id: int, customer_id: int) -> str:
         """HASH: `d` = state JSON; `w:<topic>:<partition>` = last applied offset."""
@@ -38,3 +45,29 @@ class Keys:
     def positions(self) -> str:
         """HASH: `<topic>:<partition>` -> next offset to consume; Redis holds every effect below it."""
         return f"{self.prefix}:positions"
+
+
+class MetaKeys:
+    """Keys outside any generation: which one is live, and the rebuild's hand-over."""
+
+    def __init__(self, prefix: str = "pv") -> None:
+        self.prefix = prefix
+
+    def live(self) -> str:
+        """STRING: the live generation's number (also published on this channel when it changes)."""
+        return f"{self.prefix}:live"
+
+    def generations(self) -> str:
+        """HASH: generation -> JSON (state, created, switched)."""
+        return f"{self.prefix}:generations"
+
+    def handover(self) -> str:
+        """STRING with a lease (TTL): the generation a rebuild is handing over to."""
+        return f"{self.prefix}:handover"
+
+    def paused(self, generation: int) -> str:
+        """HASH: `<topic>:<partition>` -> position, for each partition whose projector paused for it."""
+        return f"{self.prefix}:handover:{generation}:paused"
+
+    def generation_pattern(self, generation: int) -> str:
+        return f"{self.prefix}:{generation}:*"

@@ -23,6 +23,12 @@ class Stored:
     seen_event_ids: set[str]
 
 
+@dataclass(frozen=True, slots=True)
+class Control:
+    live: int | None  # the generation the API serves
+    handover: int | None  # a rebuild asks projectors to pause for this generation
+
+
 def _script(name: str) -> str:
     return resources.files("projections.scripts").joinpath(name).read_text()
 
@@ -38,14 +44,15 @@ class Store:
 
     async def load(
         self, wanted: dict[CustomerId, list[str]], positions: list[str]
-    ) -> tuple[dict[CustomerId, Stored], dict[str, int | None]]:
-        """Customers' states, watermarks and which of the given eventIds they have seen; and positions."""
+    ) -> tuple[dict[CustomerId, Stored], dict[str, int | None], "Control"]:
+        """Customers' states, watermarks and which of the given eventIds they have seen; positions; and
+        the live generation and any hand-over in progress, all in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         for (org, cid), event_ids in wanted.items():
             pipe.hgetall(self.keys.customer(org, cid))
             pipe.zmscore(self.keys.dedup(org, cid), event_ids)
-        if positions:
-            pipe.hmget(self.keys.positions(), positions)
+        pipe.hmget(self.keys.positions(), positions or ["-"])
+        pipe.mget(self.keys.meta.live(), self.keys.meta.handover())
         replies = await pipe.execute()
         stored = {}
         for i, ((org, cid), event_ids) in enumerate(wanted.items()):
@@ -56,8 +63,9 @@ class Store:
                 watermarks={k[2:].decode(): int(v) for k, v in fields.items() if k.startswith(WATERMARK)},
                 seen_event_ids={e for e, score in zip(event_ids, scores) if score is not None},
             )
-        found = replies[-1] if positions else []
-        return stored, {p: int(v) if v is not None else None for p, v in zip(positions, found)}
+        found, (live, handover) = replies[-2], replies[-1]
+        control = Control(int(live) if live else None, int(handover) if handover else None)
+        return stored, {p: int(v) if v is not None else None for p, v in zip(positions, found)}, control
 
     async def write(self, writes: list[CustomerWrite], now_ms: int) -> list[CustomerWrite]:
         """Writes index changes, then each customer atomically; returns the writes that lost a race."""
@@ -87,6 +95,22 @@ class Store:
         replies = await pipe.execute()
         results = [ok for reply in replies[len(replies) - len(chunks):] for ok in reply]
         return [write for write, ok in zip(writes, results) if not ok]
+
+    def for_generation(self, generation: int) -> "Store":
+        return Store(self.redis, Keys(self.keys.meta.prefix, generation), self.dedup_window_ms, self.script_chunk)
+
+    async def live_generation(self, default: int | None = None) -> int | None:
+        """The live generation; with `default`, sets it first when none is (the first projector start)."""
+        if default is not None:
+            await self.redis.set(self.keys.meta.live(), default, nx=True)
+        live = await self.redis.get(self.keys.meta.live())
+        return int(live) if live else None
+
+    async def acknowledge_pause(self, generation: int, positions: dict[str, int | None]) -> None:
+        """Tells the rebuild that these partitions stopped writing the old generation, and where."""
+        mapping = {p: -1 if offset is None else offset for p, offset in positions.items()}
+        if mapping:
+            await self.redis.hset(self.keys.meta.paused(generation), mapping=mapping)
 
     async def read_positions(self, positions: list[str]) -> dict[str, int | None]:
         found = await self.redis.hmget(self.keys.positions(), positions) if positions else []

@@ -4,6 +4,7 @@ import asyncio
 import signal
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from pydantic import ValidationError
@@ -14,6 +15,8 @@ from service.settings import Settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Loyalty points read-model.")
 bench = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures next to same-run baselines.")
 app.add_typer(bench, name="bench")
+deadletters = typer.Typer(no_args_is_help=True, help="Inspect and re-drive the dead-letter topic.")
+app.add_typer(deadletters, name="deadletters")
 
 
 def load_settings() -> Settings:
@@ -39,13 +42,19 @@ async def until_signalled(main, *args) -> None:
 
 @contextmanager
 def one_line_errors():
-    from consumers.runner import StartupError
+    from aiokafka.errors import KafkaError
+    from redis.exceptions import RedisError
+
+    from consumers.runner import LogTruncated, StartupError
     from service.localstack import LocalServerError
 
     try:
         yield
-    except (StartupError, LocalServerError) as exc:
+    except (StartupError, LocalServerError, LogTruncated) as exc:
         typer.echo(f"pointsview: {exc}", err=True)
+        raise typer.Exit(1)
+    except (KafkaError, RedisError, TimeoutError) as exc:  # the short-lived commands' dependencies
+        typer.echo(f"pointsview: {exc.__class__.__name__}: {exc}", err=True)
         raise typer.Exit(1)
 
 
@@ -55,11 +64,11 @@ def projector() -> None:
     from consumers.runner import run_projector
 
     settings = load_settings()
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
     with one_line_errors():
         asyncio.run(until_signalled(run_projector, settings))
 
@@ -77,9 +86,10 @@ def api(
     import uvicorn
 
     from service.config import ConfigError, load_config
+    from service.logs import uvicorn_log_config
 
     settings = load_settings()
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     try:
         load_config(settings.loyalty_config)  # refuse a bad file once, before any worker starts
     except ConfigError as exc:
@@ -90,7 +100,8 @@ def api(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pointsview-metrics-")
     uvicorn.run("service.app:app_from_environment", factory=True, host=host or settings.api_host,
                 port=port or settings.api_port, workers=workers, loop="uvloop", http="httptools",
-                access_log=False, log_level="warning", lifespan="on")
+                access_log=False, log_level="warning", lifespan="on",
+                log_config=uvicorn_log_config(settings.log_level, settings.log_format))
 
 
 @app.command()
@@ -114,6 +125,170 @@ def bench_projector(
     configure("WARNING")
     with one_line_errors():
         asyncio.run(run_projector_bench(events, customers))
+
+
+@bench.command("api")
+def bench_api(
+    workers: int = typer.Option(1, min=1, help="uvicorn worker processes, for the API and the bare app alike."),
+    connections: int = typer.Option(32, min=1, help="Concurrent keep-alive connections of the load generator."),
+    duration: float = typer.Option(10.0, min=0.1, help="Seconds measured per endpoint (after 1 s of warm-up)."),
+    customers: int = typer.Option(2000, min=1, help="Customers projected (10 events each); requests rotate over all."),
+    config: Path = typer.Option(None, exists=True, dir_okay=False, resolve_path=True,
+                                help="LOYALTY_CONFIG of the API (default: the package's config/loyalty.yaml)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON instead of a table."),
+) -> None:
+    """Balance endpoints' req/s and latency next to a bare FastAPI endpoint, same workers, same run."""
+    from service.bench_api import DEFAULT_CONFIG, run_api_bench
+
+    configure("WARNING")
+    with one_line_errors():
+        asyncio.run(run_api_bench(workers, connections, duration, customers, config or DEFAULT_CONFIG, as_json))
+
+
+@app.command()
+def topics() -> None:
+    """Create the event and dead-letter topics with POINTSVIEW_TOPIC_PARTITIONS (existing ones are kept)."""
+    from consumers.topics import create_topics
+
+    settings = load_settings()
+    configure(settings.log_level, settings.log_format)
+    with one_line_errors():
+        asyncio.run(create_topics(settings))
+    typer.echo(f"topics ready: {', '.join([*settings.topic_list, settings.deadletter_topic])}")
+
+
+@app.command()
+def produce(
+    file: Path = typer.Option(None, exists=True, dir_okay=False, help="JSON lines, one event envelope a line."),
+    customers: int = typer.Option(50, min=1, help="Synthetic load: customers."),
+    programs: str = typer.Option("973,983", help="Synthetic load: comma-separated programIds."),
+    events_per_customer: int = typer.Option(20, min=1, help="Synthetic load: events per customer."),
+    org_id: int = typer.Option(100737, min=1, help="Synthetic load: orgId."),
+    seed: int = typer.Option(7, help="Synthetic load: random seed (the same seed, the same events)."),
+    rate: float = typer.Option(0, min=0, help="Events per second at most (0: as fast as possible)."),
+    customers_topic: str = typer.Option(None, help="Topic of customer.* events (default: the first of POINTSVIEW_TOPICS)."),
+    points_topic: str = typer.Option(None, help="Topic of other events (default: the second of POINTSVIEW_TOPICS)."),
+) -> None:
+    """Publish events from a JSON-lines file, or a synthetic load (by default the demo data of `make dev`)."""
+    import time
+
+    from consumers.topics import create_topics
+    from service.produce import InvalidLine, produce as send, stream_from_lines, summary
+    from service.synthetic import Load, generate
+
+    settings = load_settings()
+    configure(settings.log_level, settings.log_format)
+    topics = (customers_topic or settings.topic_list[0], points_topic or settings.topic_list[-1])
+    if file:
+        try:
+            stream = stream_from_lines(file.read_bytes().splitlines(), *topics)
+        except InvalidLine as exc:
+            raise typer.BadParameter(str(exc), param_hint="--file")
+    else:
+        stream = generate(Load(org_id=org_id, customers=customers, programs=_program_ids(programs),
+                               events_per_customer=events_per_customer, seed=seed,
+                               customers_topic=topics[0], points_topic=topics[1]))
+    started = time.monotonic()
+    with one_line_errors():
+        asyncio.run(create_topics(settings))  # else the broker may auto-create other partition counts
+        asyncio.run(send(settings.kafka_bootstrap_servers, stream, rate))
+    typer.echo(summary(stream, time.monotonic() - started))
+
+
+def _program_ids(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in text.split(","))
+    except ValueError:
+        raise typer.BadParameter("comma-separated integers expected", param_hint="--programs")
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for machines.")) -> None:
+    """Positions in Redis, Kafka offsets and lag per partition, projector counters, API health."""
+    import json
+
+    from rich.console import Console
+
+    from service.status import collect, render
+
+    settings = load_settings()
+    configure(settings.log_level, settings.log_format)
+    with one_line_errors():
+        found = asyncio.run(collect(settings))
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+    else:
+        render(found, Console())
+
+
+@deadletters.command("list")
+def deadletters_list(as_json: bool = typer.Option(False, "--json", help="Print JSON for machines.")) -> None:
+    """Every dead letter: id (partition:offset), reason, origin, key and a payload preview."""
+    import json
+
+    from rich.console import Console
+
+    from consumers.deadletter_admin import read_deadletters
+    from service.deadletter_view import as_dict, render_list
+
+    settings = load_settings()
+    configure(settings.log_level, settings.log_format)
+    with one_line_errors():
+        letters = asyncio.run(read_deadletters(settings))
+    if as_json:
+        typer.echo(json.dumps([as_dict(letter) for letter in letters], indent=2))
+    else:
+        render_list(letters, settings.deadletter_topic, Console())
+
+
+@deadletters.command("show")
+def deadletters_show(
+    ref: str = typer.Argument(..., metavar="OFFSET", help="PARTITION:OFFSET, or OFFSET alone when unambiguous."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """One dead letter in full: key, headers and the whole payload."""
+    import json
+
+    from rich.console import Console
+
+    from consumers.deadletter_admin import read_deadletters, select
+    from service.deadletter_view import as_dict, render_show
+
+    settings = load_settings()
+    configure(settings.log_level, settings.log_format)
+    with one_line_errors(), dead_letter_errors():
+        letter = select(asyncio.run(read_deadletters(settings)), [ref])[0]
+    if as_json:
+        typer.echo(json.dumps(as_dict(letter), indent=2))
+    else:
+        render_show(letter, Console())
+
+
+@deadletters.command("replay")
+def deadletters_replay(
+    refs: list[str] = typer.Argument(..., metavar="OFFSET...", help="PARTITION:OFFSET (or OFFSET) of each record."),
+) -> None:
+    """Re-publish dead letters to their original topic and partition, key and bytes unchanged (after a fix)."""
+    from consumers.deadletter_admin import read_deadletters, replay, select
+
+    settings = load_settings()
+    configure(settings.log_level, settings.log_format)
+    with one_line_errors(), dead_letter_errors():
+        chosen = select(asyncio.run(read_deadletters(settings)), refs)
+        replayed = asyncio.run(replay(settings, chosen))
+    for letter, topic, partition, offset in replayed:
+        typer.echo(f"replayed {letter.ref} -> {topic}[{partition}]@{offset}")
+
+
+@contextmanager
+def dead_letter_errors():
+    from consumers.deadletter_admin import DeadLetterError
+
+    try:
+        yield
+    except DeadLetterError as exc:
+        typer.echo(f"pointsview: {exc.args[0]}", err=True)
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -1,0 +1,62 @@
+"""Reading topics from outside the projector's group, for the operations commands (status, dead letters)."""
+
+import time
+from contextlib import asynccontextmanager
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+
+@asynccontextmanager
+async def reader(bootstrap_servers: str, group_id: str | None = None):
+    """A consumer that joins no group and commits nothing (a group id only to read its commits)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+    """From the metadata a fresh consumer loads at start; a missing topic has none."""
+    return [TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())]
+
+
+async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
+                      timeout: float = 10.0) -> dict[TopicPartition, int]:
+    """Each partition's high watermark, as a fetch reports it.
+
+    Not consumer.end_offsets(): its ListOffsets answer is wrong on the local Tansu broker.
+    """
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    deadline = time.monotonic() + timeout
+    while any(consumer.highwater(tp) is None for tp in tps):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no fetch answer within {timeout:.0f}s")
+        await consumer.getmany(timeout_ms=100, max_records=1)
+    return {tp: consumer.highwater(tp) for tp in tps}
+
+
+async def read_all(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
+                   timeout: float = 30.0) -> list[ConsumerRecord]:
+    """Every record of the partitions, from the start up to their end at the time of the call."""
+    ends = await end_offsets(consumer, tps)
+    await consumer.seek_to_beginning(*tps)
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + timeout
+    while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"could not read to the end within {timeout:.0f}s")
+        for batch in (await consumer.getmany(timeout_ms=200)).values():
+            records += batch
+    return [r for r in records if r.offset < ends[TopicPartition(r.topic, r.partition)]]
+
+
+async def committed_offsets(bootstrap_servers: str, group_id: str,
+                            tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
+    """The group's committed offsets (reading them does not join the group)."""
+    async with reader(bootstrap_servers, group_id) as consumer:
+        return {tp: await consumer.committed(tp) for tp in tps}
