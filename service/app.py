@@ -1,5 +1,6 @@
 """`create_app(settings)`: the HTTP API over the Redis read-model (API.md)."""
 
+import asyncio
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
-from projections.keys import Keys
+from projections.keys import FIRST_GENERATION, Keys, MetaKeys
 from projections.store import Store
 from projections.state import customer_from_dict
 from service import balance, details
@@ -35,11 +36,36 @@ SOURCES_CACHE_SECONDS = 1.0  # source=ALL: the org's sources, re-read at most th
 
 
 class ReadModel:
-    """The API's view of the store: the org's sources cached briefly for source=ALL lookups."""
+    """The API's view of the store: the live generation, followed without a round trip per request
+    (pub/sub on the pointer's channel, re-read every second in case a message was missed), and the
+    org's sources cached briefly for source=ALL lookups."""
 
-    def __init__(self, store: Store):
-        self.store = store
+    def __init__(self, redis: Redis, prefix: str):
+        self.redis = redis
+        self.meta = MetaKeys(prefix)
+        self._stores = {FIRST_GENERATION: Store(redis, Keys(prefix, FIRST_GENERATION), 0)}
+        self.store = self._stores[FIRST_GENERATION]
         self._sources: dict[int, tuple[list[tuple[str, str]], float]] = {}
+
+    def use(self, generation: int) -> None:
+        if generation != self.store.keys.generation:
+            self._stores.setdefault(generation, self.store.for_generation(generation))
+            self.store = self._stores[generation]
+            self._sources.clear()
+
+    async def follow_live(self) -> None:
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.meta.live())
+                while True:
+                    live = await self.redis.get(self.meta.live())
+                    self.use(int(live) if live else FIRST_GENERATION)
+                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except (RedisError, OSError):
+                await asyncio.sleep(1)  # Redis down: requests answer 503 meanwhile
+            finally:
+                await pubsub.aclose()
 
     async def sources(self, org_id: int, fresh: bool = False) -> list[tuple[str, str]]:
         cached = self._sources.get(org_id)
@@ -77,8 +103,10 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastA
         redis = Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=2,
                                max_connections=settings.redis_max_connections)
         app.state.redis = redis
-        app.state.read_model = ReadModel(Store(redis, Keys(settings.key_prefix), 0))
+        app.state.read_model = ReadModel(redis, settings.key_prefix)
+        follower = asyncio.create_task(app.state.read_model.follow_live())
         yield
+        follower.cancel()
         await redis.aclose()
 
     app = FastAPI(title="pointsview", version="0.1.0", lifespan=lifespan,

@@ -114,6 +114,78 @@ def dev(customers: int = typer.Option(50, help="Demo customers to load.")) -> No
         asyncio.run(until_signalled(run_dev, customers))
 
 
+generations = typer.Typer(invoke_without_command=True, help="Read-model generations (list, switch, drop).")
+app.add_typer(generations, name="generations")
+
+
+@app.command()
+def rebuild(switch: bool = typer.Option(True, "--switch/--no-switch",
+                                        help="Hand over and make the new generation live when built.")) -> None:
+    """Replay every topic from offset 0 into a new generation beside the live one, then switch atomically."""
+    from service import replay
+
+    settings = load_settings()
+    configure(settings.log_level)
+    with one_line_errors():
+        raise typer.Exit(asyncio.run(until_signalled(replay.rebuild, settings, switch)))
+
+
+@generations.callback()
+def generations_list(ctx: typer.Context) -> None:
+    """List generations; the live one is marked *."""
+    if ctx.invoked_subcommand is None:
+        from service import replay
+
+        asyncio.run(replay.list_generations(load_settings()))
+
+
+@generations.command("drop")
+def generations_drop(generation: int) -> None:
+    """Delete every key of a generation that is not live."""
+    from service import replay
+
+    raise typer.Exit(asyncio.run(replay.drop_generation(load_settings(), generation)))
+
+
+@generations.command("switch")
+def generations_switch(generation: int) -> None:
+    """Catch GENERATION up to the end of the log, then make it live (the same hand-over as rebuild)."""
+    from service import replay
+
+    settings = load_settings()
+    configure(settings.log_level)
+    with one_line_errors():
+        raise typer.Exit(asyncio.run(until_signalled(
+            lambda s, stop: replay.rebuild(s, True, stop, generation=generation), settings)))
+
+
+@app.command()
+def rollback() -> None:
+    """Make the generation that was live before the current one live again (caught up first)."""
+    from service import replay
+
+    settings = load_settings()
+    previous = asyncio.run(replay.previous_generation(settings))
+    if previous is None:
+        typer.echo("pointsview: the live generation has no previous one to roll back to", err=True)
+        raise typer.Exit(2)
+    generations_switch(previous)
+
+
+@app.command()
+def verify(
+    generation: int = typer.Option(None, help="Generation to check (default: the live one)."),
+    against: int = typer.Option(None, help="Compare with this generation instead of a fresh fold of the log."),
+) -> None:
+    """Compare a generation with a fresh fold of the log (or another generation); exit 1 when they differ."""
+    from service import replay
+
+    settings = load_settings()
+    configure("WARNING")
+    with one_line_errors():
+        raise typer.Exit(asyncio.run(replay.verify(settings, generation, against)))
+
+
 @bench.command("projector")
 def bench_projector(
     events: int = typer.Option(200_000, help="Events to pre-produce."),

@@ -8,8 +8,7 @@ import uuid
 import orjson
 from redis.asyncio import Redis
 
-from projections.apply import apply_in_place
-from projections.events import InvalidEvent, parse_event
+from projections.fold import fold_log
 from projections.keys import Keys
 from projections.state import Customer, customer_from_dict
 
@@ -31,18 +30,7 @@ async def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, me
 
 def reference_fold(stream: list[tuple[str, bytes, bytes]]) -> dict[tuple[int, int], Customer]:
     """What the read-model must equal: every valid event applied once, in log order."""
-    customers: dict[tuple[int, int], Customer] = {}
-    seen: set[tuple[tuple[int, int], str]] = set()
-    for _topic, _key, value in stream:
-        try:
-            event = parse_event(value)
-        except InvalidEvent:
-            continue
-        if (event.customer_key, event.eventId) in seen:
-            continue
-        seen.add((event.customer_key, event.eventId))
-        customers[event.customer_key] = apply_in_place(customers.get(event.customer_key), event)
-    return customers
+    return fold_log(value for _topic, _key, value in stream)
 
 
 async def read_model(redis: Redis, keys: Keys) -> dict[tuple[int, int], Customer]:

@@ -1,0 +1,74 @@
+"""`pointsview verify`: a generation against a fresh fold of the log, or against another generation."""
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from redis.asyncio import Redis
+
+from consumers.rebuild import log_ends
+from projections.fold import fold_log
+from projections.keys import Keys
+from projections.state import Customer, customer_from_dict, customer_to_dict
+from service.settings import Settings
+
+import orjson
+
+
+async def generation_customers(redis: Redis, keys: Keys) -> dict[tuple[int, int], Customer]:
+    found = {}
+    async for key in redis.scan_iter(match=f"{keys.prefix}:c:*", count=1000):
+        state = await redis.hget(key, "d")
+        if state:
+            customer = customer_from_dict(orjson.loads(state))
+            found[(customer.orgId, customer.customerId)] = customer
+    return found
+
+
+async def log_customers(settings: Settings) -> dict[tuple[int, int], Customer]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
+                                isolation_level="read_committed", max_poll_records=10_000)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [TopicPartition(t, p) for t in settings.topic_list
+                      for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = await log_ends(settings.kafka_bootstrap_servers, partitions)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        values = []
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                values += [r.value for r in records if r.offset < ends[tp]]
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        return fold_log(values)
+    finally:
+        await consumer.stop()
+
+
+def differences(left: dict, right: dict, left_name: str, right_name: str, limit: int = 50) -> list[str]:
+    """One line per differing customer and part (profiles, balances, tiers)."""
+    lines = []
+    for key in sorted(left.keys() | right.keys()):
+        a, b = left.get(key), right.get(key)
+        if a is None or b is None:
+            lines.append(f"org {key[0]} customer {key[1]}: only in {left_name if b is None else right_name}")
+            continue
+        da, db = customer_to_dict(a), customer_to_dict(b)
+        for part, name in (("p", "profiles"), ("b", "balances"), ("t", "tiers"), ("n", "profile events")):
+            for item in sorted(set(_items(da[part])) | set(_items(db[part]))):
+                va, vb = _items(da[part]).get(item), _items(db[part]).get(item)
+                if va != vb:
+                    lines.append(f"org {key[0]} customer {key[1]} {name} {item}: "
+                                 f"{left_name}={_short(va)} {right_name}={_short(vb)}")
+        if len(lines) >= limit:
+            return lines[:limit] + ["... (more differences not shown)"]
+    return lines
+
+
+def _items(part) -> dict:
+    return part if isinstance(part, dict) else {"": part}
+
+
+def _short(value) -> str:
+    text = orjson.dumps(value).decode() if value is not None else "-"
+    return text if len(text) <= 160 else text[:157] + "..."
