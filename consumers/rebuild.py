@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
-from consumers.runner import Projector, position_name
+from consumers.runner import Projector, log_ends, position_name
 from projections.keys import FIRST_GENERATION, Keys, MetaKeys
 from projections.store import Store
 from service.settings import Settings
@@ -93,23 +93,6 @@ class Generations:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-async def log_ends(bootstrap_servers: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-    """Each partition's end offset, read from fetch responses (`highwater`) of a throwaway assignment."""
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    await probe.start()
-    try:
-        probe.assign(partitions)
-        await probe.seek_to_beginning(*partitions)
-        deadline = time.monotonic() + 30
-        while any(probe.highwater(tp) is None for tp in partitions):
-            if time.monotonic() > deadline:
-                raise TimeoutError("no fetch response for some partitions within 30 s")
-            await probe.getmany(timeout_ms=200, max_records=1)
-        return {tp: probe.highwater(tp) for tp in partitions}
-    finally:
-        await probe.stop()
 
 
 class Rebuild:

@@ -49,6 +49,23 @@ class LogTruncated(RuntimeError):
     """A stored position lies outside the partition's log: events were deleted, a rebuild is needed."""
 
 
+async def log_ends(bootstrap_servers: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Each partition's end offset, read from fetch responses (`highwater`) of a throwaway assignment."""
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await probe.start()
+    try:
+        probe.assign(partitions)
+        await probe.seek_to_beginning(*partitions)
+        deadline = time.monotonic() + 30
+        while any(probe.highwater(tp) is None for tp in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError("no fetch response for some partitions within 30 s")
+            await probe.getmany(timeout_ms=200, max_records=1)
+        return {tp: probe.highwater(tp) for tp in partitions}
+    finally:
+        await probe.stop()
+
+
 class Projector(ConsumerRebalanceListener):
     """Applies batches to one generation of the read-model.
 
@@ -93,15 +110,17 @@ class Projector(ConsumerRebalanceListener):
 
     async def _seek_to_stored(self, partitions: list[TopicPartition]) -> None:
         found = await self.store.read_positions([position_name(tp) for tp in partitions])
-        starts = await self.consumer.beginning_offsets(partitions) if partitions else {}
+        if partitions:
+            starts = await self.consumer.beginning_offsets(partitions)
+            ends = await log_ends(self.settings.kafka_bootstrap_servers, partitions)
         for tp in partitions:
-            stored = found[position_name(tp)]
-            if (stored or 0) < starts[tp]:
+            stored = found[position_name(tp)] or 0
+            if not starts[tp] <= stored <= ends[tp]:
                 raise LogTruncated(
-                    f"{position_name(tp)}: the log now starts at offset {starts[tp]} but the read-model needs "
-                    f"{stored or 0}: events were deleted (retention) or the topic was recreated; "
+                    f"{position_name(tp)}: the read-model needs offset {stored} but the log holds "
+                    f"{starts[tp]}..{ends[tp]}: events were deleted (retention) or the topic was recreated; "
                     "rebuild from a complete log")
-            await self._seek(tp, stored)
+            await self._seek(tp, found[position_name(tp)])
 
     async def _seek(self, tp: TopicPartition, offset: int | None) -> None:
         self.positions[tp] = offset

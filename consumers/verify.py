@@ -3,7 +3,7 @@
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
-from consumers.rebuild import log_ends
+from consumers.runner import log_ends
 from projections.fold import fold_log
 from projections.keys import Keys
 from projections.state import Customer, customer_from_dict, customer_to_dict

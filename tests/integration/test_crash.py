@@ -137,3 +137,11 @@ async def test_redis_back_empty_is_refilled_from_the_log(how, settings, redis, k
         local_redis.start()
     await _equals_fold(redis, keys, expected)
     assert _replays() >= replays_before + 2 * 6, "every partition replayed from the start"
+
+
+async def test_a_position_outside_the_log_stops_the_projector_with_a_clear_error(settings, topics, redis, keys):
+    from consumers.runner import LogTruncated, run_projector
+
+    await redis.hset(keys.positions(), f"{topics[1]}:0", 10_000)  # far past the end: the topic was recreated
+    with pytest.raises(LogTruncated, match=rf"{topics[1]}:0: the read-model needs offset 10000"):
+        await asyncio.wait_for(run_projector(settings, asyncio.Event()), timeout=60)
