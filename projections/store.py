@@ -41,6 +41,7 @@ class Store:
         self.script_chunk = script_chunk  # customers per script call: bounds how long Redis is busy
         self._write_customers = redis.register_script(_script("write_customers.lua"))
         self._save_positions = redis.register_script(_script("save_positions.lua"))
+        self._read_customers = redis.register_script(_script("read_customers.lua"))
 
     async def load(
         self, wanted: dict[CustomerId, list[str]], positions: list[str]
@@ -48,20 +49,26 @@ class Store:
         """Customers' states, watermarks and which of the given eventIds they have seen; positions; and
         the live generation and any hand-over in progress, all in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
-        for (org, cid), event_ids in wanted.items():
-            pipe.hgetall(self.keys.customer(org, cid))
-            pipe.zmscore(self.keys.dedup(org, cid), event_ids)
+        customers = list(wanted.items())
+        chunks = [customers[i:i + self.script_chunk] for i in range(0, len(customers), self.script_chunk)]
+        for chunk in chunks:
+            keys, args = [], []
+            for (org, cid), event_ids in chunk:
+                keys += [self.keys.customer(org, cid), self.keys.dedup(org, cid)]
+                args += [len(event_ids), *event_ids]
+            await self._read_customers(keys=keys, args=args, client=pipe)
         pipe.hmget(self.keys.positions(), positions or ["-"])
         pipe.mget(self.keys.meta.live(), self.keys.meta.handover())
         replies = await pipe.execute()
         stored = {}
-        for i, ((org, cid), event_ids) in enumerate(wanted.items()):
-            fields, scores = replies[2 * i], replies[2 * i + 1]
+        flat = [part for reply in replies[:len(chunks)] for part in reply]
+        for i, ((org, cid), event_ids) in enumerate(customers):
+            fields = dict(zip(flat[2 * i][::2], flat[2 * i][1::2]))
             state = fields.pop(b"d", None)
             stored[(org, cid)] = Stored(
                 customer=customer_from_dict(orjson.loads(state)) if state else None,
                 watermarks={k[2:].decode(): int(v) for k, v in fields.items() if k.startswith(WATERMARK)},
-                seen_event_ids={e for e, score in zip(event_ids, scores) if score is not None},
+                seen_event_ids={e for e, score in zip(event_ids, flat[2 * i + 1]) if score},
             )
         found, (live, handover) = replies[-2], replies[-1]
         control = Control(int(live) if live else None, int(handover) if handover else None)
