@@ -44,6 +44,7 @@ class IndexChange:
     customerId: int
     claimed: bool  # False: the customer no longer lists it
     score: int = 0  # claim time (occurredAt, ms): the latest claim resolves
+    at: tuple[str, int, int] = field(default=("", 0, 0), compare=False)  # (topic, partition, offset): write order
 
 
 @dataclass(slots=True)
@@ -81,14 +82,14 @@ def plan_customer(
         if event.eventId in seen:
             continue
         seen.add(event.eventId)
-        write.index_changes += _index_changes(customer, event)
+        write.index_changes += _index_changes(customer, event, (record.topic, record.partition, record.offset))
         customer = apply_in_place(customer, event)
         write.customer = customer
         write.applied_event_ids.append(event.eventId)
     return write
 
 
-def _index_changes(customer: Customer | None, event: Event) -> list[IndexChange]:
+def _index_changes(customer: Customer | None, event: Event, at: tuple[str, int, int]) -> list[IndexChange]:
     data = event.data
     if not isinstance(data, ProfileData):
         return []
@@ -100,8 +101,8 @@ def _index_changes(customer: Customer | None, event: Event) -> list[IndexChange]
     def key(type_value: tuple[str, str]) -> IndexKey:
         return IndexKey(event.orgId, data.source, data.accountId, *type_value)
 
-    return [IndexChange(key(tv), event.customerId, False) for tv in sorted(before - after)] + [
-        IndexChange(key(tv), event.customerId, True, score) for tv in sorted(after)
+    return [IndexChange(key(tv), event.customerId, False, at=at) for tv in sorted(before - after)] + [
+        IndexChange(key(tv), event.customerId, True, score, at) for tv in sorted(after)
     ]
 
 

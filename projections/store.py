@@ -42,6 +42,7 @@ class Store:
         self._write_customers = redis.register_script(_script("write_customers.lua"))
         self._save_positions = redis.register_script(_script("save_positions.lua"))
         self._read_customers = redis.register_script(_script("read_customers.lua"))
+        self._claim = redis.register_script(_script("claim.lua"))
 
     async def load(
         self, wanted: dict[CustomerId, list[str]], positions: list[str]
@@ -77,15 +78,14 @@ class Store:
     async def write(self, writes: list[CustomerWrite], now_ms: int) -> list[CustomerWrite]:
         """Writes index changes, then each customer atomically; returns the writes that lost a race."""
         pipe = self.redis.pipeline(transaction=False)
-        for write in writes:
-            for change in write.index_changes:
-                key = self.keys.identifier(change.key)
-                if change.claimed:
-                    pipe.zadd(key, {change.customerId: change.score})
-                    pipe.sadd(self.keys.sources(change.key.orgId),
-                              f"{change.key.source}|{change.key.accountId}")
-                else:
-                    pipe.zrem(key, change.customerId)
+        changes = sorted((c for w in writes for c in w.index_changes), key=lambda c: c.at)  # log order
+        for change in changes:
+            key = self.keys.identifier(change.key)
+            if change.claimed:
+                await self._claim(keys=[key], args=[change.customerId, change.score], client=pipe)
+                pipe.sadd(self.keys.sources(change.key.orgId), f"{change.key.source}|{change.key.accountId}")
+            else:
+                pipe.zrem(key, change.customerId)
         chunks = [writes[i:i + self.script_chunk] for i in range(0, len(writes), self.script_chunk)]
         for chunk in chunks:
             keys, args = [], [now_ms, self.dedup_window_ms]

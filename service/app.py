@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 import orjson
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPBasic
@@ -91,7 +91,14 @@ def json_response(body: dict, status: int = 200) -> Response:
 
 
 ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 404, 503)}
-basic = HTTPBasic(auto_error=False, description="A client of the org (CONFIG.md); password as sent by the till")
+class _DocumentedBasic(HTTPBasic):
+    """Puts HTTP Basic in the OpenAPI document; service.auth parses the header (UTF-8, not just ASCII)."""
+
+    async def __call__(self, request: Request) -> None:
+        return None
+
+
+basic = _DocumentedBasic(description="A client of the org (CONFIG.md); password as sent by the till")
 
 
 def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastAPI:
@@ -129,7 +136,8 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastA
                         media_type="application/json", headers={"Retry-After": "1"})
 
     async def caller(request: Request, _credentials=Depends(basic)) -> OrgConfig:
-        return await authenticator.org(request.headers.get("authorization"))
+        return await authenticator.org(request.headers.get("authorization"),
+                                       request.client.host if request.client else "")
 
     Caller = Annotated[OrgConfig, Depends(caller)]
 

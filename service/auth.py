@@ -2,9 +2,10 @@
 
 The cache is keyed by a SHA-256 digest of the credentials (never the password
 itself), bounded and expiring, so steady-state requests pay no bcrypt/argon2.
-Wrong passwords are cached too, a username that keeps failing is refused
-without hashing for a while, and at most two hashes run at once: a flood of
-wrong passwords cannot buy CPU.
+Wrong passwords are cached too, a username that keeps failing from one
+address is refused there without hashing for a while (its owner, elsewhere,
+is not locked out), and at most two hashes run at once: a flood of wrong
+passwords cannot buy CPU.
 """
 
 import asyncio
@@ -40,7 +41,7 @@ def parse_basic(header: str | None) -> tuple[str, str]:
         raise ApiError(UNAUTHORIZED)
     try:
         username, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # not base64, not ASCII, not UTF-8
         raise ApiError(UNAUTHORIZED) from None
     if not sep or not username:
         raise ApiError(UNAUTHORIZED)
@@ -57,10 +58,10 @@ class Authenticator:
         self.cooldown = cooldown_seconds
         self._cache: OrderedDict[bytes, tuple[OrgConfig | None, float]] = OrderedDict()
         self._in_flight: dict[bytes, asyncio.Future] = {}
-        self._failures: dict[str, tuple[int, float]] = {}  # username -> (count, last failure)
+        self._failures: dict[tuple[str, str], tuple[int, float]] = {}  # (username, address) -> (count, last)
         self._hashing = asyncio.Semaphore(2)
 
-    async def org(self, authorization: str | None) -> OrgConfig:
+    async def org(self, authorization: str | None, address: str = "") -> OrgConfig:
         username, password = parse_basic(authorization)
         digest = hashlib.sha256(f"{username}\0{password}".encode()).digest()
         cached = self._cache.get(digest)
@@ -72,7 +73,7 @@ class Authenticator:
             future = asyncio.get_running_loop().create_future()
             self._in_flight[digest] = future
             try:
-                org, verified = await self._verify(username, password)
+                org, verified = await self._verify(username, password, address)
                 if verified:
                     self._remember(digest, org)
                 future.set_result(org)
@@ -86,21 +87,24 @@ class Authenticator:
             raise ApiError(UNAUTHORIZED)
         return org
 
-    async def _verify(self, username: str, password: str) -> tuple[OrgConfig | None, bool]:
+    async def _verify(self, username: str, password: str, address: str) -> tuple[OrgConfig | None, bool]:
         """(the caller's org or None, whether that answer was verified and may be cached)."""
         found = self.config.client_org(username)
         if found is None:
             return None, True
-        count, last = self._failures.get(username, (0, 0.0))
+        attempt = (username, address)
+        count, last = self._failures.get(attempt, (0, 0.0))
         if count >= self.failures_before_cooldown and time.monotonic() - last < self.cooldown:
             return None, False  # refused unverified: a right password works again after the cooldown
         org, client = found
         async with self._hashing:
             ok = await asyncio.to_thread(verify_password, client.passwordHash, password)
         if ok:
-            self._failures.pop(username, None)
+            self._failures.pop(attempt, None)
             return org, True
-        self._failures[username] = (count + 1, time.monotonic())
+        if len(self._failures) >= self.max_entries:
+            self._failures.clear()  # bounded: forgetting old failures only re-allows a few hashes
+        self._failures[attempt] = (count + 1, time.monotonic())
         return None, True
 
     def _remember(self, digest: bytes, org: OrgConfig | None) -> None:

@@ -2,8 +2,6 @@
 
 import asyncio
 import base64
-import json
-import uuid
 
 import bcrypt
 import httpx

@@ -75,7 +75,7 @@ async def test_a_flood_of_wrong_passwords_is_throttled(counted):
     assert len(counted) == 3
 
 
-async def test_a_cached_right_password_still_works_during_a_cooldown():
+async def test_a_cached_right_password_still_works_during_a_cooldown_from_the_same_address():
     authenticator = Authenticator(_config(), failures_before_cooldown=1)
     await authenticator.org(_basic("till.one", "right"))
     with pytest.raises(ApiError):
@@ -92,3 +92,11 @@ async def test_an_entry_expires(counted):
 
 def test_password_may_contain_colons():
     assert parse_basic(_basic("till.one", "a:b")) == ("till.one", "a:b")
+
+
+async def test_a_flood_from_one_address_does_not_lock_the_owner_out_elsewhere():
+    authenticator = Authenticator(_config(), failures_before_cooldown=2)
+    for i in range(10):
+        with pytest.raises(ApiError):
+            await authenticator.org(_basic("till.one", f"guess{i}"), "10.0.0.66")
+    assert (await authenticator.org(_basic("till.one", "right"), "10.0.0.7")).orgId == 1
