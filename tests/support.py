@@ -5,12 +5,12 @@ import json
 import time
 import uuid
 
-import orjson
 from redis.asyncio import Redis
 
+from consumers.verify import generation_customers
 from projections.fold import fold_log
 from projections.keys import Keys
-from projections.state import Customer, customer_from_dict
+from projections.state import Customer
 
 
 def unique(prefix: str) -> str:
@@ -34,13 +34,7 @@ def reference_fold(stream: list[tuple[str, bytes, bytes]]) -> dict[tuple[int, in
 
 
 async def read_model(redis: Redis, keys: Keys) -> dict[tuple[int, int], Customer]:
-    found = {}
-    async for key in redis.scan_iter(match=f"{keys.prefix}:c:*", count=1000):
-        state = await redis.hget(key, "d")
-        if state:
-            customer = customer_from_dict(orjson.loads(state))
-            found[(customer.orgId, customer.customerId)] = customer
-    return found
+    return await generation_customers(redis, keys)
 
 
 def event(event_type: str, data: dict, customer_id: int = 1, org_id: int = 100737,
