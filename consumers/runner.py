@@ -13,7 +13,12 @@ import logging
 import time
 from collections import defaultdict
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    TopicPartition,
+)
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
@@ -21,7 +26,14 @@ from redis.asyncio import Redis
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 
 from consumers.deadletters import send_deadletters
-from consumers.metrics import CONSUMER_LAG, EVENTS_APPLIED, EVENTS_SKIPPED, KEY_MISMATCH, REPLAYS
+from consumers.metrics import (
+    CONSUMER_LAG,
+    EVENTS_APPLIED,
+    EVENTS_SKIPPED,
+    KEY_MISMATCH,
+    REPLAYS,
+)
+from consumers.offsets import end_offsets, reader
 from consumers.topics import ensure_topics
 from projections.events import InvalidEvent, parse_event
 from projections.keys import FIRST_GENERATION, Keys
@@ -50,20 +62,9 @@ class LogTruncated(RuntimeError):
 
 
 async def log_ends(bootstrap_servers: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-    """Each partition's end offset, read from fetch responses (`highwater`) of a throwaway assignment."""
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    await probe.start()
-    try:
-        probe.assign(partitions)
-        await probe.seek_to_beginning(*partitions)
-        deadline = time.monotonic() + 30
-        while any(probe.highwater(tp) is None for tp in partitions):
-            if time.monotonic() > deadline:
-                raise TimeoutError("no fetch response for some partitions within 30 s")
-            await probe.getmany(timeout_ms=200, max_records=1)
-        return {tp: probe.highwater(tp) for tp in partitions}
-    finally:
-        await probe.stop()
+    """Each partition's end offset, from a throwaway reader's fetch responses."""
+    async with reader(bootstrap_servers) as probe:
+        return await end_offsets(probe, partitions)
 
 
 class Projector(ConsumerRebalanceListener):
@@ -85,6 +86,9 @@ class Projector(ConsumerRebalanceListener):
         self.live = live
         self.lock = asyncio.Lock()  # a rebalance waits for the batch in flight
         self.positions: dict[TopicPartition, int | None] = {}  # what Redis held after our last step
+        # The next offset this consumer wants: records before it were fetched before a seek (a rebalance
+        # or a replay) and come again after it, so they are dropped rather than applied or dead-lettered twice.
+        self.expected: dict[TopicPartition, int] = {}
         self.paused_for: int | None = None  # the generation a hand-over is pausing us for
         self.fatal: Exception | None = None
         self.applied = self.deadlettered = 0
@@ -100,6 +104,7 @@ class Projector(ConsumerRebalanceListener):
         async with self.lock:
             for tp in revoked:
                 self.positions.pop(tp, None)
+                self.expected.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned) -> None:
         async with self.lock:
@@ -120,14 +125,12 @@ class Projector(ConsumerRebalanceListener):
                     f"{position_name(tp)}: the read-model needs offset {stored} but the log holds "
                     f"{starts[tp]}..{ends[tp]}: events were deleted (retention) or the topic was recreated; "
                     "rebuild from a complete log")
-            await self._seek(tp, found[position_name(tp)])
+            self._seek(tp, found[position_name(tp)], starts[tp])
 
-    async def _seek(self, tp: TopicPartition, offset: int | None) -> None:
-        self.positions[tp] = offset
-        if offset is None:
-            await self.consumer.seek_to_beginning(tp)
-        else:
-            self.consumer.seek(tp, offset)
+    def _seek(self, tp: TopicPartition, stored: int | None, start: int) -> None:
+        self.positions[tp] = stored
+        self.expected[tp] = start if stored is None else stored
+        self.consumer.seek(tp, self.expected[tp])
 
     # --- the loop ---
 
@@ -147,7 +150,8 @@ class Projector(ConsumerRebalanceListener):
         self._report()
 
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        batch = {tp: records for tp, records in batch.items() if records and tp in self.positions}
+        batch = {tp: kept for tp, records in batch.items() if tp in self.expected
+                 and (kept := [r for r in records if r.offset >= self.expected[tp]])}
         by_customer: dict[tuple[int, int], list[Record]] = defaultdict(list)
         rejected = []
         for tp, records in batch.items():
@@ -227,7 +231,7 @@ class Projector(ConsumerRebalanceListener):
 
     def _fetch_again(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp, records in batch.items():
-            if self.positions.get(tp) is not None and self.positions[tp] <= records[0].offset:
+            if self.expected.get(tp) == records[0].offset:  # unless a seek already moved it elsewhere
                 self.consumer.seek(tp, records[0].offset)
 
     async def _advance(self, next_offsets: dict[TopicPartition, int]) -> None:
@@ -239,6 +243,7 @@ class Projector(ConsumerRebalanceListener):
         if not saved:
             return  # Redis lost data under us: the next batch's check replays it
         self.positions.update(next_offsets)
+        self.expected.update(next_offsets)
         if not self.live:
             return
         try:

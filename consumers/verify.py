@@ -1,15 +1,13 @@
 """`pointsview verify`: a generation against a fresh fold of the log, or against another generation."""
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+import orjson
 from redis.asyncio import Redis
 
-from consumers.runner import log_ends
+from consumers.offsets import partitions_of, read_all, reader
 from projections.fold import fold_log
 from projections.keys import Keys
 from projections.state import Customer, customer_from_dict, customer_to_dict
 from service.settings import Settings
-
-import orjson
 
 
 async def generation_customers(redis: Redis, keys: Keys) -> dict[tuple[int, int], Customer]:
@@ -23,26 +21,10 @@ async def generation_customers(redis: Redis, keys: Keys) -> dict[tuple[int, int]
 
 
 async def log_customers(settings: Settings) -> dict[tuple[int, int], Customer]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
-                                isolation_level="read_committed", max_poll_records=10_000)
-    await consumer.start()
-    try:
-        await consumer.topics()
-        partitions = [TopicPartition(t, p) for t in settings.topic_list
-                      for p in sorted(consumer.partitions_for_topic(t) or ())]
-        ends = await log_ends(settings.kafka_bootstrap_servers, partitions)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        values = []
-        remaining = {tp for tp in partitions if ends[tp] > 0}
-        while remaining:
-            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                values += [r.value for r in records if r.offset < ends[tp]]
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-        return fold_log(values)
-    finally:
-        await consumer.stop()
+    async with reader(settings.kafka_bootstrap_servers) as consumer:
+        records = await read_all(consumer, partitions_of(consumer, settings.topic_list), timeout=3600)
+    by_partition = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
+    return fold_log(r.value for r in by_partition)
 
 
 def differences(left: dict, right: dict, left_name: str, right_name: str, limit: int = 50) -> list[str]:

@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     startup_timeout_seconds: float = Field(30.0, gt=0)
     progress_interval_seconds: float = Field(1.0, gt=0)
     metrics_port: int = Field(0, ge=0, le=65535)  # projector's /metrics; 0 = off
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, so Prometheus can scrape it
     log_level: str = "INFO"
+    log_format: str = Field("auto", pattern="^(auto|json|console)$")  # auto: console on a TTY, else JSON
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)

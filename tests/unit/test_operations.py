@@ -1,0 +1,65 @@
+"""The operations helpers without servers: JSON logs, JSON-lines input, choosing dead letters."""
+
+import json
+import logging
+
+import pytest
+import structlog
+
+from consumers.deadletter_admin import DeadLetter, DeadLetterError, select
+from service.logs import configure
+from service.produce import InvalidLine, stream_from_lines
+from tests.support import event
+
+
+@pytest.fixture
+def json_logs(capsys):
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure("INFO", "json")
+    capsys.readouterr()
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+
+    yield lines
+    root.handlers[:], root.level = handlers, level
+
+
+def test_stdlib_and_structlog_calls_are_json_lines_without_credentials(json_logs):
+    logging.getLogger("pointsview.projector").info("consuming into %s", "redis://user:s3cret@redis:6379/0",
+                                                    extra={"orgId": 100737})
+    structlog.get_logger("pointsview.deadletters").warning("replayed", orgId=100737, customerId=5)
+    logging.getLogger("pointsview.projector").debug("below the level")
+    first, second = json_logs()
+    assert first["event"] == "consuming into redis://***@redis:6379/0"
+    assert (first["level"], first["logger"], first["orgId"]) == ("info", "pointsview.projector", 100737)
+    assert "timestamp" in first and "s3cret" not in json.dumps(first)
+    assert (second["event"], second["level"], second["customerId"]) == ("replayed", "warning", 5)
+
+
+def test_json_lines_are_keyed_by_customer_and_routed_by_event_type():
+    registered = event("customer.registered", {"source": "INSTORE"}, customer_id=3)
+    earned = event("points.earned", {"programId": 973, "points": 5, "category": "MAIN"}, customer_id=4)
+    lines = [json.dumps(registered).encode(), b"  ", json.dumps(earned).encode() + b"\r"]
+    stream = stream_from_lines(lines, "customers", "points")
+    assert [(topic, key) for topic, key, _ in stream] == [("customers", b"100737:3"), ("points", b"100737:4")]
+    assert stream[0][2] == lines[0]  # the bytes as they are
+
+
+def test_a_line_that_is_not_an_envelope_is_named():
+    with pytest.raises(InvalidLine, match="line 2"):
+        stream_from_lines([json.dumps(event("points.earned", {})).encode(), b"{not json"], "c", "p")
+
+
+def _letter(partition: int, offset: int) -> DeadLetter:
+    return DeadLetter(partition, offset, 0, b"1:2", b"{}", {"dlq.topic": "points"})
+
+
+def test_dead_letters_are_chosen_by_partition_and_offset_or_an_unambiguous_offset():
+    letters = [_letter(0, 0), _letter(1, 0), _letter(1, 1)]
+    assert select(letters, ["1:0", "1"]) == [letters[1], letters[2]]
+    with pytest.raises(DeadLetterError, match="several partitions; say which: 0:0, 1:0"):
+        select(letters, ["0"])
+    with pytest.raises(DeadLetterError, match="no dead letter at 2:0"):
+        select(letters, ["2:0"])
