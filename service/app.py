@@ -1,6 +1,7 @@
 """`create_app(settings)`: the HTTP API over the Redis read-model (API.md)."""
 
 import asyncio
+import gc
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -112,6 +113,7 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastA
         app.state.redis = redis
         app.state.read_model = ReadModel(redis, settings.key_prefix)
         follower = asyncio.create_task(app.state.read_model.follow_live())
+        gc.freeze()  # start-up objects (app, config, schema) never collected again: short gen2 pauses
         yield
         follower.cancel()
         await redis.aclose()
@@ -141,7 +143,7 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastA
 
     Caller = Annotated[OrgConfig, Depends(caller)]
 
-    def read_model(request: Request) -> ReadModel:
+    async def read_model(request: Request) -> ReadModel:  # async: a plain def would cost a threadpool hop
         return request.app.state.read_model
 
     Reads = Annotated[ReadModel, Depends(read_model)]

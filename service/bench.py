@@ -2,13 +2,16 @@
 
 Starts its own broker and Redis unless KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are
 set. Both rates are timed from the first record seen to the last, so group
-joins and start-up are left out of both.
+joins and start-up are left out of both. The servers, per-run settings and
+synthetic load helpers are shared with `pointsview bench api` (service.bench_api).
 """
 
 import asyncio
 import os
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from aiokafka import AIOKafkaConsumer
 from redis.asyncio import Redis
@@ -42,7 +45,8 @@ async def _bare_consumer_rate(servers: str, topics: list[str], total: int) -> fl
         await consumer.stop()
 
 
-async def _projector_rate(settings: Settings, total: int) -> float:
+async def projector_rate(settings: Settings, total: int) -> float:
+    """Runs the projector in-process until Redis positions cover `total` records, then stops it."""
     redis = Redis.from_url(settings.redis_url)
     positions = Keys(settings.key_prefix).positions()
     stop = asyncio.Event()
@@ -64,35 +68,58 @@ async def _projector_rate(settings: Settings, total: int) -> float:
         await redis.aclose()
 
 
+@contextmanager
+def local_servers() -> Iterator[tuple[str, str]]:
+    """(bootstrap servers, Redis URL): KAFKA_BOOTSTRAP_SERVERS / REDIS_URL when set, else local servers
+    started here and stopped on leaving, errors and Ctrl-C included."""
+    broker = redis_server = None
+    try:
+        servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or (broker := LocalBroker().start()).bootstrap_servers
+        redis_url = os.environ.get("REDIS_URL") or (redis_server := LocalRedis().start()).url
+        yield servers, redis_url
+    finally:
+        if redis_server:
+            redis_server.cleanup()
+        if broker:
+            broker.stop()
+
+
+def bench_settings(servers: str, redis_url: str) -> Settings:
+    """Topics, group and key prefix of this run only: runs against shared servers never mix."""
+    run = uuid.uuid4().hex[:8]
+    return Settings(KAFKA_BOOTSTRAP_SERVERS=servers, REDIS_URL=redis_url,
+                    topics=f"bench-customers-{run},bench-points-{run}",
+                    deadletter_topic=f"bench-deadletter-{run}", group_id=f"bench-projector-{run}",
+                    key_prefix=f"bench-{run}", session_timeout_ms=6000, heartbeat_interval_ms=1000)
+
+
+def synthetic_load(settings: Settings, customers: int, events_per_customer: int) -> Load:
+    customers_topic, points_topic = settings.topic_list
+    return Load(customers=customers, events_per_customer=events_per_customer,
+                customers_topic=customers_topic, points_topic=points_topic)
+
+
+async def produce_load(settings: Settings, load: Load) -> list[tuple[str, bytes, bytes]]:
+    """Creates the run's topics (the broker would auto-create other partition counts), then produces."""
+    await create_topics(settings)
+    stream = generate(load)
+    await produce(settings.kafka_bootstrap_servers, stream)
+    return stream
+
+
 async def run_projector_bench(events: int, customers: int) -> None:
     console = Console(stderr=False)
-    broker = redis_server = None
-    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or (broker := LocalBroker().start()).bootstrap_servers
-    redis_url = os.environ.get("REDIS_URL") or (redis_server := LocalRedis().start()).url
-    try:
-        run = uuid.uuid4().hex[:8]
-        settings = Settings(KAFKA_BOOTSTRAP_SERVERS=servers, REDIS_URL=redis_url,
-                            topics=f"bench-customers-{run},bench-points-{run}",
-                            deadletter_topic=f"bench-deadletter-{run}", group_id=f"bench-projector-{run}",
-                            key_prefix=f"bench-{run}", session_timeout_ms=6000, heartbeat_interval_ms=1000)
-        customers_topic, points_topic = settings.topic_list
-        load = Load(customers=customers, events_per_customer=max(1, events // customers),
-                    customers_topic=customers_topic, points_topic=points_topic)
-        await create_topics(settings)
+    with local_servers() as (servers, redis_url):
+        settings = bench_settings(servers, redis_url)
+        load = synthetic_load(settings, customers, max(1, events // customers))
         console.print(f"producing {load.customers * load.events_per_customer:,} events "
                       f"({customers:,} customers) to {settings.topic_partitions} partitions per topic ...")
-        stream = generate(load)
-        await produce(servers, stream)
+        stream = await produce_load(settings, load)
         baseline = await _bare_consumer_rate(servers, settings.topic_list, len(stream))
-        projector = await _projector_rate(settings, len(stream))
+        projector = await projector_rate(settings, len(stream))
         table = Table(title=f"projector, one process, {len(stream):,} events")
         for column in ("what", "events/s", "vs bare consumer"):
             table.add_column(column, justify="right")
         table.add_row("bare aiokafka consumer (baseline)", f"{baseline:,.0f}", "1.00x")
         table.add_row("pointsview projector", f"{projector:,.0f}", f"{projector / baseline:.2f}x")
         console.print(table)
-    finally:
-        if redis_server:
-            redis_server.cleanup()
-        if broker:
-            broker.stop()

@@ -81,6 +81,7 @@ def api(
 ) -> None:
     """Serve the v2 balance API over the Redis read-model (uvicorn, uvloop, httptools)."""
     import os
+    import shutil
     import tempfile
 
     import uvicorn
@@ -96,12 +97,17 @@ def api(
         typer.echo(f"pointsview: {exc}", err=True)
         raise typer.Exit(2)
     workers = workers or settings.api_workers
+    metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pointsview-metrics-")
-    uvicorn.run("service.app:app_from_environment", factory=True, host=host or settings.api_host,
-                port=port or settings.api_port, workers=workers, loop="uvloop", http="httptools",
-                access_log=False, log_level="warning", lifespan="on",
-                log_config=uvicorn_log_config(settings.log_level, settings.log_format))
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pointsview-metrics-")
+    try:
+        uvicorn.run("service.app:app_from_environment", factory=True, host=host or settings.api_host,
+                    port=port or settings.api_port, workers=workers, loop="uvloop", http="httptools",
+                    access_log=False, log_level="warning", lifespan="on",
+                    log_config=uvicorn_log_config(settings.log_level, settings.log_format))
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @app.command()

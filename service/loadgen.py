@@ -1,0 +1,158 @@
+"""A closed-loop HTTP/1.1 load generator: C keep-alive connections, each sending its next request as
+soon as it has read the previous response in full.
+
+Raw asyncio streams on uvloop: an HTTP client library (httpx) spends more CPU per request than the
+servers under test, so it could not saturate them. Only what the benchmarks need: GET, responses with
+a Content-Length (no chunked bodies).
+
+`measure(plan)` runs in the calling process; `measure_in_subprocess(plan)` runs it in
+`python -m service.loadgen` (plan as JSON on stdin, summary as JSON on stdout), so the generator shares
+its event loop and GIL with nothing else.
+"""
+
+import asyncio
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from time import perf_counter_ns
+
+import uvloop
+
+
+class ProtocolError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Plan:
+    port: int
+    paths: list[str]  # rotated over, each connection starting at a different one
+    headers: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    connections: int = 32
+    duration: float = 10.0  # seconds measured
+    warmup: float = 1.0  # seconds of load before measuring (connections, caches, the first auth)
+
+
+@dataclass(frozen=True)
+class Summary:
+    requests: int  # responses completed inside the measured window
+    errors: int  # of those, not 200 (or the connection broke)
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    cpu: float  # the generator's CPU time / wall time: near 1.0, it may be the bottleneck, not the server
+
+
+def request_bytes(host: str, port: int, path: str, headers: dict[str, str]) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """One whole response: (status, body, whether the server closes the connection after it)."""
+    head = (await reader.readuntil(b"\r\n\r\n")).lower()  # one lower() beats per-header parsing
+    status = int(head[9:12])
+    at = head.find(b"\r\ncontent-length:")
+    if at < 0:
+        raise ProtocolError(f"response without Content-Length: {head[:200]!r}")
+    length = int(head[at + 17:head.index(b"\r\n", at + 2)])
+    body = await reader.readexactly(length)
+    return status, body, b"\r\nconnection: close" in head
+
+
+async def fetch(port: int, path: str, headers: dict[str, str] | None = None,
+                host: str = "127.0.0.1") -> tuple[int, bytes]:
+    """One GET on a connection of its own: readiness polls and pre-flight checks."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request_bytes(host, port, path, {**(headers or {}), "Connection": "close"}))
+        status, body, _ = await read_response(reader)
+        return status, body
+    finally:
+        writer.close()
+
+
+@dataclass
+class _Window:
+    """The measured interval (perf_counter_ns) and what completed inside it."""
+
+    start: int
+    end: int
+    latencies: list[int] = field(default_factory=list)
+    errors: int = 0
+
+
+async def _connection(plan: Plan, requests: list[bytes], first: int, window: _Window) -> None:
+    reader, writer = await asyncio.open_connection(plan.host, plan.port)
+    try:
+        i = first
+        while (started := perf_counter_ns()) < window.end:
+            writer.write(requests[i % len(requests)])
+            i += 1
+            try:
+                status, _, close = await read_response(reader)
+            except (OSError, asyncio.IncompleteReadError):  # reset or closed mid-response: an error
+                status, close = 0, True
+            finished = perf_counter_ns()
+            if window.start <= finished < window.end:
+                window.latencies.append(finished - started)
+                window.errors += status != 200
+            if close:
+                writer.close()
+                reader, writer = await asyncio.open_connection(plan.host, plan.port)
+    finally:
+        writer.close()
+
+
+def _percentile_ms(ordered: list[int], q: float) -> float:
+    """Nearest rank."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)] / 1e6 if ordered else 0.0
+
+
+async def _measure(plan: Plan) -> Summary:
+    requests = [request_bytes(plan.host, plan.port, path, plan.headers) for path in plan.paths]
+    now = perf_counter_ns()
+    window = _Window(start=now + int(plan.warmup * 1e9), end=now + int((plan.warmup + plan.duration) * 1e9))
+    cpu_started, wall_started = time.process_time(), time.perf_counter()
+    spread = len(requests) / plan.connections
+    # Connections open one at a time, inside the warm-up: a burst would be taken whole by one uvicorn worker
+    # (its accept loop drains the backlog), leaving the others idle for the whole keep-alive run.
+    stagger = min(0.01, plan.warmup / 2 / plan.connections)
+    running = []
+    for c in range(plan.connections):
+        running.append(asyncio.create_task(_connection(plan, requests, int(c * spread), window)))
+        await asyncio.sleep(stagger)
+    await asyncio.gather(*running)
+    cpu = (time.process_time() - cpu_started) / (time.perf_counter() - wall_started)
+    ordered = sorted(window.latencies)
+    return Summary(requests=len(ordered), errors=window.errors, rps=len(ordered) / plan.duration,
+                   p50_ms=_percentile_ms(ordered, 0.50), p90_ms=_percentile_ms(ordered, 0.90),
+                   p99_ms=_percentile_ms(ordered, 0.99), cpu=round(cpu, 3))
+
+
+def measure(plan: Plan) -> Summary:
+    return uvloop.run(_measure(plan))
+
+
+async def measure_in_subprocess(plan: Plan) -> Summary:
+    """`measure` in a process of its own; killed if the caller is cancelled (Ctrl-C) or fails."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "service.loadgen", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        start_new_session=True)  # a terminal's Ctrl-C reaches only us; we stop it
+    try:
+        out, _ = await process.communicate(json.dumps(asdict(plan)).encode())
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    if process.returncode != 0:
+        raise RuntimeError(f"the load generator exited with code {process.returncode}")
+    return Summary(**json.loads(out))
+
+
+if __name__ == "__main__":
+    print(json.dumps(asdict(measure(Plan(**json.load(sys.stdin))))))
