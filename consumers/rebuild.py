@@ -97,7 +97,8 @@ def _now() -> str:
 
 class Rebuild:
     def __init__(self, settings: Settings, redis: Redis, stop: asyncio.Event, progress: Progress):
-        self.settings = settings
+        # a replay has no latency to protect: larger batches mean fewer round trips per event
+        self.settings = settings.model_copy(update={"batch_max_records": max(settings.batch_max_records, 20_000)})
         self.redis = redis
         self.stop = stop
         self.progress = progress

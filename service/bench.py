@@ -123,3 +123,38 @@ async def run_projector_bench(events: int, customers: int) -> None:
         table.add_row("bare aiokafka consumer (baseline)", f"{baseline:,.0f}", "1.00x")
         table.add_row("pointsview projector", f"{projector:,.0f}", f"{projector / baseline:.2f}x")
         console.print(table)
+
+
+async def _rebuild_rate(settings: Settings, total: int) -> float:
+    """Replays the whole log into a new generation (no switch); events per second of the replay."""
+    from consumers.rebuild import Progress, Rebuild
+
+    redis = Redis.from_url(settings.redis_url)
+    progress = Progress()
+    try:
+        started = time.perf_counter()
+        await Rebuild(settings, redis, asyncio.Event(), progress).run(switch=False)
+        return progress.total / (time.perf_counter() - started)
+    finally:
+        await redis.aclose()
+
+
+async def run_rebuild_bench(events: int, customers: int) -> None:
+    """The rebuild rate next to the live projector's and a bare consumer's, over the same log."""
+    console = Console(stderr=False)
+    with local_servers() as (servers, redis_url):
+        settings = bench_settings(servers, redis_url)
+        load = synthetic_load(settings, customers, max(1, events // customers))
+        console.print(f"producing {load.customers * load.events_per_customer:,} events "
+                      f"({customers:,} customers) to {settings.topic_partitions} partitions per topic ...")
+        stream = await produce_load(settings, load)
+        baseline = await _bare_consumer_rate(servers, settings.topic_list, len(stream))
+        live = await projector_rate(settings, len(stream))
+        rebuild = await _rebuild_rate(settings, len(stream))
+        table = Table(title=f"rebuild, one process, {len(stream):,} events")
+        for column in ("what", "events/s", "vs bare consumer", "vs live projector"):
+            table.add_column(column, justify="right")
+        table.add_row("bare aiokafka consumer (baseline)", f"{baseline:,.0f}", "1.00x", "")
+        table.add_row("live projector", f"{live:,.0f}", f"{live / baseline:.2f}x", "1.00x")
+        table.add_row("pointsview rebuild", f"{rebuild:,.0f}", f"{rebuild / baseline:.2f}x", f"{rebuild / live:.2f}x")
+        console.print(table)

@@ -205,6 +205,19 @@ def bench_projector(
         asyncio.run(run_projector_bench(events, customers))
 
 
+@bench.command("rebuild")
+def bench_rebuild(
+    events: int = typer.Option(1_000_000, help="Events to pre-produce."),
+    customers: int = typer.Option(50_000, help="Distinct customers in the stream."),
+) -> None:
+    """Rebuild rate (events/s) next to the live projector and a bare consumer, same log, same run."""
+    from service.bench import run_rebuild_bench
+
+    configure("WARNING")
+    with one_line_errors():
+        asyncio.run(run_rebuild_bench(events, customers))
+
+
 @bench.command("api")
 def bench_api(
     workers: int = typer.Option(1, min=1, help="uvicorn worker processes, for the API and the bare app alike."),
