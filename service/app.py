@@ -4,13 +4,12 @@ import asyncio
 import gc
 import time
 from contextlib import asynccontextmanager
-from typing import Annotated
 
 import orjson
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from fastapi.security import HTTPBasic
+from fastapi.openapi.utils import get_openapi
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
@@ -92,14 +91,40 @@ def json_response(body: dict, status: int = 200) -> Response:
 
 
 ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 404, 503)}
-class _DocumentedBasic(HTTPBasic):
-    """Puts HTTP Basic in the OpenAPI document; service.auth parses the header (UTF-8, not just ASCII)."""
+LOOKUP_PARAMETERS = (
+    ("source", "INSTORE, MARTJACK, WECHAT, MAPP_SDK or ALL"),
+    ("accountId", "required unless source is INSTORE or ALL"),
+    ("identifierName", "mobile, email, externalId, cardnumber, wechat; comma-separated with dual eligibility"),
+    ("identifierValue", "the values, in the order of identifierName"),
+)
+PROGRAM_PARAMETERS = (
+    ("programId", "a program of the caller's org"),
+    ("fetchDataForAllPrograms", "true or false"),
+    ("entityType", "CUSTOMER"),
+)
+DETAILS_PARAMETERS = (
+    ("embed", "comma-separated: points, mlp, expirySchedules, expiredPoints, alternateCurrencies, "
+              "ignoreCardDetails, ..."),
+    ("gapToUpgrade", "days ahead (integer >= 0), with embed=mlp"),
+    ("gapToRenew", "days ahead (integer >= 0), with embed=mlp"),
+)
 
-    async def __call__(self, request: Request) -> None:
-        return None
+
+def documented(*parameters: tuple[str, str]) -> dict:
+    """OpenAPI for query parameters a route reads itself, and its HTTP Basic security."""
+    return {"security": [{"HTTPBasic": []}],
+            "parameters": [{"name": name, "in": "query", "required": False, "description": text,
+                            "schema": {"type": "string"}} for name, text in parameters]}
 
 
-basic = _DocumentedBasic(description="A client of the org (CONFIG.md); password as sent by the till")
+def _with_basic_security(app: FastAPI) -> dict:
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema.setdefault("components", {})["securitySchemes"] = {"HTTPBasic": {
+            "type": "http", "scheme": "basic",
+            "description": "A client of the org (CONFIG.md); the password as the till sends it"}}
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastAPI:
@@ -120,6 +145,7 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastA
 
     app = FastAPI(title="pointsview", version="0.1.0", lifespan=lifespan,
                   description="Capillary-compatible v2 points balance reads from an event-driven read-model.")
+    app.openapi = lambda: _with_basic_security(app)
     app.add_middleware(MetricsMiddleware)
     app.add_exception_handler(ApiError, api_error_handler)
 
@@ -137,76 +163,62 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastA
         return Response(error_body(UNAVAILABLE, "The points read-model is unavailable; retry shortly"), 503,
                         media_type="application/json", headers={"Retry-After": "1"})
 
-    async def caller(request: Request, _credentials=Depends(basic)) -> OrgConfig:
+    # The hot routes take the raw request and read their query parameters themselves (documented in the
+    # OpenAPI through `openapi_extra`): FastAPI's per-parameter validation cost more than the Redis read,
+    # and every parameter is checked by hand anyway, in the contract's order.
+    async def caller(request: Request) -> OrgConfig:
         return await authenticator.org(request.headers.get("authorization"),
                                        request.client.host if request.client else "")
 
-    Caller = Annotated[OrgConfig, Depends(caller)]
+    def query(request: Request, name: str) -> str | None:
+        return request.query_params.get(name)
 
-    async def read_model(request: Request) -> ReadModel:  # async: a plain def would cost a threadpool hop
-        return request.app.state.read_model
+    async def resolved_doc(org: OrgConfig, reads: ReadModel, lookup: balance.Lookup) -> tuple[int, dict]:
+        customer_id = await reads.resolve(org.orgId, lookup)
+        doc = customer_id and await reads.store.customer_doc(org.orgId, customer_id)
+        if not doc:
+            raise ApiError(CUSTOMER_NOT_FOUND)
+        return customer_id, doc
 
-    Reads = Annotated[ReadModel, Depends(read_model)]
+    def identify(org: OrgConfig, request: Request) -> balance.Lookup:
+        return balance.lookup(org, query(request, "source"), query(request, "accountId"),
+                              query(request, "identifierName"), query(request, "identifierValue"))
 
     # Declared before /{userId}/... so that "lookup" is never taken for a userId.
     @app.get("/v2/customers/lookup/points/balance", response_model=None, tags=["balance"],
-             responses={200: {"model": BalanceResponse}, **ERROR_RESPONSES})
-    async def lookup_balance(
-        org: Caller, reads: Reads,
-        source: Annotated[str | None, Query(description="INSTORE, MARTJACK, WECHAT, MAPP_SDK or ALL")] = None,
-        accountId: Annotated[str | None, Query(description="required unless source is INSTORE or ALL")] = None,
-        identifierName: Annotated[str | None, Query(description="comma-separated with dual eligibility")] = None,
-        identifierValue: Annotated[str | None, Query()] = None,
-        programId: Annotated[str | None, Query(description="a program of the org")] = None,
-        fetchDataForAllPrograms: Annotated[str | None, Query(description="true or false")] = None,
-        entityType: Annotated[str | None, Query(description="CUSTOMER")] = None,
-    ) -> Response:
-        balance.check_entity_type(entityType)
-        request = balance.lookup(org, source, accountId, identifierName, identifierValue)
-        program_ids = balance.programs(org, programId, fetchDataForAllPrograms)
-        balance.account_scope(request)
-        customer_id = await reads.resolve(org.orgId, request)
-        doc = customer_id and await reads.store.customer_doc(org.orgId, customer_id)
-        if not doc:
-            raise ApiError(CUSTOMER_NOT_FOUND)
+             responses={200: {"model": BalanceResponse}, **ERROR_RESPONSES},
+             openapi_extra=documented(*LOOKUP_PARAMETERS, *PROGRAM_PARAMETERS))
+    async def lookup_balance(request: Request) -> Response:
+        org = await caller(request)
+        balance.check_entity_type(query(request, "entityType"))
+        lookup = identify(org, request)
+        program_ids = balance.programs(org, query(request, "programId"), query(request, "fetchDataForAllPrograms"))
+        balance.account_scope(lookup)
+        customer_id, doc = await resolved_doc(org, request.app.state.read_model, lookup)
         return json_response(balance.balance_body(customer_id, doc, program_ids))
 
     @app.get("/v2/customers/lookup/customerDetails", response_model=None, tags=["customers"],
-             responses={200: {"description": "The customer (seeds 002/003)"}, **ERROR_RESPONSES})
-    async def customer_details(
-        org: Caller, reads: Reads,
-        source: Annotated[str | None, Query(description="INSTORE, MARTJACK, WECHAT, MAPP_SDK or ALL")] = None,
-        accountId: Annotated[str | None, Query(description="required unless source is INSTORE or ALL")] = None,
-        identifierName: Annotated[str | None, Query(description="comma-separated with dual eligibility")] = None,
-        identifierValue: Annotated[str | None, Query()] = None,
-        embed: Annotated[str | None, Query(description="comma-separated: points, mlp, expirySchedules, "
-                                           "expiredPoints, alternateCurrencies, ignoreCardDetails, ...")] = None,
-        gapToUpgrade: Annotated[str | None, Query(description="days ahead (int >= 0), with embed=mlp")] = None,
-        gapToRenew: Annotated[str | None, Query(description="days ahead (int >= 0), with embed=mlp")] = None,
-    ) -> Response:
-        request = balance.lookup(org, source, accountId, identifierName, identifierValue)
-        wanted = details.embeds(embed)
-        details.gap_days("gapToUpgrade", gapToUpgrade, wanted)
-        details.gap_days("gapToRenew", gapToRenew, wanted)
-        balance.account_scope(request)
-        customer_id = await reads.resolve(org.orgId, request)
-        doc = customer_id and await reads.store.customer_doc(org.orgId, customer_id)
-        if not doc:
-            raise ApiError(CUSTOMER_NOT_FOUND)
+             responses={200: {"description": "The customer (seeds 002/003)"}, **ERROR_RESPONSES},
+             openapi_extra=documented(*LOOKUP_PARAMETERS, *DETAILS_PARAMETERS))
+    async def customer_details(request: Request) -> Response:
+        org = await caller(request)
+        lookup = identify(org, request)
+        wanted = details.embeds(query(request, "embed"))
+        details.gap_days("gapToUpgrade", query(request, "gapToUpgrade"), wanted)
+        details.gap_days("gapToRenew", query(request, "gapToRenew"), wanted)
+        balance.account_scope(lookup)
+        _customer_id, doc = await resolved_doc(org, request.app.state.read_model, lookup)
         return json_response(details.details_body(customer_from_dict(doc), org, wanted))
 
     @app.get("/v2/customers/{userId}/points/balance", response_model=None, tags=["balance"],
-             responses={200: {"model": BalanceResponse}, **ERROR_RESPONSES})
-    async def user_balance(
-        userId: str, org: Caller, reads: Reads,
-        programId: Annotated[str | None, Query(description="a program of the org")] = None,
-        fetchDataForAllPrograms: Annotated[str | None, Query(description="true or false")] = None,
-        entityType: Annotated[str | None, Query(description="CUSTOMER")] = None,
-    ) -> Response:
+             responses={200: {"model": BalanceResponse}, **ERROR_RESPONSES},
+             openapi_extra=documented(*PROGRAM_PARAMETERS))
+    async def user_balance(userId: str, request: Request) -> Response:
+        org = await caller(request)
         customer_id = balance.user_id(userId)
-        balance.check_entity_type(entityType)
-        program_ids = balance.programs(org, programId, fetchDataForAllPrograms)
-        doc = await reads.store.customer_doc(org.orgId, customer_id)
+        balance.check_entity_type(query(request, "entityType"))
+        program_ids = balance.programs(org, query(request, "programId"), query(request, "fetchDataForAllPrograms"))
+        doc = await request.app.state.read_model.store.customer_doc(org.orgId, customer_id)
         if not doc:
             raise ApiError(CUSTOMER_NOT_FOUND)
         return json_response(balance.balance_body(customer_id, doc, program_ids))
