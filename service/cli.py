@@ -382,5 +382,10 @@ def dead_letter_errors():
         raise typer.Exit(1)
 
 
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: local servers and subprocesses are stopped
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(app())

