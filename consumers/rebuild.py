@@ -98,7 +98,7 @@ def _now() -> str:
 class Rebuild:
     def __init__(self, settings: Settings, redis: Redis, stop: asyncio.Event, progress: Progress):
         # a replay has no latency to protect: larger batches mean fewer round trips per event
-        self.settings = settings.model_copy(update={"batch_max_records": max(settings.batch_max_records, 20_000)})
+        self.settings = settings.model_copy(update={"batch_max_records": max(settings.batch_max_records, 100_000)})
         self.redis = redis
         self.stop = stop
         self.progress = progress
