@@ -33,14 +33,14 @@ async def _bare_consumer_rate(servers: str, topics: list[str], total: int) -> fl
                                 session_timeout_ms=6000, heartbeat_interval_ms=1000, max_poll_records=5000)
     await consumer.start()
     try:
-        seen = first = 0
-        started = None
+        seen, started = 0, time.perf_counter()
         while seen < total:
+            asked = time.perf_counter()
             batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            if not seen:
+                started = asked  # the clock starts with the request that brought the first records
             seen += sum(len(records) for records in batch.values())
-            if seen and started is None:
-                first, started = seen, time.perf_counter()  # the first batch only starts the clock
-        return (seen - first) / (time.perf_counter() - started)
+        return seen / (time.perf_counter() - started)
     finally:
         await consumer.stop()
 
@@ -52,13 +52,14 @@ async def projector_rate(settings: Settings, total: int) -> float:
     stop = asyncio.Event()
     task = asyncio.create_task(run_projector(settings, stop))
     try:
-        first = started = None
+        started = time.perf_counter()
         while True:
+            polled = time.perf_counter()
             done = sum(int(v) for v in (await redis.hgetall(positions)).values())
-            if done and started is None:
-                first, started = done, time.perf_counter()
-            if done >= total:
-                return (done - first) / (time.perf_counter() - started)
+            if not done:
+                started = polled  # the clock starts at the last poll that saw nothing applied
+            elif done >= total:
+                return done / (time.perf_counter() - started)
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
@@ -158,3 +159,68 @@ async def run_rebuild_bench(events: int, customers: int) -> None:
         table.add_row("live projector", f"{live:,.0f}", f"{live / baseline:.2f}x", "1.00x")
         table.add_row("pointsview rebuild", f"{rebuild:,.0f}", f"{rebuild / baseline:.2f}x", f"{rebuild / live:.2f}x")
         console.print(table)
+
+
+KEY_KINDS = {"c": "customer state (hash)", "i": "identifier index (zsets)", "e": "eventId dedup window (zsets)"}
+
+
+async def _memory_by_kind(redis: Redis, keys: Keys, sample: int = 2_000) -> dict[str, tuple[int, float]]:
+    """Per key kind: (number of keys, mean MEMORY USAGE of a sample of them)."""
+    found: dict[str, list[bytes]] = {kind: [] for kind in KEY_KINDS}
+    counts = dict.fromkeys(KEY_KINDS, 0)
+    async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=5_000):
+        kind = key.decode()[len(keys.prefix) + 1:].split(":", 1)[0]
+        if kind in found:
+            counts[kind] += 1
+            if len(found[kind]) < sample:
+                found[kind].append(key)
+    figures = {}
+    for kind, sampled in found.items():
+        pipe = redis.pipeline(transaction=False)
+        for key in sampled:
+            pipe.memory_usage(key, samples=0)
+        sizes = await pipe.execute()
+        figures[kind] = (counts[kind], sum(sizes) / len(sizes) if sizes else 0.0)
+    return figures
+
+
+async def run_memory_bench(customers: int, events_per_customer: int) -> None:
+    """Redis bytes per customer with one program and three identifiers, the dedup window apart."""
+    console = Console(stderr=False)
+    with local_servers() as (servers, redis_url):
+        settings = bench_settings(servers, redis_url)
+        customers_topic, points_topic = settings.topic_list
+        load = Load(customers=customers, events_per_customer=events_per_customer, programs=(973,),
+                    customers_topic=customers_topic, points_topic=points_topic)
+        redis = Redis.from_url(redis_url)
+        try:
+            before = (await redis.info("memory"))["used_memory"]
+            console.print(f"projecting {customers:,} customers x {events_per_customer} events ...")
+            stream = await produce_load(settings, load)
+            await projector_rate(settings, len(stream))
+            after = (await redis.info("memory"))["used_memory"]
+            keys = Keys(settings.key_prefix)
+            kinds = await _memory_by_kind(redis, keys)
+            state_json = [len(v) for v in await _sample_states(redis, keys)]
+        finally:
+            await redis.aclose()
+    per_kind = {kind: count * mean / customers for kind, (count, mean) in kinds.items()}
+    table = Table(title=f"Redis memory, {customers:,} customers, 1 program, 3 identifiers each")
+    for column in ("what", "bytes per customer"):
+        table.add_column(column, justify="right")
+    table.add_row("state JSON, raw (baseline)", f"{sum(state_json) / len(state_json):,.0f}")
+    for kind, label in KEY_KINDS.items():
+        table.add_row(label, f"{per_kind[kind]:,.0f}")
+    read_model = per_kind["c"] + per_kind["i"]
+    table.add_row("read-model (state + index)", f"{read_model:,.0f}")
+    table.add_row("used_memory growth / customers (all, dedup included)", f"{(after - before) / customers:,.0f}")
+    console.print(table)
+
+
+async def _sample_states(redis: Redis, keys: Keys, sample: int = 2_000) -> list[bytes]:
+    states = []
+    async for key in redis.scan_iter(match=f"{keys.prefix}:c:*", count=5_000):
+        states.append(await redis.hget(key, "d"))
+        if len(states) >= sample:
+            break
+    return [s for s in states if s]

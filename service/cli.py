@@ -218,6 +218,19 @@ def bench_rebuild(
         asyncio.run(run_rebuild_bench(events, customers))
 
 
+@bench.command("memory")
+def bench_memory(
+    customers: int = typer.Option(100_000, help="Customers to project."),
+    events: int = typer.Option(20, help="Events per customer."),
+) -> None:
+    """Redis bytes per customer (state, identifier index) and for the eventId dedup window, apart."""
+    from service.bench import run_memory_bench
+
+    configure("WARNING")
+    with one_line_errors():
+        asyncio.run(run_memory_bench(customers, events))
+
+
 @bench.command("api")
 def bench_api(
     workers: int = typer.Option(1, min=1, help="uvicorn worker processes, for the API and the bare app alike."),
