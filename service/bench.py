@@ -108,24 +108,6 @@ async def produce_load(settings: Settings, load: Load) -> list[tuple[str, bytes,
     return stream
 
 
-async def run_projector_bench(events: int, customers: int) -> None:
-    console = Console(stderr=False)
-    with local_servers() as (servers, redis_url):
-        settings = bench_settings(servers, redis_url)
-        load = synthetic_load(settings, customers, max(1, events // customers))
-        console.print(f"producing {load.customers * load.events_per_customer:,} events "
-                      f"({customers:,} customers) to {settings.topic_partitions} partitions per topic ...")
-        stream = await produce_load(settings, load)
-        baseline = await _bare_consumer_rate(servers, settings.topic_list, len(stream))
-        projector = await projector_rate(settings, len(stream))
-        table = Table(title=f"projector, one process, {len(stream):,} events")
-        for column in ("what", "events/s", "vs bare consumer"):
-            table.add_column(column, justify="right")
-        table.add_row("bare aiokafka consumer (baseline)", f"{baseline:,.0f}", "1.00x")
-        table.add_row("pointsview projector", f"{projector:,.0f}", f"{projector / baseline:.2f}x")
-        console.print(table)
-
-
 async def _rebuild_rate(settings: Settings, total: int) -> float:
     """Replays the whole log into a new generation (no switch); events per second of the replay."""
     from consumers.rebuild import Progress, Rebuild
@@ -140,8 +122,8 @@ async def _rebuild_rate(settings: Settings, total: int) -> float:
         await redis.aclose()
 
 
-async def run_rebuild_bench(events: int, customers: int) -> None:
-    """The rebuild rate next to the live projector's and a bare consumer's, over the same log."""
+async def run_projector_bench(events: int, customers: int, rebuild: bool = False) -> None:
+    """The projector's rate next to a bare consumer's over the same log; with `rebuild`, the rebuild's too."""
     console = Console(stderr=False)
     with local_servers() as (servers, redis_url):
         settings = bench_settings(servers, redis_url)
@@ -149,16 +131,18 @@ async def run_rebuild_bench(events: int, customers: int) -> None:
         console.print(f"producing {load.customers * load.events_per_customer:,} events "
                       f"({customers:,} customers) to {settings.topic_partitions} partitions per topic ...")
         stream = await produce_load(settings, load)
-        baseline = await _bare_consumer_rate(servers, settings.topic_list, len(stream))
-        live = await projector_rate(settings, len(stream))
-        rebuild = await _rebuild_rate(settings, len(stream))
-        table = Table(title=f"rebuild, one process, {len(stream):,} events")
-        for column in ("what", "events/s", "vs bare consumer", "vs live projector"):
-            table.add_column(column, justify="right")
-        table.add_row("bare aiokafka consumer (baseline)", f"{baseline:,.0f}", "1.00x", "")
-        table.add_row("live projector", f"{live:,.0f}", f"{live / baseline:.2f}x", "1.00x")
-        table.add_row("pointsview rebuild", f"{rebuild:,.0f}", f"{rebuild / baseline:.2f}x", f"{rebuild / live:.2f}x")
-        console.print(table)
+        rates = {"bare aiokafka consumer (baseline)": await _bare_consumer_rate(servers, settings.topic_list,
+                                                                                len(stream)),
+                 "pointsview projector": await projector_rate(settings, len(stream))}
+        if rebuild:
+            rates["pointsview rebuild"] = await _rebuild_rate(settings, len(stream))
+    baseline, live = rates["bare aiokafka consumer (baseline)"], rates["pointsview projector"]
+    table = Table(title=f"{'rebuild' if rebuild else 'projector'}, one process, {len(stream):,} events")
+    for column in ("what", "events/s", "vs bare consumer", "vs live projector"):
+        table.add_column(column, justify="right")
+    for what, rate in rates.items():
+        table.add_row(what, f"{rate:,.0f}", f"{rate / baseline:.2f}x", f"{rate / live:.2f}x")
+    console.print(table)
 
 
 KEY_KINDS = {"c": "customer state (hash)", "i": "identifier index (zsets)", "e": "eventId dedup window (zsets)"}

@@ -211,11 +211,11 @@ def bench_rebuild(
     customers: int = typer.Option(50_000, help="Distinct customers in the stream."),
 ) -> None:
     """Rebuild rate (events/s) next to the live projector and a bare consumer, same log, same run."""
-    from service.bench import run_rebuild_bench
+    from service.bench import run_projector_bench
 
     configure("WARNING")
     with one_line_errors():
-        asyncio.run(run_rebuild_bench(events, customers))
+        asyncio.run(run_projector_bench(events, customers, rebuild=True))
 
 
 @bench.command("memory")
