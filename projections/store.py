@@ -79,13 +79,16 @@ class Store:
         """Writes index changes, then each customer atomically; returns the writes that lost a race."""
         pipe = self.redis.pipeline(transaction=False)
         changes = sorted((c for w in writes for c in w.index_changes), key=lambda c: c.at)  # log order
+        sources: dict[int, set[str]] = {}
         for change in changes:
             key = self.keys.identifier(change.key)
             if change.claimed:
                 await self._claim(keys=[key], args=[change.customerId, change.score], client=pipe)
-                pipe.sadd(self.keys.sources(change.key.orgId), f"{change.key.source}|{change.key.accountId}")
+                sources.setdefault(change.key.orgId, set()).add(f"{change.key.source}|{change.key.accountId}")
             else:
                 pipe.zrem(key, change.customerId)
+        for org_id, members in sources.items():  # one SADD per org and batch, not one per claim
+            pipe.sadd(self.keys.sources(org_id), *members)
         chunks = [writes[i:i + self.script_chunk] for i in range(0, len(writes), self.script_chunk)]
         for chunk in chunks:
             keys, args = [], [now_ms, self.dedup_window_ms]
