@@ -7,6 +7,7 @@ synthetic load helpers are shared with `pointsview bench api` (service.bench_api
 """
 
 import asyncio
+import json
 import os
 import time
 import uuid
@@ -25,6 +26,8 @@ from service.localstack import LocalBroker, LocalRedis
 from service.produce import produce
 from service.settings import Settings
 from service.synthetic import Load, generate
+
+progress = Console(stderr=True)  # what a run is doing; the figures go to stdout
 
 
 async def _bare_consumer_rate(servers: str, topics: list[str], total: int) -> float:
@@ -122,28 +125,34 @@ async def _rebuild_rate(settings: Settings, total: int) -> float:
         await redis.aclose()
 
 
-async def run_projector_bench(events: int, customers: int, rebuild: bool = False) -> None:
+async def run_projector_bench(events: int, customers: int, rebuild: bool = False) -> dict:
     """The projector's rate next to a bare consumer's over the same log; with `rebuild`, the rebuild's too."""
-    console = Console(stderr=False)
     with local_servers() as (servers, redis_url):
         settings = bench_settings(servers, redis_url)
         load = synthetic_load(settings, customers, max(1, events // customers))
-        console.print(f"producing {load.customers * load.events_per_customer:,} events "
-                      f"({customers:,} customers) to {settings.topic_partitions} partitions per topic ...")
+        progress.print(f"producing {load.customers * load.events_per_customer:,} events "
+                       f"({customers:,} customers) to {settings.topic_partitions} partitions per topic ...")
         stream = await produce_load(settings, load)
         rates = {"bare aiokafka consumer (baseline)": await _bare_consumer_rate(servers, settings.topic_list,
                                                                                 len(stream)),
                  "pointsview projector": await projector_rate(settings, len(stream))}
         if rebuild:
             rates["pointsview rebuild"] = await _rebuild_rate(settings, len(stream))
+    return {"benchmark": "rebuild" if rebuild else "projector", "events": len(stream), "customers": customers,
+            "events_per_second": rates}
+
+
+def show_rates(result: dict, as_json: bool) -> None:
+    if as_json:
+        return print(json.dumps(result))
+    rates = result["events_per_second"]
     baseline, live = rates["bare aiokafka consumer (baseline)"], rates["pointsview projector"]
-    table = Table(title=f"{'rebuild' if rebuild else 'projector'}, one process, {len(stream):,} events")
+    table = Table(title=f"{result['benchmark']}, one process, {result['events']:,} events")
     for column in ("what", "events/s", "vs bare consumer", "vs live projector"):
         table.add_column(column, justify="right")
     for what, rate in rates.items():
         table.add_row(what, f"{rate:,.0f}", f"{rate / baseline:.2f}x", f"{rate / live:.2f}x")
-    console.print(table)
-
+    Console().print(table)
 
 KEY_KINDS = {"c": "customer state (hash)", "i": "identifier index (zsets)", "e": "eventId dedup window (zsets)"}
 
@@ -168,9 +177,8 @@ async def _memory_by_kind(redis: Redis, keys: Keys, sample: int = 2_000) -> dict
     return figures
 
 
-async def run_memory_bench(customers: int, events_per_customer: int) -> None:
+async def run_memory_bench(customers: int, events_per_customer: int) -> dict:
     """Redis bytes per customer with one program and three identifiers, the dedup window apart."""
-    console = Console(stderr=False)
     with local_servers() as (servers, redis_url):
         settings = bench_settings(servers, redis_url)
         customers_topic, points_topic = settings.topic_list
@@ -179,7 +187,7 @@ async def run_memory_bench(customers: int, events_per_customer: int) -> None:
         redis = Redis.from_url(redis_url)
         try:
             before = (await redis.info("memory"))["used_memory"]
-            console.print(f"projecting {customers:,} customers x {events_per_customer} events ...")
+            progress.print(f"projecting {customers:,} customers x {events_per_customer} events ...")
             stream = await produce_load(settings, load)
             await projector_rate(settings, len(stream))
             after = (await redis.info("memory"))["used_memory"]
@@ -188,18 +196,25 @@ async def run_memory_bench(customers: int, events_per_customer: int) -> None:
             state_json = [len(v) for v in await _sample_states(redis, keys)]
         finally:
             await redis.aclose()
-    per_kind = {kind: count * mean / customers for kind, (count, mean) in kinds.items()}
-    table = Table(title=f"Redis memory, {customers:,} customers, 1 program, 3 identifiers each")
+    per_kind = {label: count * mean / customers for kind, (count, mean) in kinds.items()
+                for label in [KEY_KINDS[kind]]}
+    return {"benchmark": "memory", "customers": customers, "bytes_per_customer": {
+        "state JSON, raw (baseline)": sum(state_json) / len(state_json),
+        **per_kind,
+        "read-model (state + index)": per_kind[KEY_KINDS["c"]] + per_kind[KEY_KINDS["i"]],
+        "used_memory growth / customers (all, dedup included)": (after - before) / customers,
+    }}
+
+
+def show_memory(result: dict, as_json: bool) -> None:
+    if as_json:
+        return print(json.dumps(result))
+    table = Table(title=f"Redis memory, {result['customers']:,} customers, 1 program, 3 identifiers each")
     for column in ("what", "bytes per customer"):
         table.add_column(column, justify="right")
-    table.add_row("state JSON, raw (baseline)", f"{sum(state_json) / len(state_json):,.0f}")
-    for kind, label in KEY_KINDS.items():
-        table.add_row(label, f"{per_kind[kind]:,.0f}")
-    read_model = per_kind["c"] + per_kind["i"]
-    table.add_row("read-model (state + index)", f"{read_model:,.0f}")
-    table.add_row("used_memory growth / customers (all, dedup included)", f"{(after - before) / customers:,.0f}")
-    console.print(table)
-
+    for what, size in result["bytes_per_customer"].items():
+        table.add_row(what, f"{size:,.0f}")
+    Console().print(table)
 
 async def _sample_states(redis: Redis, keys: Keys, sample: int = 2_000) -> list[bytes]:
     states = []

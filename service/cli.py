@@ -196,39 +196,42 @@ def verify(
 def bench_projector(
     events: int = typer.Option(200_000, help="Events to pre-produce."),
     customers: int = typer.Option(10_000, help="Distinct customers in the stream."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
     """Projector apply rate (events/s, one process) next to a bare aiokafka consumer on the same topic."""
-    from service.bench import run_projector_bench
+    from service.bench import run_projector_bench, show_rates
 
     configure("WARNING")
     with one_line_errors():
-        asyncio.run(run_projector_bench(events, customers))
+        show_rates(asyncio.run(run_projector_bench(events, customers)), as_json)
 
 
 @bench.command("rebuild")
 def bench_rebuild(
     events: int = typer.Option(1_000_000, help="Events to pre-produce."),
     customers: int = typer.Option(50_000, help="Distinct customers in the stream."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
     """Rebuild rate (events/s) next to the live projector and a bare consumer, same log, same run."""
-    from service.bench import run_projector_bench
+    from service.bench import run_projector_bench, show_rates
 
     configure("WARNING")
     with one_line_errors():
-        asyncio.run(run_projector_bench(events, customers, rebuild=True))
+        show_rates(asyncio.run(run_projector_bench(events, customers, rebuild=True)), as_json)
 
 
 @bench.command("memory")
 def bench_memory(
     customers: int = typer.Option(100_000, help="Customers to project."),
     events: int = typer.Option(20, help="Events per customer."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
     """Redis bytes per customer (state, identifier index) and for the eventId dedup window, apart."""
-    from service.bench import run_memory_bench
+    from service.bench import run_memory_bench, show_memory
 
     configure("WARNING")
     with one_line_errors():
-        asyncio.run(run_memory_bench(customers, events))
+        show_memory(asyncio.run(run_memory_bench(customers, events)), as_json)
 
 
 @bench.command("api")
