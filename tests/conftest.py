@@ -15,7 +15,7 @@ from consumers.runner import run_projector
 from projections.keys import Keys
 from service.localstack import LocalBroker, LocalRedis
 from service.settings import Settings
-from tests.support import unique
+from tests.support import isolated_settings
 
 USE_CONTAINERS = os.environ.get("POINTSVIEW_TESTCONTAINERS") == "1"
 
@@ -51,18 +51,7 @@ def redis_url(local_redis):
 @pytest.fixture
 def settings(kafka_bootstrap, redis_url) -> Settings:
     """Unique topics, group and key prefix: tests never see each other's data."""
-    return Settings(
-        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        REDIS_URL=redis_url,
-        topics=f"{unique('customers')},{unique('points')}",
-        deadletter_topic=unique("deadletter"),
-        group_id=unique("group"),
-        key_prefix=unique("t"),
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-        batch_timeout_ms=50,
-        startup_timeout_seconds=10,
-    )
+    return isolated_settings(kafka_bootstrap, redis_url)
 
 
 @pytest.fixture

@@ -11,10 +11,25 @@ from consumers.verify import generation_customers
 from projections.fold import fold_log
 from projections.keys import Keys
 from projections.state import Customer
+from service.settings import Settings
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def isolated_settings(bootstrap: str, redis_url: str, name: str = "t", **overrides) -> Settings:
+    """Topics, group and key prefix of their own (tests never see each other's data), test timeouts."""
+    return Settings(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        REDIS_URL=redis_url,
+        topics=f"{unique(f'{name}-customers')},{unique(f'{name}-points')}",
+        deadletter_topic=unique(f"{name}-deadletter"),
+        group_id=unique(f"{name}-group"),
+        key_prefix=unique(name),
+        **{"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "batch_timeout_ms": 50,
+           "startup_timeout_seconds": 10, **overrides},
+    )
 
 
 async def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):

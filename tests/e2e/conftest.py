@@ -19,9 +19,8 @@ from consumers.runner import run_projector
 from consumers.topics import create_topics
 from projections.keys import Keys
 from service.localstack import LocalRedis
-from service.settings import Settings
 from tests.e2e.helpers import A_ARGON2, CLIENTS, Api, Stack, loyalty_config, new_org_id, running_app
-from tests.support import unique
+from tests.support import isolated_settings
 
 
 @pytest.fixture(scope="session")
@@ -45,19 +44,8 @@ def e2e_redis_url():
 @pytest.fixture(scope="session")
 async def stack(kafka_bootstrap, e2e_redis_url):
     """Topics with one partition each (so "log order" is one order), a consumer group and a projector."""
-    settings = Settings(
-        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        REDIS_URL=e2e_redis_url,
-        topics=f"{unique('e2e-customers')},{unique('e2e-points')}",
-        deadletter_topic=unique("e2e-deadletter"),
-        group_id=unique("e2e-group"),
-        key_prefix=unique("e2e"),
-        topic_partitions=1,
-        session_timeout_ms=10000,
-        heartbeat_interval_ms=1000,
-        batch_timeout_ms=20,
-        startup_timeout_seconds=15,
-    )
+    settings = isolated_settings(kafka_bootstrap, e2e_redis_url, "e2e", topic_partitions=1,
+                                 session_timeout_ms=10000, batch_timeout_ms=20, startup_timeout_seconds=15)
     await create_topics(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(run_projector(settings, stop))
