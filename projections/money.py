@@ -5,7 +5,7 @@ from decimal import Decimal
 
 SCALE = 1000
 MAX_ABS = 10**12 * SCALE  # keeps every sum far inside a signed 64-bit integer
-_PLAIN_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]{1,3})?")
+_PLAIN_DECIMAL = re.compile(r"(-?)(0|[1-9][0-9]*)(?:\.([0-9]{1,3}))?")
 
 
 def to_thousandths(value: object) -> int:
@@ -13,9 +13,15 @@ def to_thousandths(value: object) -> int:
     if isinstance(value, bool) or isinstance(value, float):
         raise ValueError("amounts must be plain decimals (no exponent, no binary floats)")
     if isinstance(value, str):
-        if not _PLAIN_DECIMAL.fullmatch(value):
+        plain = _PLAIN_DECIMAL.fullmatch(value)
+        if not plain:
             raise ValueError(f"{value!r} is not a plain decimal with at most 3 fractional digits")
-        value = Decimal(value)
+        sign, whole, fraction = plain.groups()  # integer arithmetic: no Decimal on the hot path
+        scaled = int(whole) * SCALE + (int(fraction.ljust(3, "0")) if fraction else 0)
+        value = -scaled if sign else scaled
+        if scaled > MAX_ABS:
+            raise ValueError("amount out of range")
+        return value
     if isinstance(value, int):
         scaled = value * SCALE
     elif isinstance(value, Decimal):
