@@ -13,7 +13,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
+import orjson
 from aiokafka import AIOKafkaConsumer
 from redis.asyncio import Redis
 from rich.console import Console
@@ -22,12 +24,15 @@ from rich.table import Table
 from consumers.runner import run_projector
 from consumers.topics import create_topics
 from projections.keys import Keys
+from projections.plan import IndexKey
+from projections.store import Store
 from service.localstack import LocalBroker, LocalRedis
 from service.produce import produce
 from service.settings import Settings
 from service.synthetic import Load, generate
 
 progress = Console(stderr=True)  # what a run is doing; the figures go to stdout
+DEMO_PROGRAMS = (973, 983)  # the programs of config/loyalty.yaml's demo org
 
 
 async def _bare_consumer_rate(servers: str, topics: list[str], total: int) -> float:
@@ -48,21 +53,30 @@ async def _bare_consumer_rate(servers: str, topics: list[str], total: int) -> fl
         await consumer.stop()
 
 
-async def projector_rate(settings: Settings, total: int) -> float:
+@dataclass(frozen=True)
+class Applied:
+    rate: float  # events per second, from the last poll that saw nothing applied to the last record
+    timeline: list[tuple[float, int]]  # (seconds since the projector started, events applied), every 0.1 s
+
+
+async def projector_rate(settings: Settings, total: int) -> Applied:
     """Runs the projector in-process until Redis positions cover `total` records, then stops it."""
     redis = Redis.from_url(settings.redis_url)
     positions = Keys(settings.key_prefix).positions()
     stop = asyncio.Event()
     task = asyncio.create_task(run_projector(settings, stop))
+    timeline = []
     try:
-        started = time.perf_counter()
+        launched = started = time.perf_counter()
         while True:
             polled = time.perf_counter()
             done = sum(int(v) for v in (await redis.hgetall(positions)).values())
+            if not timeline or polled - launched - timeline[-1][0] >= 0.1 or done >= total:
+                timeline.append((round(polled - launched, 3), done))
             if not done:
                 started = polled  # the clock starts at the last poll that saw nothing applied
             elif done >= total:
-                return done / (time.perf_counter() - started)
+                return Applied(done / (time.perf_counter() - started), timeline)
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
@@ -97,6 +111,12 @@ def bench_settings(servers: str, redis_url: str) -> Settings:
                     key_prefix=f"bench-{run}", session_timeout_ms=6000, heartbeat_interval_ms=1000)
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a `pointsview` subprocess these settings."""
+    return {str(field.validation_alias or f"POINTSVIEW_{name.upper()}"): str(getattr(settings, name))
+            for name, field in Settings.model_fields.items()}
+
+
 def synthetic_load(settings: Settings, customers: int, events_per_customer: int) -> Load:
     customers_topic, points_topic = settings.topic_list
     return Load(customers=customers, events_per_customer=events_per_customer,
@@ -125,48 +145,90 @@ async def _rebuild_rate(settings: Settings, total: int) -> float:
         await redis.aclose()
 
 
-async def run_projector_bench(events: int, customers: int, rebuild: bool = False) -> dict:
-    """The projector's rate next to a bare consumer's over the same log; with `rebuild`, the rebuild's too."""
+async def run_projector_bench(events: int, customers: int, rebuild: bool = False,
+                              visible_rate: float = 0, visible_seconds: float = 0) -> dict:
+    """The projector's rate next to a bare consumer's over the same log; with `rebuild`, the rebuild's too;
+    with `visible_rate`, then the produce-to-visible latency at that rate (service.bench_freshness)."""
     with local_servers() as (servers, redis_url):
         settings = bench_settings(servers, redis_url)
         load = synthetic_load(settings, customers, max(1, events // customers))
         progress.print(f"producing {load.customers * load.events_per_customer:,} events "
                        f"({customers:,} customers) to {settings.topic_partitions} partitions per topic ...")
         stream = await produce_load(settings, load)
-        rates = {"bare aiokafka consumer (baseline)": await _bare_consumer_rate(servers, settings.topic_list,
-                                                                                len(stream)),
-                 "pointsview projector": await projector_rate(settings, len(stream))}
+        bare = await _bare_consumer_rate(servers, settings.topic_list, len(stream))
+        progress.print(f"bare consumer: {bare:,.0f} events/s; projecting ...")
+        applied = await projector_rate(settings, len(stream))
+        rates = {"bare aiokafka consumer (baseline)": bare, "pointsview projector": applied.rate}
         if rebuild:
+            progress.print("rebuilding into a new generation ...")
             rates["pointsview rebuild"] = await _rebuild_rate(settings, len(stream))
-    return {"benchmark": "rebuild" if rebuild else "projector", "events": len(stream), "customers": customers,
-            "events_per_second": rates}
+        result = {"benchmark": "rebuild" if rebuild else "projector", "events": len(stream),
+                  "customers": customers, "events_per_second": rates, "timeline": applied.timeline}
+        if visible_rate:
+            from service.bench_freshness import visible_latency
+
+            progress.print(f"producing {visible_rate:,.0f} events/s for {visible_seconds:g}s beside the projector "
+                           "and the API, timing probes until the API shows them ...")
+            result["visible"] = await visible_latency(settings, load, visible_rate, visible_seconds)
+    return result
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]], caption: str | None = None) -> None:
+    table = Table(title=title, caption=caption)
+    for n, column in enumerate(columns):
+        table.add_column(column, justify="left" if n == 0 else "right", no_wrap=n == 0)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+RATE_COLUMNS = ["what", "events/s", "vs bare consumer", "vs live projector"]
+VISIBLE_COLUMNS = ["p50 ms", "p90 ms", "p99 ms", "max ms", "not visible"]
+
+
+def rate_rows(result: dict) -> list[list[str]]:
+    rates = result["events_per_second"]
+    bare, live = rates["bare aiokafka consumer (baseline)"], rates["pointsview projector"]
+    return [[what, f"{rate:,.0f}", f"{rate / bare:.2f}x", f"{rate / live:.2f}x"] for what, rate in rates.items()]
+
+
+def visible_title(visible: dict) -> str:
+    return (f"produce-to-visible through the API: {visible['events']:,} events at {visible['rate']:,.0f}/s "
+            f"(held {visible['produced_per_second']:,.0f}/s), {visible['probes']:,} probes")
+
+
+def visible_cells(visible: dict) -> list[str]:
+    return [*(f"{visible[p]:.1f}" for p in ("p50_ms", "p90_ms", "p99_ms", "max_ms")), f"{visible['not_visible']:,}"]
 
 
 def show_rates(result: dict, as_json: bool) -> None:
     if as_json:
         return print(json.dumps(result))
-    rates = result["events_per_second"]
-    baseline, live = rates["bare aiokafka consumer (baseline)"], rates["pointsview projector"]
-    table = Table(title=f"{result['benchmark']}, one process, {result['events']:,} events")
-    for column in ("what", "events/s", "vs bare consumer", "vs live projector"):
-        table.add_column(column, justify="right")
-    for what, rate in rates.items():
-        table.add_row(what, f"{rate:,.0f}", f"{rate / baseline:.2f}x", f"{rate / live:.2f}x")
-    Console().print(table)
+    print_table(f"{result['benchmark']}, one process, {result['events']:,} events", RATE_COLUMNS, rate_rows(result))
+    if visible := result.get("visible"):
+        print_table(visible_title(visible), VISIBLE_COLUMNS, [visible_cells(visible)])
 
-KEY_KINDS = {"c": "customer state (hash)", "i": "identifier index (zsets)", "e": "eventId dedup window (zsets)"}
+
+def _kind_prefixes(keys: Keys) -> dict[str, str]:
+    """How each kind of per-customer key starts, from the layout itself (projections/keys.py)."""
+    claim = IndexKey(orgId=1, source="INSTORE", accountId="", type="mobile", value="1")
+    examples = {"customer state": keys.customer(1, 1), "identifier index": keys.identifier(claim),
+                "eventId dedup window": keys.dedup(1, 1)}
+    return {kind: key.split("{", 1)[0] for kind, key in examples.items()}
 
 
 async def _memory_by_kind(redis: Redis, keys: Keys, sample: int = 2_000) -> dict[str, tuple[int, float]]:
     """Per key kind: (number of keys, mean MEMORY USAGE of a sample of them)."""
-    found: dict[str, list[bytes]] = {kind: [] for kind in KEY_KINDS}
-    counts = dict.fromkeys(KEY_KINDS, 0)
+    prefixes = _kind_prefixes(keys)
+    found: dict[str, list[bytes]] = {kind: [] for kind in prefixes}
+    counts = dict.fromkeys(prefixes, 0)
     async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=5_000):
-        kind = key.decode()[len(keys.prefix) + 1:].split(":", 1)[0]
-        if kind in found:
-            counts[kind] += 1
-            if len(found[kind]) < sample:
-                found[kind].append(key)
+        for kind, prefix in prefixes.items():
+            if key.decode().startswith(prefix):
+                counts[kind] += 1
+                if len(found[kind]) < sample:
+                    found[kind].append(key)
+                break
     figures = {}
     for kind, sampled in found.items():
         pipe = redis.pipeline(transaction=False)
@@ -177,13 +239,19 @@ async def _memory_by_kind(redis: Redis, keys: Keys, sample: int = 2_000) -> dict
     return figures
 
 
-async def run_memory_bench(customers: int, events_per_customer: int) -> dict:
-    """Redis bytes per customer with one program and three identifiers, the dedup window apart."""
+async def _state_json_sizes(redis: Redis, settings: Settings, load: Load, sample: int = 2_000) -> list[int]:
+    """Sizes of compact JSON of the state of a sample of customers, as the store reads it."""
+    store = Store(redis, Keys(settings.key_prefix), settings.dedup_window_seconds * 1000)
+    ids = range(load.first_customer_id, load.first_customer_id + min(sample, load.customers))
+    return [len(orjson.dumps(await store.customer_doc(load.org_id, cid))) for cid in ids]
+
+
+async def run_memory_bench(customers: int, events_per_customer: int, programs: int = 1) -> dict:
+    """Redis bytes per customer and per identifier after projecting a synthetic load, the dedup window apart."""
     with local_servers() as (servers, redis_url):
         settings = bench_settings(servers, redis_url)
-        customers_topic, points_topic = settings.topic_list
-        load = Load(customers=customers, events_per_customer=events_per_customer, programs=(973,),
-                    customers_topic=customers_topic, points_topic=points_topic)
+        load = replace(synthetic_load(settings, customers, events_per_customer),
+                                   programs=DEMO_PROGRAMS[:programs])
         redis = Redis.from_url(redis_url)
         try:
             before = (await redis.info("memory"))["used_memory"]
@@ -191,35 +259,35 @@ async def run_memory_bench(customers: int, events_per_customer: int) -> dict:
             stream = await produce_load(settings, load)
             await projector_rate(settings, len(stream))
             after = (await redis.info("memory"))["used_memory"]
-            keys = Keys(settings.key_prefix)
-            kinds = await _memory_by_kind(redis, keys)
-            state_json = [len(v) for v in await _sample_states(redis, keys)]
+            kinds = await _memory_by_kind(redis, Keys(settings.key_prefix))
+            state_json = await _state_json_sizes(redis, settings, load)
         finally:
             await redis.aclose()
-    per_kind = {label: count * mean / customers for kind, (count, mean) in kinds.items()
-                for label in [KEY_KINDS[kind]]}
-    return {"benchmark": "memory", "customers": customers, "bytes_per_customer": {
-        "state JSON, raw (baseline)": sum(state_json) / len(state_json),
-        **per_kind,
-        "read-model (state + index)": per_kind[KEY_KINDS["c"]] + per_kind[KEY_KINDS["i"]],
-        "used_memory growth / customers (all, dedup included)": (after - before) / customers,
-    }}
+    per_customer = {kind: count * mean / customers for kind, (count, mean) in kinds.items()}
+    identifiers, index_bytes = kinds["identifier index"]
+    return {"benchmark": "memory", "customers": customers, "events_per_customer": events_per_customer,
+            "programs": programs, "identifiers": identifiers, "bytes_per_customer": {
+                "state JSON, raw (baseline)": sum(state_json) / len(state_json),
+                **per_customer,
+                "read-model (state + index)": per_customer["customer state"] + per_customer["identifier index"],
+                "used_memory growth (everything)": (after - before) / customers,
+            }, "bytes_per_identifier": index_bytes}
+
+
+MEMORY_COLUMNS = ["what", "bytes"]
+
+
+def memory_title(result: dict) -> str:
+    return (f"Redis memory, {result['customers']:,} customers x {result['events_per_customer']} events, "
+            f"{result['programs']} program(s), {result['identifiers']:,} identifiers")
+
+
+def memory_rows(result: dict) -> list[list[str]]:
+    return [*([f"{what}, per customer", f"{size:,.0f}"] for what, size in result["bytes_per_customer"].items()),
+            ["one identifier's index entry", f"{result['bytes_per_identifier']:,.0f}"]]
 
 
 def show_memory(result: dict, as_json: bool) -> None:
     if as_json:
         return print(json.dumps(result))
-    table = Table(title=f"Redis memory, {result['customers']:,} customers, 1 program, 3 identifiers each")
-    for column in ("what", "bytes per customer"):
-        table.add_column(column, justify="right")
-    for what, size in result["bytes_per_customer"].items():
-        table.add_row(what, f"{size:,.0f}")
-    Console().print(table)
-
-async def _sample_states(redis: Redis, keys: Keys, sample: int = 2_000) -> list[bytes]:
-    states = []
-    async for key in redis.scan_iter(match=f"{keys.prefix}:c:*", count=5_000):
-        states.append(await redis.hget(key, "d"))
-        if len(states) >= sample:
-            break
-    return [s for s in states if s]
+    print_table(memory_title(result), MEMORY_COLUMNS, memory_rows(result))

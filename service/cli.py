@@ -192,64 +192,104 @@ def verify(
         raise typer.Exit(asyncio.run(replay.verify(settings, generation, against)))
 
 
-@bench.command("projector")
-def bench_projector(
-    events: int = typer.Option(200_000, help="Events to pre-produce."),
-    customers: int = typer.Option(10_000, help="Distinct customers in the stream."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
-) -> None:
-    """Projector apply rate (events/s, one process) next to a bare aiokafka consumer on the same topic."""
-    from service.bench import run_projector_bench, show_rates
+def _positive(value: float | None) -> float | None:
+    if value is not None and value <= 0:
+        raise typer.BadParameter("must be more than 0")
+    return value
 
+
+def _worker_counts(value: str) -> list[int]:
+    """`--workers 1,2`: the option's value becomes the list."""
+    try:
+        counts = [int(part) for part in value.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise typer.BadParameter(f"{value!r}: worker counts are positive integers separated by commas, e.g. 1,2")
+    return counts
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print the figures as JSON (progress goes to stderr).")
+REPORT_OPTION = typer.Option(None, "--report", file_okay=False, help="Also write DIR/<benchmark>.md with PNG charts.")
+
+
+def _bench(run, show, as_json: bool, report: Path | None) -> None:
+    """Runs a benchmark coroutine, writes its report if asked, then prints its figures."""
     configure("WARNING")
     with one_line_errors():
-        show_rates(asyncio.run(run_projector_bench(events, customers)), as_json)
+        result = asyncio.run(run)
+    if report:
+        from service.bench_report import write_report
+
+        typer.echo(f"report: {write_report(report, result)}", err=True)
+    show(result, as_json)
+
+
+@bench.command("projector")
+def bench_projector(
+    events: int = typer.Option(1_000_000, min=1, help="Events to pre-produce."),
+    customers: int = typer.Option(50_000, min=1, help="Distinct customers in the stream."),
+    rate: float = typer.Option(2000, callback=_positive, help="Events/s produced while timing produce-to-visible."),
+    duration: float = typer.Option(20.0, callback=_positive, help="Seconds of produce-to-visible timing."),
+    as_json: bool = JSON_OPTION,
+    report: Path = REPORT_OPTION,
+) -> None:
+    """Projector apply rate (events/s, one process) next to a bare aiokafka consumer on the same topics, then
+    the produce-to-visible latency through the API at a fixed rate."""
+    from service.bench import run_projector_bench, show_rates
+
+    _bench(run_projector_bench(events, customers, visible_rate=rate, visible_seconds=duration), show_rates,
+           as_json, report)
 
 
 @bench.command("rebuild")
 def bench_rebuild(
-    events: int = typer.Option(1_000_000, help="Events to pre-produce."),
-    customers: int = typer.Option(50_000, help="Distinct customers in the stream."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+    events: int = typer.Option(1_000_000, min=1, help="Events to pre-produce."),
+    customers: int = typer.Option(50_000, min=1, help="Distinct customers in the stream."),
+    as_json: bool = JSON_OPTION,
+    report: Path = REPORT_OPTION,
 ) -> None:
     """Rebuild rate (events/s) next to the live projector and a bare consumer, same log, same run."""
     from service.bench import run_projector_bench, show_rates
 
-    configure("WARNING")
-    with one_line_errors():
-        show_rates(asyncio.run(run_projector_bench(events, customers, rebuild=True)), as_json)
+    _bench(run_projector_bench(events, customers, rebuild=True), show_rates, as_json, report)
 
 
 @bench.command("memory")
 def bench_memory(
-    customers: int = typer.Option(100_000, help="Customers to project."),
-    events: int = typer.Option(20, help="Events per customer."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+    customers: int = typer.Option(100_000, min=1, help="Customers to project."),
+    events: int = typer.Option(20, min=1, help="Events per customer."),
+    programs: int = typer.Option(1, min=1, max=2, help="Programs the events spread over (2: the api bench's load)."),
+    as_json: bool = JSON_OPTION,
+    report: Path = REPORT_OPTION,
 ) -> None:
-    """Redis bytes per customer (state, identifier index) and for the eventId dedup window, apart."""
+    """Redis bytes per customer (state, identifier index) and per identifier; the eventId dedup window apart."""
     from service.bench import run_memory_bench, show_memory
 
-    configure("WARNING")
-    with one_line_errors():
-        show_memory(asyncio.run(run_memory_bench(customers, events)), as_json)
+    _bench(run_memory_bench(customers, events, programs), show_memory, as_json, report)
 
 
 @bench.command("api")
 def bench_api(
-    workers: int = typer.Option(1, min=1, help="uvicorn worker processes, for the API and the bare app alike."),
+    workers: str = typer.Option("1", callback=_worker_counts, help="uvicorn worker processes, for the API and "
+                                "the bare app alike; a list (1,2) measures each."),
     connections: int = typer.Option(32, min=1, help="Concurrent keep-alive connections of the load generator."),
-    duration: float = typer.Option(10.0, min=0.1, help="Seconds measured per endpoint (after 1 s of warm-up)."),
-    customers: int = typer.Option(2000, min=1, help="Customers projected (10 events each); requests rotate over all."),
+    duration: float = typer.Option(10.0, min=0.1, help="Seconds measured per row (after up to 1 s of warm-up)."),
+    customers: int = typer.Option(100_000, min=1, help="Customers projected (20 events each, 2 programs); "
+                                                       "requests rotate over all."),
+    rate: float = typer.Option(None, callback=_positive, help="Open-loop requests/s for every endpoint "
+                                                              "(default: half of its closed-loop maximum)."),
     config: Path = typer.Option(None, exists=True, dir_okay=False, resolve_path=True,
                                 help="LOYALTY_CONFIG of the API (default: the package's config/loyalty.yaml)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON instead of a table."),
+    as_json: bool = JSON_OPTION,
+    report: Path = REPORT_OPTION,
 ) -> None:
-    """Balance endpoints' req/s and latency next to a bare FastAPI endpoint, same workers, same run."""
-    from service.bench_api import DEFAULT_CONFIG, run_api_bench
+    """The API's endpoints' req/s and latency, closed and open loop, next to a bare FastAPI endpoint and raw
+    Redis GETs, same workers, same run."""
+    from service.bench_api import DEFAULT_CONFIG, run_api_bench, show_api
 
-    configure("WARNING")
-    with one_line_errors():
-        asyncio.run(run_api_bench(workers, connections, duration, customers, config or DEFAULT_CONFIG, as_json))
+    _bench(run_api_bench(workers, connections, duration, customers, rate, config or DEFAULT_CONFIG),
+           show_api, as_json, report)
 
 
 @app.command()

@@ -4,31 +4,88 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 
-def _bench(*args: str) -> dict:
+def bench(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
+    """`pointsview bench ...` against servers of its own."""
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")}
-    result = subprocess.run([sys.executable, "-m", "service", "bench", *args, "--json"], capture_output=True,
-                            text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    result = subprocess.run([sys.executable, "-m", "service", "bench", *args], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == expect, result.stderr
+    assert "Traceback" not in result.stderr
+    return result
 
 
-@pytest.mark.parametrize("command, rows", [
-    ("projector", ["bare aiokafka consumer (baseline)", "pointsview projector"]),
-    ("rebuild", ["bare aiokafka consumer (baseline)", "pointsview projector", "pointsview rebuild"]),
-])
-def test_rate_benchmarks_report_every_rate(command, rows):
-    result = _bench(command, "--events", "2000", "--customers", "100")
+def bench_json(*args: str) -> dict:
+    return json.loads(bench(*args, "--json").stdout)
+
+
+def assert_png(path: Path) -> None:
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > 300 and image.height > 200
+        image.verify()
+
+
+def assert_mentions(report: str, *figures: str) -> None:
+    missing = [figure for figure in figures if figure not in report]
+    assert not missing, f"the report lacks {missing}"
+
+
+def test_projector_benchmark_rates_timeline_visibility_and_report(tmp_path):
+    result = bench_json("projector", "--events", "2000", "--customers", "100", "--rate", "500",
+                        "--duration", "1", "--report", str(tmp_path))
+    rates = result["events_per_second"]
     assert result["events"] == 2000
-    assert list(result["events_per_second"]) == rows
-    assert all(rate > 0 for rate in result["events_per_second"].values())
+    assert list(rates) == ["bare aiokafka consumer (baseline)", "pointsview projector"]
+    assert all(rate > 0 for rate in rates.values())
+    applied = [done for _, done in result["timeline"]]
+    assert applied == sorted(applied) and applied[-1] == 2000
+    visible = result["visible"]
+    assert visible["events"] == 500 and visible["probes"] == 20 and visible["not_visible"] == 0
+    assert 400 < visible["produced_per_second"] < 600
+    assert 0 < visible["p50_ms"] <= visible["p90_ms"] <= visible["p99_ms"] <= visible["max_ms"]
+    report = (tmp_path / "projector.md").read_text()
+    assert_mentions(report, "projector-rate.png", *rates, *(f"{rate:,.0f}" for rate in rates.values()),
+                    *(f"{visible[p]:.1f}" for p in ("p50_ms", "p90_ms", "p99_ms", "max_ms")))
+    assert_png(tmp_path / "projector-rate.png")
 
 
-def test_memory_benchmark_reports_bytes_per_customer():
-    sizes = _bench("memory", "--customers", "100", "--events", "5")["bytes_per_customer"]
-    assert 0 < sizes["state JSON, raw (baseline)"] < sizes["customer state (hash)"]
-    assert sizes["read-model (state + index)"] == sizes["customer state (hash)"] + sizes["identifier index (zsets)"]
-    assert sizes["eventId dedup window (zsets)"] > 0
+def test_rebuild_benchmark_reports_every_rate(tmp_path):
+    result = bench_json("rebuild", "--events", "2000", "--customers", "100", "--report", str(tmp_path))
+    rates = result["events_per_second"]
+    assert list(rates) == ["bare aiokafka consumer (baseline)", "pointsview projector", "pointsview rebuild"]
+    assert all(rate > 0 for rate in rates.values()) and "visible" not in result
+    assert_mentions((tmp_path / "rebuild.md").read_text(), "rebuild-rate.png", *rates,
+                    *(f"{rate:,.0f}" for rate in rates.values()))
+    assert_png(tmp_path / "rebuild-rate.png")
+
+
+def test_memory_benchmark_reports_bytes_per_customer_and_per_identifier(tmp_path):
+    result = bench_json("memory", "--customers", "100", "--events", "5", "--programs", "2",
+                        "--report", str(tmp_path))
+    sizes = result["bytes_per_customer"]
+    assert result["programs"] == 2 and result["identifiers"] == 3 * 100  # mobile, email, externalId each
+    assert 0 < sizes["state JSON, raw (baseline)"] < sizes["customer state"]
+    assert sizes["read-model (state + index)"] == sizes["customer state"] + sizes["identifier index"]
+    assert result["bytes_per_identifier"] * 3 == pytest.approx(sizes["identifier index"])
+    assert sizes["eventId dedup window"] > 0
+    report = (tmp_path / "memory.md").read_text()
+    assert_mentions(report, "memory-bytes.png", *sizes, *(f"{size:,.0f}" for size in sizes.values()),
+                    f"{result['bytes_per_identifier']:,.0f}")
+    assert_png(tmp_path / "memory-bytes.png")
+
+
+@pytest.mark.parametrize("args, option", [
+    (["api", "--rate", "0"], "--rate"),
+    (["api", "--workers", "abc"], "--workers"),
+    (["api", "--workers", "1,0"], "--workers"),
+    (["projector", "--duration", "0"], "--duration"),
+    (["projector", "--rate", "-5"], "--rate"),
+    (["memory", "--programs", "3"], "--programs"),
+])
+def test_bad_options_are_one_clear_error(args, option):
+    assert option in bench(*args, expect=2).stderr

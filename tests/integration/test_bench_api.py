@@ -1,21 +1,51 @@
-"""`pointsview bench api` end to end at toy sizes: its own broker, Redis, API and bare app, JSON figures."""
+"""`pointsview bench api` end to end at toy sizes (its own broker, Redis, API and bare app), and the load
+generator's open loop and Redis protocol on their own."""
 
-import json
-import os
-import subprocess
-import sys
+from urllib.parse import urlparse
+
+from service.loadgen import Plan, measure_in_subprocess
+from tests.integration.test_bench import assert_mentions, assert_png, bench_json
+
+ENDPOINTS = ["bare", "redis", "userId", "lookup", "dual", "details"]
 
 
-def test_bench_api_measures_every_endpoint_without_errors():
-    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")}
-    result = subprocess.run(
-        [sys.executable, "-m", "service", "bench", "api", "--customers", "20", "--duration", "1",
-         "--connections", "4", "--json"],
-        capture_output=True, text=True, env=env, timeout=60)
-    assert result.returncode == 0, result.stderr
-    figures = json.loads(result.stdout)
-    rows = {row["endpoint"]: row for row in figures["results"]}
-    assert set(rows) == {"bare", "userId", "lookup", "details"}
-    for row in rows.values():
-        assert row["rps"] > 0 and row["errors"] == 0, row
-    assert rows["bare"]["vs_bare"] == 1.0
+def test_bench_api_every_endpoint_closed_and_open_loop_per_worker_count(tmp_path):
+    result = bench_json("api", "--customers", "200", "--duration", "0.3", "--connections", "4",
+                        "--workers", "1,2", "--report", str(tmp_path))
+    assert result["workers"] == [1, 2] and result["programs"] == 2 and result["events_per_customer"] == 20
+    assert result["redis_value_bytes"] > 200  # the size of a stored customer state
+    report = (tmp_path / "api.md").read_text()
+    for workers in (1, 2):
+        rows = [row for row in result["results"] if row["workers"] == workers]
+        assert [row["endpoint"] for row in rows if row["mode"] == "closed"] == ENDPOINTS
+        closed = {row["endpoint"]: row for row in rows if row["mode"] == "closed"}
+        opened = {row["endpoint"]: row for row in rows if row["mode"] == "open"}
+        assert list(opened) == ENDPOINTS[2:]  # the baselines run closed loop only
+        for name, row in opened.items():
+            assert row["rate"] == max(1.0, closed[name]["rps"] / 2) and row["vs_bare"] is None
+        for row in rows:
+            assert row["rps"] > 0 and row["errors"] == 0, row
+            assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["p999_ms"], row
+            assert_mentions(report, row["label"], f"{row['rps']:,.0f}",
+                            *(f"{row[p]:.2f}" for p in ("p50_ms", "p90_ms", "p99_ms", "p999_ms")))
+        assert closed["bare"]["vs_bare"] == 1.0
+    assert_mentions(report, "api-latency.png", "api-throughput.png")
+    assert_png(tmp_path / "api-latency.png")
+    assert_png(tmp_path / "api-throughput.png")
+
+
+def test_bench_api_rate_option_sets_the_open_loop_rate():
+    result = bench_json("api", "--customers", "20", "--duration", "0.3", "--connections", "2", "--rate", "40")
+    opened = [row for row in result["results"] if row["mode"] == "open"]
+    assert len(opened) == 4 and all(row["rate"] == 40 and row["errors"] == 0 for row in opened)
+
+
+async def test_open_loop_holds_its_rate_over_redis_gets(redis, redis_url, keys):
+    """The raw Redis baseline where redis-benchmark is missing: the load generator speaking RESP."""
+    key = f"{keys.prefix}:loadgen"
+    await redis.set(key, b"x" * 800)
+    url = urlparse(redis_url)
+    summary = await measure_in_subprocess(Plan(host=url.hostname, port=url.port, paths=[key], connections=4, duration=1.0, warmup=0.2,
+                                               rate=200, protocol="redis"))
+    assert summary.errors == 0 and 180 <= summary.requests <= 220
+    assert 0 < summary.p50_ms <= summary.p90_ms <= summary.p99_ms <= summary.p999_ms

@@ -1,0 +1,123 @@
+"""Produce-to-visible latency, for `pointsview bench projector`: events produced at a fixed rate while the
+projector (a process of its own) applies them and the API (one worker) serves them.
+
+Most events are the synthetic mix for new customers. About PROBES_PER_SECOND of them are probes: a
+points.earned of 1 point (MAIN, the default program) for a customer of the pre-produced load, timed from
+the moment it is handed to the producer until GET /v2/customers/{id}/points/balance shows it, polled every
+POLL_SECONDS on a keep-alive connection of its own. Polling every event through the API would load the
+API (and the two cores) more than the projector does; the probes ride in the same partitions and
+batches as the rest, so they see what every event sees.
+"""
+
+import asyncio
+import dataclasses
+import math
+import os
+import sys
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import datetime, timezone
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from service.bench import settings_env
+from service.bench_api import AUTH_HEADERS, DEFAULT_CONFIG, BenchError, start_api, start_process
+from service.loadgen import fetch, percentile_ms, read_response, request_bytes
+from service.settings import Settings
+from service.synthetic import Load, generate
+
+PROBES_PER_SECOND = 20
+POLL_SECONDS = 0.002
+GIVE_UP_SECONDS = 30.0  # a probe not visible by then counts as not visible
+FIRST_PROBE_SECONDS = 60.0  # the projector's start: joining the group, seeking to the stored positions
+
+
+def _balance_path(customer_id: int) -> str:
+    return f"/v2/customers/{customer_id}/points/balance"
+
+
+def _earned(load: Load, customer_id: int) -> tuple[bytes, bytes]:
+    """(key, value) of a points.earned of 1 point, MAIN, in the default program of the demo config."""
+    event = {"specVersion": 1, "eventId": str(uuid.uuid4()), "eventType": "points.earned", "orgId": load.org_id,
+             "customerId": customer_id, "occurredAt": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "data": {"programId": load.programs[0], "points": "1", "category": "MAIN"}}
+    return f"{load.org_id}:{customer_id}".encode(), orjson.dumps(event)
+
+
+async def _total_points(port: int, customer_id: int) -> float:
+    status, body = await fetch(port, _balance_path(customer_id), AUTH_HEADERS)
+    if status != 200:
+        raise BenchError(f"GET {_balance_path(customer_id)} answered {status}: {body[:200]!r}")
+    return orjson.loads(body)["totalPoints"]
+
+
+async def _until_visible(port: int, customer_id: int, total: float, sent: int, give_up: float) -> int | None:
+    """Nanoseconds from `sent` until the customer's totalPoints reaches `total`; None after `give_up` s."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = request_bytes("127.0.0.1", port, _balance_path(customer_id), AUTH_HEADERS)
+    try:
+        while time.perf_counter_ns() - sent < give_up * 1e9:
+            writer.write(request)
+            status, body, _ = await read_response(reader)
+            if status == 200 and orjson.loads(body)["totalPoints"] >= total - 0.0005:
+                return time.perf_counter_ns() - sent
+            await asyncio.sleep(POLL_SECONDS)
+        return None
+    finally:
+        writer.close()
+
+
+async def visible_latency(settings: Settings, load: Load, rate: float, duration: float) -> dict:
+    """Produces `rate` events/s for `duration` s beside the projector and the API; probe latencies."""
+    total = max(1, round(rate * duration))
+    every = max(1, round(rate / PROBES_PER_SECOND))
+    probe_ids = [load.first_customer_id + n for n in range(min(load.customers, math.ceil(total / every)))]
+    background = iter(generate(dataclasses.replace(
+        load, first_customer_id=load.first_customer_id + load.customers, seed=load.seed + 1,
+        customers=math.ceil(total / load.events_per_customer) + 1)))
+    points_topic = settings.topic_list[-1]
+    with ExitStack() as stack:
+        # A group of its own: the first phase's in-process member may still count in the old one, which
+        # would hold this one's join for a session timeout. The positions live in Redis anyway.
+        env = {**os.environ, **settings_env(settings), "POINTSVIEW_GROUP_ID": f"{settings.group_id}-visible",
+               "POINTSVIEW_LOG_LEVEL": "WARNING"}
+        start_process([sys.executable, "-m", "service", "projector"], env, stack)
+        port = await start_api(settings, 1, DEFAULT_CONFIG, env, stack)
+        expected = {cid: await _total_points(port, cid) for cid in probe_ids}
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
+                                    enable_idempotence=False)  # linger 0: the producer's batching is not ours
+        await producer.start()
+        polls = []
+        try:
+
+            async def probe(customer_id: int, give_up: float) -> asyncio.Task:
+                expected[customer_id] += 1
+                key, value = _earned(load, customer_id)
+                sent = time.perf_counter_ns()
+                await producer.send(points_topic, value, key)
+                return asyncio.create_task(_until_visible(port, customer_id, expected[customer_id], sent, give_up))
+
+            if await (await probe(probe_ids[0], FIRST_PROBE_SECONDS)) is None:
+                raise BenchError(f"the projector applied nothing within {FIRST_PROBE_SECONDS:g}s")
+            started = time.perf_counter()
+            for n in range(total):
+                if (ahead := started + n / rate - time.perf_counter()) > 0:
+                    await asyncio.sleep(ahead)
+                if n % every:
+                    topic, key, value = next(background)
+                    await producer.send(topic, value, key)
+                else:
+                    polls.append(await probe(probe_ids[n // every % len(probe_ids)], GIVE_UP_SECONDS))
+            produced = time.perf_counter() - started
+            latencies = await asyncio.gather(*polls)
+        finally:
+            for poll in polls:
+                poll.cancel()
+            await producer.stop()
+    ordered = sorted(latency for latency in latencies if latency is not None)
+    return {"rate": rate, "duration": duration, "events": total, "produced_per_second": total / produced,
+            "probes": len(latencies), "not_visible": len(latencies) - len(ordered),
+            "p50_ms": percentile_ms(ordered, 0.5), "p90_ms": percentile_ms(ordered, 0.9),
+            "p99_ms": percentile_ms(ordered, 0.99), "max_ms": percentile_ms(ordered, 1.0)}
