@@ -3,6 +3,7 @@ generator's open loop and Redis protocol on their own."""
 
 from urllib.parse import urlparse
 
+from service.bench_api import DEFAULT_CONFIG
 from service.loadgen import Plan, measure_in_subprocess
 from tests.integration.test_bench import assert_mentions, assert_png, bench_json
 
@@ -35,7 +36,8 @@ def test_bench_api_every_endpoint_closed_and_open_loop_per_worker_count(tmp_path
 
 
 def test_bench_api_rate_option_sets_the_open_loop_rate():
-    result = bench_json("api", "--customers", "20", "--duration", "0.3", "--connections", "2", "--rate", "40")
+    result = bench_json("api", "--customers", "20", "--duration", "0.3", "--connections", "2", "--rate", "40",
+                        "--config", str(DEFAULT_CONFIG))
     opened = [row for row in result["results"] if row["mode"] == "open"]
     assert len(opened) == 4 and all(row["rate"] == 40 and row["errors"] == 0 for row in opened)
 
