@@ -9,6 +9,7 @@ holds, from the start of the log at worst.
 """
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import defaultdict
@@ -37,8 +38,8 @@ from consumers.offsets import end_offsets, reader
 from consumers.topics import ensure_topics
 from projections.events import InvalidEvent, parse_event
 from projections.keys import FIRST_GENERATION, Keys
-from projections.plan import Record, plan_customer
-from projections.store import Control, Store
+from projections.plan import Record, Stored, plan_customer, stored_after
+from projections.store import Control, CustomerId, Store
 from service.settings import Settings
 
 log = logging.getLogger("pointsview.projector")
@@ -90,6 +91,11 @@ class Projector(ConsumerRebalanceListener):
         # or a replay) and come again after it, so they are dropped rather than applied or dead-lettered twice.
         self.expected: dict[TopicPartition, int] = {}
         self.paused_for: int | None = None  # the generation a hand-over is pausing us for
+        # Customers as this projector last wrote them: a customer seen again is planned without a read.
+        # Redis stays the judge: every write is a compare-and-set on the watermarks the cache holds, so
+        # a write by anyone else (another consumer, a rebuild, a Redis that lost data) fails it, and the
+        # cache is dropped whenever what it stands on changes (rebalance, replay, generation, failure).
+        self.cache: dict[CustomerId, Stored] = {}
         self.fatal: Exception | None = None
         self.applied = self.deadlettered = 0
         self._last_report: tuple | None = None
@@ -102,12 +108,14 @@ class Projector(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked) -> None:
         async with self.lock:
+            self.cache.clear()
             for tp in revoked:
                 self.positions.pop(tp, None)
                 self.expected.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned) -> None:
         async with self.lock:
+            self.cache.clear()
             try:
                 await self._redis_retrying(self._seek_to_stored, list(assigned))
             except LogTruncated as exc:  # aiokafka swallows listener errors: the loop raises it
@@ -168,22 +176,31 @@ class Projector(ConsumerRebalanceListener):
         # Positions are read after the customers, in the same pipeline: if they are
         # intact, the customers were read before any loss, and a loss after that
         # fails the customers' compare-and-set.
-        wanted = {cid: [r.event.eventId for r in records] for cid, records in by_customer.items()}
-        stored, found, control = await self.store.load(wanted, [position_name(tp) for tp in self.positions])
+        now_ms = int(time.time() * 1000)
+        missing = [cid for cid in by_customer if cid not in self.cache]
+        loaded, found, control = await self.store.load(missing, [position_name(tp) for tp in self.positions], now_ms)
         if self.live and await self._follow(control):
             return self._fetch_again(batch)
         if await self._replay_lost(found):
             return self._fetch_again(batch)
+        stored = {cid: self.cache.pop(cid, None) or loaded[cid] for cid in by_customer}
         writes = []
         for cid, records in by_customer.items():
-            write = plan_customer(stored[cid].customer, stored[cid].watermarks,
-                                  stored[cid].seen_event_ids, records)
+            before = stored[cid]
+            write = plan_customer(before.customer, before.watermarks, before.seen, records)
             if write.watermarks:
-                writes.append(write)
-        if await self.store.write(writes, int(time.time() * 1000)):
+                writes.append((before, stored_after(before, write, now_ms, self.store.dedup_window_ms), write))
+        try:
+            lost = await self.store.write(writes, now_ms)
+        except BaseException:
+            self.cache.clear()  # some customers may have been written, and planning changed their states
+            raise
+        if lost:
             log.info("another consumer wrote some of these customers; fetching the batch again")
+            self.cache.clear()
             return self._fetch_again(batch)
-        applied = sum(len(w.applied_event_ids) for w in writes)
+        self._remember(stored, writes)
+        applied = sum(len(w.applied_event_ids) for _, _, w in writes)
         EVENTS_APPLIED.inc(applied)
         EVENTS_SKIPPED.inc(sum(len(r) for r in by_customer.values()) - applied)
         self.applied += applied
@@ -193,11 +210,18 @@ class Projector(ConsumerRebalanceListener):
             self.deadlettered += len(rejected)
         await self._advance({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
+    def _remember(self, stored: dict[CustomerId, Stored], writes) -> None:
+        stored.update({(w.orgId, w.customerId): after for _, after, w in writes})
+        self.cache.update(stored)  # most recently used last
+        for cid in list(itertools.islice(self.cache, max(0, len(self.cache) - self.settings.cache_customers))):
+            del self.cache[cid]
+
     async def _follow(self, control: Control) -> bool:
         """Pauses for a hand-over, or moves to a new live generation; True when this batch must wait."""
         if control.live is not None and control.live != self.generation:
             log.warning("live generation is now %d (was %d): continuing there", control.live, self.generation)
             self.store = self.store.for_generation(control.live)
+            self.cache.clear()
             self.paused_for = None
             self.consumer.resume(*self.positions)
             await self._seek_to_stored(list(self.positions))
@@ -226,6 +250,8 @@ class Projector(ConsumerRebalanceListener):
             log.warning("Redis lost data of %s (position %s, had %s): replaying from %s", position_name(tp),
                         offset, self.positions[tp], "the start of the log" if offset is None else offset)
             REPLAYS.inc()
+        if lost:
+            self.cache.clear()
         await self._seek_to_stored(lost)
         return bool(lost)
 

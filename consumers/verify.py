@@ -6,16 +6,17 @@ from redis.asyncio import Redis
 from consumers.offsets import partitions_of, read_all, reader
 from projections.fold import fold_log
 from projections.keys import Keys
-from projections.state import Customer, customer_from_dict, customer_to_dict
+from projections.state import Customer, customer_to_dict
+from projections.store import decode_value
 from service.settings import Settings
 
 
 async def generation_customers(redis: Redis, keys: Keys) -> dict[tuple[int, int], Customer]:
     found = {}
     async for key in redis.scan_iter(match=f"{keys.prefix}:c:*", count=1000):
-        state = await redis.hget(key, "d")
-        if state:
-            customer = customer_from_dict(orjson.loads(state))
+        value = await redis.get(key)
+        customer = value and decode_value(value)[1]
+        if customer:
             found[(customer.orgId, customer.customerId)] = customer
     return found
 

@@ -268,12 +268,8 @@ class Envelope(msgspec.Struct, frozen=True):
 
     def __post_init__(self):
         if type(self.specVersion) is not int or self.specVersion != SPEC_VERSION:
-            raise _UnsupportedVersion(f"unsupported specVersion {self.specVersion!r}")
+            raise ValueError("specVersion: unsupported")  # _envelope_error says which
         _set(self, "occurredAt", _checked("occurredAt", _timestamp, self.occurredAt))
-
-
-class _UnsupportedVersion(ValueError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,17 +296,31 @@ def _json_float(text: str) -> Decimal | float:
 
 _ENVELOPE = msgspec.json.Decoder(Envelope, float_hook=_json_float)
 _DATA = {name: msgspec.json.Decoder(model, float_hook=_json_float) for name, model in DATA_MODELS.items()}
+_ANY = msgspec.json.Decoder(float_hook=_json_float)
+_MISSING = re.compile(r"Object missing required field `([^`]*)`")
 _AT = re.compile(r"^(.*) - at `\$\.?([^`]*)`$", re.S)
 
 
 def _reason(exc: msgspec.ValidationError) -> str:
-    """msgspec's "Expected `int` >= 1 - at `$.orgId`" as "orgId: Expected `int` >= 1"."""
-    message = str(exc)
-    found = _AT.match(message)
-    if found:
+    """msgspec's "Expected `int` >= 1 - at `$.orgId`" as "orgId: Expected `int` >= 1", and a missing
+    field as "<field>: Field required"."""
+    message, where = str(exc), ""
+    if found := _AT.match(message):
         message, where = found.groups()
-        return f"{where or 'data'}: {message}"
-    return message
+    if missing := _MISSING.fullmatch(message):
+        where, message = ".".join(filter(None, (where, missing[1]))), "Field required"
+    return f"{where}: {message}" if where else message  # our own checks name their field
+
+
+def _envelope_error(raw: bytes, exc: msgspec.ValidationError) -> str:
+    """Why an envelope was refused, checked in the contract's order: an object, then its specVersion."""
+    doc = _ANY.decode(raw)
+    if not isinstance(doc, dict):
+        return "not JSON: the value is not an object"
+    version = doc.get("specVersion")
+    if type(version) is not int or version != SPEC_VERSION:
+        return f"unsupported specVersion {version!r}"
+    return f"invalid envelope: {_reason(exc)}"
 
 
 def parse_event(raw: bytes | None) -> Event:
@@ -320,15 +330,7 @@ def parse_event(raw: bytes | None) -> Event:
     try:
         envelope = _ENVELOPE.decode(raw)
     except msgspec.ValidationError as exc:
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, _UnsupportedVersion):
-            raise InvalidEvent(str(cause)) from None
-        reason = _reason(exc)
-        if reason.startswith("Expected `object`"):
-            raise InvalidEvent("not JSON: the value is not an object") from None
-        if reason.startswith("specVersion"):
-            raise InvalidEvent(f"unsupported specVersion: {reason}") from None
-        raise InvalidEvent(f"invalid envelope: {reason}") from None
+        raise InvalidEvent(_envelope_error(raw, exc)) from None
     except (msgspec.DecodeError, RecursionError) as exc:
         raise InvalidEvent(f"not JSON: {exc}") from None
     decoder = _DATA.get(envelope.eventType)

@@ -26,8 +26,12 @@ class Keys:
         self.meta = MetaKeys(prefix)
 
     def customer(self, org_id: int, customer_id: int) -> str:
-        """HASH: `d` = state JSON; `w:<topic>:<partition>` = last applied offset."""
-        return f"{self.prefix}:c:{{{org_id}:{customer_id}}}"
+        """STRING: `topic:partition=offset,...` (last applied offsets), a newline, the state (MessagePack)."""
+        return f"{self.customers_of(org_id)}{customer_id}}}"
+
+    def customers_of(self, org_id: int) -> str:
+        """What the keys of an org's customers start with (the lookup script appends `<id>}`)."""
+        return f"{self.prefix}:c:{{{org_id}:"
 
     def dedup(self, org_id: int, customer_id: int) -> str:
         """ZSET: eventId -> processing time (ms), trimmed to the dedup window."""

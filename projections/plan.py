@@ -52,25 +52,37 @@ class CustomerWrite:
     orgId: int
     customerId: int
     customer: Customer | None  # None when nothing new was applied
-    expected_watermarks: dict[str, int | None]  # compare-and-set against zombie writers
-    watermarks: dict[str, int]
+    watermarks: dict[str, int]  # the partitions this write advances
     applied_event_ids: list[str] = field(default_factory=list)
     index_changes: list[IndexChange] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Stored:
+    """What Redis holds for one customer, as far as planning needs it."""
+
+    customer: Customer | None
+    watermarks: dict[str, int]  # position -> last applied offset; also the write's compare-and-set token
+    seen: dict[str, int]  # eventId -> when it was applied (ms), within the dedup window
+
+
+def stored_after(before: Stored, write: CustomerWrite, now_ms: int, window_ms: int) -> Stored:
+    """What Redis holds once `write` is stored on top of `before`."""
+    since = now_ms - window_ms
+    seen = {event_id: at for event_id, at in before.seen.items() if at >= since}
+    seen.update(dict.fromkeys(write.applied_event_ids, now_ms))
+    return Stored(write.customer or before.customer, {**before.watermarks, **write.watermarks}, seen)
 
 
 def plan_customer(
     stored: Customer | None,
     watermarks: dict[str, int],
-    seen_event_ids: set[str],
+    seen_event_ids: set[str] | dict[str, int],
     records: list[Record],
 ) -> CustomerWrite:
     """Folds `records` (one customer's, in log order) onto `stored`, which the planner takes over."""
     first = records[0].event
-    write = CustomerWrite(
-        orgId=first.orgId, customerId=first.customerId, customer=None,
-        expected_watermarks={r.position: watermarks.get(r.position) for r in records},
-        watermarks={},
-    )
+    write = CustomerWrite(orgId=first.orgId, customerId=first.customerId, customer=None, watermarks={})
     customer = stored
     seen = set(seen_event_ids)
     for record in records:

@@ -3,24 +3,13 @@
 from dataclasses import dataclass
 from importlib import resources
 
-import orjson
 from redis.asyncio import Redis
 
 from projections.keys import Keys
-from projections.plan import CustomerWrite, IndexKey
-from projections.state import Customer, customer_from_dict, customer_to_dict
+from projections.plan import CustomerWrite, IndexKey, Stored
+from projections.state import Customer, customer_to_dict, decode_customer, encode_customer
 
-WATERMARK = b"w:"
 CustomerId = tuple[int, int]  # (orgId, customerId)
-
-
-@dataclass(slots=True)
-class Stored:
-    """What Redis holds for one customer, as far as a batch needs it."""
-
-    customer: Customer | None
-    watermarks: dict[str, int]
-    seen_event_ids: set[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +22,32 @@ def _script(name: str) -> str:
     return resources.files("projections.scripts").joinpath(name).read_text()
 
 
+def encode_marks(watermarks: dict[str, int]) -> bytes:
+    """`topic:partition=offset,...`, sorted: the same watermarks always give the same bytes."""
+    return ",".join(f"{position}={offset}" for position, offset in sorted(watermarks.items())).encode()
+
+
+def decode_marks(raw: bytes) -> dict[str, int]:
+    return {position: int(offset) for position, _, offset in
+            (mark.rpartition("=") for mark in raw.decode().split(","))} if raw else {}
+
+
+def encode_value(watermarks: dict[str, int], customer: Customer | None) -> bytes:
+    """A customer's stored value: its watermarks, a newline, its state (MessagePack; empty for none)."""
+    return encode_marks(watermarks) + b"\n" + (encode_customer(customer) if customer else b"")
+
+
+def decode_value(value: bytes) -> tuple[dict[str, int], Customer | None]:
+    marks, _, state = value.partition(b"\n")
+    return decode_marks(marks), decode_customer(state) if state else None
+
+
+def _customer_of(value: bytes | None) -> Customer | None:
+    """The state part of a stored value, without decoding the watermarks (the API's read)."""
+    state = value and value[value.index(b"\n") + 1:]
+    return decode_customer(state) if state else None
+
+
 class Store:
     def __init__(self, redis: Redis, keys: Keys, dedup_window_ms: int, script_chunk: int = 256):
         self.redis = redis
@@ -42,69 +57,64 @@ class Store:
         self._write_customers = redis.register_script(_script("write_customers.lua"))
         self._save_positions = redis.register_script(_script("save_positions.lua"))
         self._read_customers = redis.register_script(_script("read_customers.lua"))
-        self._claim = redis.register_script(_script("claim.lua"))
+        self._claims = redis.register_script(_script("claims.lua"))
+        self._resolve_customer = redis.register_script(_script("resolve_customer.lua"))
 
-    async def load(
-        self, wanted: dict[CustomerId, list[str]], positions: list[str]
-    ) -> tuple[dict[CustomerId, Stored], dict[str, int | None], "Control"]:
-        """Customers' states, watermarks and which of the given eventIds they have seen; positions; and
-        the live generation and any hand-over in progress, all in one round trip."""
+    def _chunks(self, items: list) -> list[list]:
+        return [items[i:i + self.script_chunk] for i in range(0, len(items), self.script_chunk)]
+
+    async def load(self, customers: list[CustomerId], positions: list[str], now_ms: int
+                   ) -> tuple[dict[CustomerId, Stored], dict[str, int | None], Control]:
+        """Customers' states, watermarks and dedup windows; positions; and the live generation and
+        any hand-over in progress, all in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
-        customers = list(wanted.items())
-        chunks = [customers[i:i + self.script_chunk] for i in range(0, len(customers), self.script_chunk)]
+        chunks = self._chunks(customers)
         for chunk in chunks:
-            keys, args = [], []
-            for (org, cid), event_ids in chunk:
-                keys += [self.keys.customer(org, cid), self.keys.dedup(org, cid)]
-                args += [len(event_ids), *event_ids]
-            await self._read_customers(keys=keys, args=args, client=pipe)
+            keys = [key for org, cid in chunk for key in (self.keys.customer(org, cid), self.keys.dedup(org, cid))]
+            await self._read_customers(keys=keys, args=[now_ms - self.dedup_window_ms], client=pipe)
         pipe.hmget(self.keys.positions(), positions or ["-"])
         pipe.mget(self.keys.meta.live(), self.keys.meta.handover())
         replies = await pipe.execute()
-        stored = {}
         flat = [part for reply in replies[:len(chunks)] for part in reply]
-        for i, ((org, cid), event_ids) in enumerate(customers):
-            fields = dict(zip(flat[2 * i][::2], flat[2 * i][1::2]))
-            state = fields.pop(b"d", None)
-            stored[(org, cid)] = Stored(
-                customer=customer_from_dict(orjson.loads(state)) if state else None,
-                watermarks={k[2:].decode(): int(v) for k, v in fields.items() if k.startswith(WATERMARK)},
-                seen_event_ids={e for e, score in zip(event_ids, flat[2 * i + 1]) if score},
-            )
+        stored = {}
+        for i, customer_id in enumerate(customers):
+            watermarks, customer = decode_value(flat[2 * i]) if flat[2 * i] else ({}, None)
+            window = flat[2 * i + 1]
+            stored[customer_id] = Stored(customer, watermarks,
+                                         {e.decode(): int(at) for e, at in zip(window[::2], window[1::2])})
         found, (live, handover) = replies[-2], replies[-1]
         control = Control(int(live) if live else None, int(handover) if handover else None)
         return stored, {p: int(v) if v is not None else None for p, v in zip(positions, found)}, control
 
-    async def write(self, writes: list[CustomerWrite], now_ms: int) -> list[CustomerWrite]:
-        """Writes index changes, then each customer atomically; returns the writes that lost a race."""
+    async def write(self, writes: list[tuple[Stored, Stored, CustomerWrite]], now_ms: int) -> list[CustomerWrite]:
+        """Writes index changes, then each customer atomically (before -> after, compare-and-set on the
+        watermarks of `before`); returns the writes that lost a race."""
         pipe = self.redis.pipeline(transaction=False)
-        changes = sorted((c for w in writes for c in w.index_changes), key=lambda c: c.at)  # log order
-        sources: dict[int, set[str]] = {}
+        changes = sorted((c for _, _, w in writes for c in w.index_changes), key=lambda c: c.at)  # log order
+        claims = [c for c in changes if c.claimed]
+        for chunk in self._chunks(claims):
+            await self._claims(keys=[self.keys.identifier(c.key) for c in chunk],
+                               args=[a for c in chunk for a in (c.customerId, c.score)], client=pipe)
         for change in changes:
-            key = self.keys.identifier(change.key)
-            if change.claimed:
-                await self._claim(keys=[key], args=[change.customerId, change.score], client=pipe)
-                sources.setdefault(change.key.orgId, set()).add(f"{change.key.source}|{change.key.accountId}")
-            else:
-                pipe.zrem(key, change.customerId)
+            if not change.claimed:
+                pipe.zrem(self.keys.identifier(change.key), change.customerId)
+        sources: dict[int, set[str]] = {}
+        for change in claims:
+            sources.setdefault(change.key.orgId, set()).add(f"{change.key.source}|{change.key.accountId}")
         for org_id, members in sources.items():  # one SADD per org and batch, not one per claim
             pipe.sadd(self.keys.sources(org_id), *members)
-        chunks = [writes[i:i + self.script_chunk] for i in range(0, len(writes), self.script_chunk)]
+        chunks = self._chunks(writes)
         for chunk in chunks:
             keys, args = [], [now_ms, self.dedup_window_ms]
-            for write in chunk:
+            for before, after, write in chunk:
                 keys += [self.keys.customer(write.orgId, write.customerId),
                          self.keys.dedup(write.orgId, write.customerId)]
-                args += [orjson.dumps(customer_to_dict(write.customer)) if write.customer else b"",
-                         len(write.watermarks)]
-                for position, offset in write.watermarks.items():
-                    expected = write.expected_watermarks.get(position)
-                    args += [f"w:{position}", "" if expected is None else expected, offset]
-                args += [len(write.applied_event_ids), *write.applied_event_ids]
+                args += [encode_marks(before.watermarks), encode_value(after.watermarks, after.customer),
+                         len(write.applied_event_ids), *write.applied_event_ids]
             await self._write_customers(keys=keys, args=args, client=pipe)
         replies = await pipe.execute()
         results = [ok for reply in replies[len(replies) - len(chunks):] for ok in reply]
-        return [write for write, ok in zip(writes, results) if not ok]
+        return [write for (_, _, write), ok in zip(writes, results) if not ok]
 
     def for_generation(self, generation: int) -> "Store":
         return Store(self.redis, Keys(self.keys.meta.prefix, generation), self.dedup_window_ms, self.script_chunk)
@@ -134,16 +144,23 @@ class Store:
             args += [position, "" if old is None else old, offset]
         return bool(await self._save_positions(keys=[self.keys.positions()], args=args)) if args else True
 
-    async def customer(self, org_id: int, customer_id: int) -> Customer | None:
-        state = await self.redis.hget(self.keys.customer(org_id, customer_id), "d")
-        return customer_from_dict(orjson.loads(state)) if state else None
-
     # --- reads for the API: one round trip each ---
 
+    async def customer(self, org_id: int, customer_id: int) -> Customer | None:
+        return _customer_of(await self.redis.get(self.keys.customer(org_id, customer_id)))
+
     async def customer_doc(self, org_id: int, customer_id: int) -> dict | None:
-        """The customer's stored state as plain JSON data (the API reads it without the dataclasses)."""
-        state = await self.redis.hget(self.keys.customer(org_id, customer_id), "d")
-        return orjson.loads(state) if state else None
+        """The customer's state as plain data (customer_to_dict's form)."""
+        customer = await self.customer(org_id, customer_id)
+        return customer_to_dict(customer) if customer else None
+
+    async def resolve_customer(self, org_id: int, keys: list[IndexKey]) -> tuple[int, Customer | None] | None:
+        """The latest claimant across the given identifier keys and its state, in one round trip."""
+        if not keys:
+            return None
+        found = await self._resolve_customer(keys=[self.keys.identifier(key) for key in keys],
+                                             args=[self.keys.customers_of(org_id)])
+        return (int(found[0]), _customer_of(found[1])) if found else None
 
     async def latest_claimant(self, keys: list[IndexKey]) -> int | None:
         """Across the given identifier keys, the customer with the latest claim."""

@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     batch_max_records: int = Field(5000, ge=1)
     batch_timeout_ms: int = Field(200, ge=1)
     dedup_window_seconds: int = Field(7 * 24 * 3600, ge=1)
+    cache_customers: int = Field(200_000, ge=0)  # customers the projector keeps decoded between batches
     session_timeout_ms: int = Field(10000, ge=1000)
     heartbeat_interval_ms: int = Field(3000, ge=100)
     startup_timeout_seconds: float = Field(30.0, gt=0)

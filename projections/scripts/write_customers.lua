@@ -1,43 +1,36 @@
--- Writes a batch of customers; each customer is all-or-nothing and only if its
--- watermarks still hold the values the planner read (else a zombie or a
--- concurrent consumer wrote in between: the caller re-reads and re-plans).
--- KEYS: per customer, its state hash and its dedup zset.
+-- Writes a batch of customers; each one only if its watermarks are still those
+-- the planner read (else another consumer or a zombie wrote in between, or Redis
+-- lost data: the caller re-reads and re-plans). A customer's value is its
+-- watermarks, a newline, then its state, so the watermarks are the token.
+-- KEYS: per customer, its state key and its dedup zset.
 -- ARGV: now_ms, window_ms, then per customer:
---   state JSON ('' = unchanged), n, n x (field, expected ('' = none), new), m, m x eventId
+--   expected watermarks, new value, m, m x eventId
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local results, a = {}, 3
 for k = 1, #KEYS, 2 do
-  local state_key, dedup_key = KEYS[k], KEYS[k + 1]
-  local state, n = ARGV[a], tonumber(ARGV[a + 1])
-  local marks = a + 2
-  local m = tonumber(ARGV[marks + 3 * n])
-  local ids = marks + 3 * n + 1
+  local expected, value, m = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local ids = a + 3
   a = ids + m
-
-  local ok = 1
-  for i = 0, n - 1 do
-    local current = redis.call('HGET', state_key, ARGV[marks + 3 * i]) or ''
-    if current ~= ARGV[marks + 3 * i + 1] then ok = 0 end
+  local current = redis.call('GET', KEYS[k])
+  local marks = ''
+  if current then
+    marks = string.sub(current, 1, (string.find(current, '\n', 1, true) or 1) - 1)
   end
-  if ok == 1 then
-    local fields = {}
-    if state ~= '' then fields[#fields + 1] = 'd'; fields[#fields + 1] = state end
-    for i = 0, n - 1 do
-      fields[#fields + 1] = ARGV[marks + 3 * i]
-      fields[#fields + 1] = ARGV[marks + 3 * i + 2]
-    end
-    redis.call('HSET', state_key, unpack(fields))
+  if marks == expected then
+    redis.call('SET', KEYS[k], value)
     if m > 0 then
       local members = {}
       for i = 0, m - 1 do
         members[#members + 1] = now
         members[#members + 1] = ARGV[ids + i]
       end
-      redis.call('ZADD', dedup_key, unpack(members))
-      redis.call('ZREMRANGEBYSCORE', dedup_key, '-inf', '(' .. (now - window))
-      redis.call('PEXPIRE', dedup_key, window)
+      redis.call('ZADD', KEYS[k + 1], unpack(members))
+      redis.call('ZREMRANGEBYSCORE', KEYS[k + 1], '-inf', '(' .. (now - window))
+      redis.call('PEXPIRE', KEYS[k + 1], window)
     end
+    results[#results + 1] = 1
+  else
+    results[#results + 1] = 0
   end
-  results[#results + 1] = ok
 end
 return results

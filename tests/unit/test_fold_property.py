@@ -102,7 +102,6 @@ class Store:
             state, marks, seen = self.customers.get(customer_id, (None, {}, set()))
             stored = customer_from_dict(orjson.loads(state)) if state else None
             write = plan_customer(stored, dict(marks), set(seen), records)
-            assert write.expected_watermarks == {r.position: marks.get(r.position) for r in records}
             if write.customer is not None:
                 as_dict = customer_to_dict(write.customer)
                 assert customer_from_dict(as_dict) == write.customer

@@ -30,7 +30,6 @@ def test_records_at_or_below_the_watermark_are_skipped_and_the_watermark_advance
     assert write.applied_event_ids == ["c"]
     assert main_points(write.customer) == 4_000
     assert write.watermarks == {POINTS: 6}
-    assert write.expected_watermarks == {POINTS: 5}
     assert (write.orgId, write.customerId) == (ORG, 1)
 
 
@@ -46,7 +45,6 @@ def test_an_already_seen_event_id_is_skipped_but_its_offset_advances_the_waterma
     assert write.customer is None
     assert write.applied_event_ids == []
     assert write.watermarks == {POINTS: 3}
-    assert write.expected_watermarks == {POINTS: None}
 
 
 def test_seen_event_ids_are_not_mutated():
@@ -86,7 +84,6 @@ def test_watermarks_are_kept_per_topic_partition():
     ])
     assert write.applied_event_ids == ["q", "e2", "e3"]
     assert write.watermarks == {"customers:2": 4, POINTS: 11, "points:1": 0}
-    assert write.expected_watermarks == {"customers:2": 3, POINTS: 10, "points:1": None}
 
 
 # --- identifier index ---

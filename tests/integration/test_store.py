@@ -1,0 +1,60 @@
+"""The store's compare-and-set: a customer written by anyone else since it was read is never overwritten."""
+
+import time
+
+from projections.plan import IndexKey, Record, Stored, plan_customer, stored_after
+from projections.events import parse_event
+from projections.store import Store
+from tests.support import event
+from tests.unit.builders import encode
+
+WINDOW_MS = 60_000
+
+
+def _record(position: str, offset: int, points: int, event_id: str) -> Record:
+    topic, partition = position.rsplit(":", 1)
+    doc = event("points.earned", {"programId": 973, "points": points, "category": "MAIN"},
+                customer_id=5, event_id=event_id)
+    return Record(topic, int(partition), offset, parse_event(encode(doc)))
+
+
+async def _read(store: Store) -> Stored:
+    loaded, _positions, _control = await store.load([(100737, 5)], [], int(time.time() * 1000))
+    return loaded[(100737, 5)]
+
+
+async def _write(store: Store, before: Stored, record: Record) -> list:
+    now = int(time.time() * 1000)
+    write = plan_customer(before.customer, before.watermarks, before.seen, [record])
+    return await store.write([(before, stored_after(before, write, now, WINDOW_MS), write)], now)
+
+
+async def test_a_customer_written_through_another_partition_since_it_was_read_is_not_overwritten(redis, keys):
+    # Two consumers own the customer's two partitions (customers topic, points topic) and both read it;
+    # the second write would drop the first one's points if only its own partition's watermark were compared.
+    store = Store(redis, keys, WINDOW_MS)
+    first_read, second_read = await _read(store), await _read(store)
+    assert first_read == second_read == Stored(None, {}, {})
+    assert await _write(store, first_read, _record("points:0", 0, 10, "a")) == []
+    lost = await _write(store, second_read, _record("points:1", 0, 20, "b"))
+    assert [w.applied_event_ids for w in lost] == [["b"]]
+
+    stored = await _read(store)
+    assert stored.watermarks == {"points:0": 0}
+    assert stored.customer.balances["973|POINTS"].lifetime == 10_000
+    assert set(stored.seen) == {"a"}
+    assert await _write(store, stored, _record("points:1", 0, 20, "b")) == []
+    assert (await store.customer(100737, 5)).balances["973|POINTS"].lifetime == 30_000
+
+
+async def test_a_lookup_resolves_the_latest_claimant_and_reads_it_in_one_call(redis, keys):
+    store = Store(redis, keys, WINDOW_MS)
+    before = await _read(store)
+    assert await _write(store, before, _record("points:0", 0, 10, "a")) == []
+    mobile, email = (IndexKey(100737, "INSTORE", "", "mobile", "1"), IndexKey(100737, "INSTORE", "", "email", "e"))
+    await redis.zadd(keys.identifier(mobile), {"4": 1000})
+    await redis.zadd(keys.identifier(email), {"5": 2000, "3": 1500})
+    customer_id, customer = await store.resolve_customer(100737, [mobile, email])
+    assert customer_id == 5 and customer.balances["973|POINTS"].lifetime == 10_000
+    assert await store.resolve_customer(100737, [mobile]) == (4, None)  # claimed, but no state (yet)
+    assert await store.resolve_customer(100737, [IndexKey(100737, "INSTORE", "", "mobile", "2")]) is None
