@@ -8,10 +8,10 @@ from aiokafka.structs import ConsumerRecord
 
 
 @asynccontextmanager
-async def reader(bootstrap_servers: str, group_id: str | None = None):
+async def reader(bootstrap_servers: str, group_id: str | None = None, **config):
     """A consumer that joins no group and commits nothing (a group id only to read its commits)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+                                enable_auto_commit=False, auto_offset_reset="earliest", **config)
     await consumer.start()
     try:
         yield consumer

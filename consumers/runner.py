@@ -43,6 +43,7 @@ from projections.store import Control, CustomerId, Store
 from service.settings import Settings
 
 log = logging.getLogger("pointsview.projector")
+COMMIT_INTERVAL_SECONDS = 1.0
 REDIS_DOWN = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
 
 
@@ -96,6 +97,8 @@ class Projector(ConsumerRebalanceListener):
         # a write by anyone else (another consumer, a rebuild, a Redis that lost data) fails it, and the
         # cache is dropped whenever what it stands on changes (rebalance, replay, generation, failure).
         self.cache: dict[CustomerId, Stored] = {}
+        self.uncommitted: dict[TopicPartition, int] = {}
+        self.committed_at = 0.0
         self.fatal: Exception | None = None
         self.applied = self.deadlettered = 0
         self._last_report: tuple | None = None
@@ -108,6 +111,7 @@ class Projector(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked) -> None:
         async with self.lock:
+            await self._commit()
             self.cache.clear()
             for tp in revoked:
                 self.positions.pop(tp, None)
@@ -155,6 +159,8 @@ class Projector(ConsumerRebalanceListener):
             if time.monotonic() - last_report >= self.settings.progress_interval_seconds:
                 self._report()
                 last_report = time.monotonic()
+        async with self.lock:
+            await self._commit()
         self._report()
 
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
@@ -270,10 +276,19 @@ class Projector(ConsumerRebalanceListener):
             return  # Redis lost data under us: the next batch's check replays it
         self.positions.update(next_offsets)
         self.expected.update(next_offsets)
-        if not self.live:
+        if self.live:
+            self.uncommitted.update(next_offsets)
+            if time.monotonic() - self.committed_at >= COMMIT_INTERVAL_SECONDS:
+                await self._commit()
+
+    async def _commit(self) -> None:
+        """Kafka's committed offsets are for monitoring (Redis holds the positions): at most once a
+        second, not a broker round trip per batch."""
+        offsets, self.uncommitted, self.committed_at = self.uncommitted, {}, time.monotonic()
+        if not offsets:
             return
         try:
-            await self.consumer.commit(next_offsets)
+            await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
             log.info("commit skipped (%s); Redis holds the positions", exc.__class__.__name__)
 
@@ -338,7 +353,7 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
             auto_offset_reset="earliest",
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms, max_poll_records=settings.batch_max_records,
-            isolation_level="read_committed",
+            isolation_level="read_committed", fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
         projector = Projector(settings, consumer, producer, store, stop)
         consumer.subscribe(settings.topic_list, listener=projector)

@@ -116,7 +116,7 @@ PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
-class _Data(msgspec.Struct, frozen=True):
+class _Data(msgspec.Struct, frozen=True, gc=False):
     pass
 
 
@@ -257,7 +257,7 @@ EventData = Union[
 ]
 
 
-class Envelope(msgspec.Struct, frozen=True):
+class Envelope(msgspec.Struct, frozen=True, gc=False):
     specVersion: Any
     eventId: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     eventType: str

@@ -183,7 +183,7 @@ def print_table(title: str, columns: list[str], rows: list[list[str]], caption: 
 
 
 RATE_COLUMNS = ["what", "events/s", "vs bare consumer", "vs live projector"]
-VISIBLE_COLUMNS = ["p50 ms", "p90 ms", "p99 ms", "max ms", "not visible"]
+VISIBLE_COLUMNS = ["what", "p50 ms", "p90 ms", "p99 ms", "max ms", "not visible"]
 
 
 def rate_rows(result: dict) -> list[list[str]]:
@@ -197,8 +197,15 @@ def visible_title(visible: dict) -> str:
             f"(held {visible['produced_per_second']:,.0f}/s), {visible['probes']:,} probes")
 
 
-def visible_cells(visible: dict) -> list[str]:
-    return [*(f"{visible[p]:.1f}" for p in ("p50_ms", "p90_ms", "p99_ms", "max_ms")), f"{visible['not_visible']:,}"]
+def visible_rows(visible: dict) -> list[list[str]]:
+    """The bare consumer's produce-to-receive (the baseline), then pointsview's produce-to-visible."""
+    baseline = visible["baseline"]
+    return [[f"{baseline['what']} (baseline)", *_latency_cells(baseline), f"{visible['probes'] - baseline['probes']:,}"],
+            ["pointsview, produce to visible", *_latency_cells(visible), f"{visible['not_visible']:,}"]]
+
+
+def _latency_cells(figures: dict) -> list[str]:
+    return [f"{figures[p]:.1f}" for p in ("p50_ms", "p90_ms", "p99_ms", "max_ms")]
 
 
 def show_rates(result: dict, as_json: bool) -> None:
@@ -206,7 +213,7 @@ def show_rates(result: dict, as_json: bool) -> None:
         return print(json.dumps(result))
     print_table(f"{result['benchmark']}, one process, {result['events']:,} events", RATE_COLUMNS, rate_rows(result))
     if visible := result.get("visible"):
-        print_table(visible_title(visible), VISIBLE_COLUMNS, [visible_cells(visible)])
+        print_table(visible_title(visible), VISIBLE_COLUMNS, visible_rows(visible))
 
 
 def _kind_prefixes(keys: Keys) -> dict[str, str]:

@@ -16,12 +16,13 @@ import os
 import sys
 import time
 import uuid
-from contextlib import ExitStack
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import datetime, timezone
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from consumers.offsets import end_offsets, partitions_of, reader
 from service.bench import settings_env
 from service.bench_api import AUTH_HEADERS, DEFAULT_CONFIG, BenchError, start_api, start_process
 from service.loadgen import fetch, percentile_ms, read_response, request_bytes
@@ -29,6 +30,10 @@ from service.settings import Settings
 from service.synthetic import Load, generate
 
 PROBES_PER_SECOND = 20
+# The local Tansu broker holds a fetch for its whole max wait even when records arrive (Kafka answers at
+# once), which would add up to 500 ms to every event here: the projector and the baseline both fetch
+# with this wait. The default (500, Kafka's) stays right for Kafka.
+FETCH_MAX_WAIT_MS = 10
 POLL_SECONDS = 0.002
 GIVE_UP_SECONDS = 30.0  # a probe not visible by then counts as not visible
 FIRST_PROBE_SECONDS = 60.0  # the projector's start: joining the group, seeking to the stored positions
@@ -69,6 +74,33 @@ async def _until_visible(port: int, customer_id: int, total: float, sent: int, g
         writer.close()
 
 
+PERCENTILES = ((50, 0.5), (90, 0.9), (99, 0.99))
+
+
+@asynccontextmanager
+async def _bare_receiver(settings: Settings, topic: str, received: dict[bytes, int]):
+    """A bare consumer from the topic's current end, noting when each record arrives: the floor under
+    any produce-to-visible latency (the broker and the client library, nothing of ours)."""
+    async with reader(settings.kafka_bootstrap_servers, fetch_max_wait_ms=FETCH_MAX_WAIT_MS) as consumer:
+        partitions = partitions_of(consumer, [topic])
+        for tp, end in (await end_offsets(consumer, partitions)).items():
+            consumer.seek(tp, end)
+
+        async def receive():
+            while True:
+                for records in (await consumer.getmany(timeout_ms=100)).values():
+                    now = time.perf_counter_ns()
+                    received.update((record.value, now) for record in records)
+
+        task = asyncio.create_task(receive())
+        try:
+            yield task
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+
 async def visible_latency(settings: Settings, load: Load, rate: float, duration: float) -> dict:
     """Produces `rate` events/s for `duration` s beside the projector and the API; probe latencies."""
     total = max(1, round(rate * duration))
@@ -78,29 +110,34 @@ async def visible_latency(settings: Settings, load: Load, rate: float, duration:
         load, first_customer_id=load.first_customer_id + load.customers, seed=load.seed + 1,
         customers=math.ceil(total / load.events_per_customer) + 1)))
     points_topic = settings.topic_list[-1]
-    with ExitStack() as stack:
+    async with AsyncExitStack() as stack:
         # A group of its own: the first phase's in-process member may still count in the old one, which
         # would hold this one's join for a session timeout. The positions live in Redis anyway.
         env = {**os.environ, **settings_env(settings), "POINTSVIEW_GROUP_ID": f"{settings.group_id}-visible",
-               "POINTSVIEW_LOG_LEVEL": "WARNING"}
+               "POINTSVIEW_LOG_LEVEL": "WARNING", "POINTSVIEW_FETCH_MAX_WAIT_MS": str(FETCH_MAX_WAIT_MS)}
         start_process([sys.executable, "-m", "service", "projector"], env, stack)
         port = await start_api(settings, 1, DEFAULT_CONFIG, env, stack)
         expected = {cid: await _total_points(port, cid) for cid in probe_ids}
+        received: dict[bytes, int] = {}  # probe value -> when a bare consumer received it (the baseline)
+        bare = await stack.enter_async_context(_bare_receiver(settings, points_topic, received))
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
                                     enable_idempotence=False)  # linger 0: the producer's batching is not ours
         await producer.start()
         polls = []
+        sent_at: dict[bytes, int] = {}
         try:
 
             async def probe(customer_id: int, give_up: float) -> asyncio.Task:
                 expected[customer_id] += 1
                 key, value = _earned(load, customer_id)
                 sent = time.perf_counter_ns()
+                sent_at[value] = sent
                 await producer.send(points_topic, value, key)
                 return asyncio.create_task(_until_visible(port, customer_id, expected[customer_id], sent, give_up))
 
             if await (await probe(probe_ids[0], FIRST_PROBE_SECONDS)) is None:
                 raise BenchError(f"the projector applied nothing within {FIRST_PROBE_SECONDS:g}s")
+            sent_at.clear()  # the first probe waited for the projector's start: timed by neither
             started = time.perf_counter()
             for n in range(total):
                 if (ahead := started + n / rate - time.perf_counter()) > 0:
@@ -112,12 +149,18 @@ async def visible_latency(settings: Settings, load: Load, rate: float, duration:
                     polls.append(await probe(probe_ids[n // every % len(probe_ids)], GIVE_UP_SECONDS))
             produced = time.perf_counter() - started
             latencies = await asyncio.gather(*polls)
+            await asyncio.sleep(0.1)  # the visible ones were received long before: the receiver has them too
+            bare.cancel()
         finally:
             for poll in polls:
                 poll.cancel()
             await producer.stop()
     ordered = sorted(latency for latency in latencies if latency is not None)
-    return {"rate": rate, "duration": duration, "events": total, "produced_per_second": total / produced,
+    baseline = sorted(received[value] - sent for value, sent in sent_at.items() if value in received)
+    return {"baseline": {"what": "bare consumer, produce to receive", "probes": len(baseline),
+                         **{f"p{q}_ms": percentile_ms(baseline, f) for q, f in PERCENTILES},
+                         "max_ms": percentile_ms(baseline, 1.0)},
+            "rate": rate, "duration": duration, "events": total, "produced_per_second": total / produced,
             "probes": len(latencies), "not_visible": len(latencies) - len(ordered),
             "p50_ms": percentile_ms(ordered, 0.5), "p90_ms": percentile_ms(ordered, 0.9),
             "p99_ms": percentile_ms(ordered, 0.99), "max_ms": percentile_ms(ordered, 1.0)}

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 from service.bench import (MEMORY_COLUMNS, RATE_COLUMNS, VISIBLE_COLUMNS, memory_rows, memory_title,  # noqa: E402
-                           rate_rows, visible_cells, visible_title)
+                           rate_rows, visible_rows, visible_title)
 from service.bench_api import API_COLUMNS, api_rows, api_title  # noqa: E402
 
 PERCENTILES = {"p50_ms": "p50", "p90_ms": "p90", "p99_ms": "p99", "p999_ms": "p99.9"}
@@ -90,7 +90,7 @@ def _rates(directory: Path, result: dict) -> list[str]:
     bottom.set_xlabel("seconds since the projector started")
     lines.append(_save(figure, directory, f"{result['benchmark']}-rate.png", "projector rate over time"))
     if visible := result.get("visible"):
-        lines += [f"## {visible_title(visible)}", "", *_table(VISIBLE_COLUMNS, [visible_cells(visible)])]
+        lines += [f"## {visible_title(visible)}", "", *_table(VISIBLE_COLUMNS, visible_rows(visible))]
     return lines
 
 

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
 
     batch_max_records: int = Field(5000, ge=1)
     batch_timeout_ms: int = Field(200, ge=1)
+    fetch_max_wait_ms: int = Field(500, ge=0)  # how long the broker may hold a fetch while it has no records
     dedup_window_seconds: int = Field(7 * 24 * 3600, ge=1)
     cache_customers: int = Field(200_000, ge=0)  # customers the projector keeps decoded between batches
     session_timeout_ms: int = Field(10000, ge=1000)

@@ -48,9 +48,14 @@ def test_projector_benchmark_rates_timeline_visibility_and_report(tmp_path):
     assert visible["events"] == 500 and visible["probes"] == 20 and visible["not_visible"] == 0
     assert 400 < visible["produced_per_second"] < 600
     assert 0 < visible["p50_ms"] <= visible["p90_ms"] <= visible["p99_ms"] <= visible["max_ms"]
+    baseline = visible["baseline"]
+    assert baseline["probes"] == 20  # the bare consumer received every probe
+    assert 0 < baseline["p50_ms"] <= baseline["p99_ms"] <= baseline["max_ms"]
+    assert baseline["p50_ms"] <= visible["p50_ms"]  # applied and served after it was received
     report = (tmp_path / "projector.md").read_text()
     assert_mentions(report, "projector-rate.png", *rates, *(f"{rate:,.0f}" for rate in rates.values()),
-                    *(f"{visible[p]:.1f}" for p in ("p50_ms", "p90_ms", "p99_ms", "max_ms")))
+                    *(f"{figures[p]:.1f}" for figures in (visible, baseline)
+                      for p in ("p50_ms", "p90_ms", "p99_ms", "max_ms")))
     assert_png(tmp_path / "projector-rate.png")
 
 
