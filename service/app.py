@@ -30,6 +30,7 @@ from service.errors import (
 )
 from service.metrics import MetricsMiddleware, metrics_response
 from service.models import BalanceResponse, ErrorResponse
+from service.redis_mux import MultiplexedRedis
 from service.settings import Settings
 
 SOURCES_CACHE_SECONDS = 1.0  # source=ALL: the org's sources, re-read at most this often (and on a miss)
@@ -133,8 +134,8 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=2,
-                               max_connections=settings.redis_max_connections)
+        redis = MultiplexedRedis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=2,
+                                          max_connections=settings.redis_max_connections)
         app.state.redis = redis
         app.state.read_model = ReadModel(redis, settings.key_prefix)
         follower = asyncio.create_task(app.state.read_model.follow_live())
