@@ -15,8 +15,8 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
 from projections.keys import FIRST_GENERATION, Keys, MetaKeys
+from projections.state import Customer
 from projections.store import Store
-from projections.state import customer_from_dict
 from service import balance, details
 from service.auth import Authenticator
 from service.config import LoyaltyConfig, OrgConfig, load_config
@@ -76,14 +76,15 @@ class ReadModel:
         self._sources[org_id] = (sources, time.monotonic())
         return sources
 
-    async def resolve(self, org_id: int, request: balance.Lookup) -> int | None:
+    async def resolve(self, org_id: int, request: balance.Lookup) -> tuple[int, Customer | None] | None:
+        """The latest claimant of the lookup's identifier and its state (one round trip)."""
         sources = await self.sources(org_id) if request.source == "ALL" else []
-        found = await self.store.latest_claimant(balance.index_keys(org_id, request, sources))
+        found = await self.store.resolve_customer(org_id, balance.index_keys(org_id, request, sources))
         if found is None and request.source == "ALL":  # a source new since the cache was filled?
             cached_at = self._sources[org_id][1]
             if time.monotonic() - cached_at > 0.05:
                 sources = await self.sources(org_id, fresh=True)
-                found = await self.store.latest_claimant(balance.index_keys(org_id, request, sources))
+                found = await self.store.resolve_customer(org_id, balance.index_keys(org_id, request, sources))
         return found
 
 
@@ -174,12 +175,11 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastA
     def query(request: Request, name: str) -> str | None:
         return request.query_params.get(name)
 
-    async def resolved_doc(org: OrgConfig, reads: ReadModel, lookup: balance.Lookup) -> tuple[int, dict]:
-        customer_id = await reads.resolve(org.orgId, lookup)
-        doc = customer_id and await reads.store.customer_doc(org.orgId, customer_id)
-        if not doc:
+    async def resolved(org: OrgConfig, reads: ReadModel, lookup: balance.Lookup) -> tuple[int, Customer]:
+        found = await reads.resolve(org.orgId, lookup)
+        if found is None or found[1] is None:
             raise ApiError(CUSTOMER_NOT_FOUND)
-        return customer_id, doc
+        return found
 
     def identify(org: OrgConfig, request: Request) -> balance.Lookup:
         return balance.lookup(org, query(request, "source"), query(request, "accountId"),
@@ -195,8 +195,8 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastA
         lookup = identify(org, request)
         program_ids = balance.programs(org, query(request, "programId"), query(request, "fetchDataForAllPrograms"))
         balance.account_scope(lookup)
-        customer_id, doc = await resolved_doc(org, request.app.state.read_model, lookup)
-        return json_response(balance.balance_body(customer_id, doc, program_ids))
+        customer_id, customer = await resolved(org, request.app.state.read_model, lookup)
+        return json_response(balance.balance_body(customer_id, customer, program_ids))
 
     @app.get("/v2/customers/lookup/customerDetails", response_model=None, tags=["customers"],
              responses={200: {"description": "The customer (seeds 002/003)"}, **ERROR_RESPONSES},
@@ -208,8 +208,8 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastA
         details.gap_days("gapToUpgrade", query(request, "gapToUpgrade"), wanted)
         details.gap_days("gapToRenew", query(request, "gapToRenew"), wanted)
         balance.account_scope(lookup)
-        _customer_id, doc = await resolved_doc(org, request.app.state.read_model, lookup)
-        return json_response(details.details_body(customer_from_dict(doc), org, wanted))
+        _customer_id, customer = await resolved(org, request.app.state.read_model, lookup)
+        return json_response(details.details_body(customer, org, wanted))
 
     @app.get("/v2/customers/{userId}/points/balance", response_model=None, tags=["balance"],
              responses={200: {"model": BalanceResponse}, **ERROR_RESPONSES},
@@ -219,10 +219,10 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastA
         customer_id = balance.user_id(userId)
         balance.check_entity_type(query(request, "entityType"))
         program_ids = balance.programs(org, query(request, "programId"), query(request, "fetchDataForAllPrograms"))
-        doc = await request.app.state.read_model.store.customer_doc(org.orgId, customer_id)
-        if not doc:
+        customer = await request.app.state.read_model.store.customer(org.orgId, customer_id)
+        if customer is None:
             raise ApiError(CUSTOMER_NOT_FOUND)
-        return json_response(balance.balance_body(customer_id, doc, program_ids))
+        return json_response(balance.balance_body(customer_id, customer, program_ids))
 
     @app.get("/health/live", tags=["operations"])
     async def live() -> dict:

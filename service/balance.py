@@ -10,11 +10,10 @@ parameters (400); accountId (8015); resolution (8015).
 
 from dataclasses import dataclass
 
-from projections.apply import sum_figures
 from projections.identity import lookup_form
 from projections.money import to_number
 from projections.plan import IndexKey
-from projections.state import Balance
+from projections.state import Customer, balance_key
 from service.config import OrgConfig
 from service.errors import (
     CUSTOMER_NOT_FOUND,
@@ -113,19 +112,23 @@ def _boolean(name: str, raw: str | None) -> bool:
     return value == "true"
 
 
-def balance_body(customer_id: int, doc: dict, program_ids: list[int]) -> dict:
-    stored = doc["b"]
-    balances = [Balance(**stored[key]) for p in program_ids if (key := f"{p}|POINTS") in stored]
-    totals = sum_figures(balances)
+def balance_body(customer_id: int, customer: Customer, program_ids: list[int]) -> dict:
+    main = delayed = external = 0
+    for program_id in program_ids:
+        held = customer.balances.get(balance_key(program_id, "POINTS"))
+        if held is not None:
+            main += held.main
+            delayed += held.delayedAccrual
+            external += held.externalTrigger
     return {
         "entityId": customer_id,
         "entityType": "CUSTOMER",
-        "totalPoints": to_number(totals["totalPoints"]),
-        "mainPoints": to_number(totals["mainPoints"]),
-        "promisedPoints": to_number(totals["promisedPoints"]),
+        "totalPoints": to_number(main + delayed + external),
+        "mainPoints": to_number(main),
+        "promisedPoints": to_number(delayed + external),
         "promisedPointsBreakup": {
-            "delayedAccrualPoints": to_number(totals["delayedAccrualPoints"]),
-            "externalTriggerBasedPoints": to_number(totals["externalTriggerBasedPoints"]),
+            "delayedAccrualPoints": to_number(delayed),
+            "externalTriggerBasedPoints": to_number(external),
         },
         "warnings": [],
     }
