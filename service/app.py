@@ -17,20 +17,22 @@ from starlette.exceptions import HTTPException
 from projections.keys import FIRST_GENERATION, Keys, MetaKeys
 from projections.state import Customer
 from projections.store import Store
-from service import balance, details
+from service import balance
 from service.auth import Authenticator
-from service.config import LoyaltyConfig, OrgConfig, load_config
+from service.config import LoyaltyConfig, load_config
+from service.endpoints import Endpoints
 from service.errors import (
-    CUSTOMER_NOT_FOUND,
     INVALID_PARAMETER,
-    UNAVAILABLE,
     ApiError,
     api_error_handler,
     error_body,
+    response_of,
+    unavailable_answer,
 )
+from service.fastpath import CUSTOMER_DETAILS, LOOKUP_BALANCE, USER_BALANCE, FastPath
 from service.metrics import MetricsMiddleware, metrics_response
-from service.models import BalanceResponse, ErrorResponse
 from service.redis_mux import MultiplexedRedis
+from service.models import BalanceResponse, ErrorResponse
 from service.settings import Settings
 
 SOURCES_CACHE_SECONDS = 1.0  # source=ALL: the org's sources, re-read at most this often (and on a miss)
@@ -129,24 +131,39 @@ def _with_basic_security(app: FastAPI) -> dict:
     return app.openapi_schema
 
 
+class PointsApi(FastAPI):
+    """FastAPI, with GETs of the read endpoints answered by the fast path before its middleware and
+    router (service.fastpath); FastAPI's routes document them and answer everything else."""
+
+    fast_path: FastPath
+
+    async def __call__(self, scope, receive, send) -> None:
+        route = self.fast_path.route(scope)
+        if route is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.fast_path.answer(route, scope, send)
+
+
 def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastAPI:
     config = config or load_config(settings.loyalty_config)
-    authenticator = Authenticator(config)
+    endpoints = Endpoints(Authenticator(config))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         redis = MultiplexedRedis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=2,
                                           max_connections=settings.redis_max_connections)
         app.state.redis = redis
-        app.state.read_model = ReadModel(redis, settings.key_prefix)
+        app.state.read_model = endpoints.reads = ReadModel(redis, settings.key_prefix)
         follower = asyncio.create_task(app.state.read_model.follow_live())
         gc.freeze()  # start-up objects (app, config, schema) never collected again: short gen2 pauses
         yield
         follower.cancel()
         await redis.aclose()
 
-    app = FastAPI(title="pointsview", version="0.1.0", lifespan=lifespan,
-                  description="Capillary-compatible v2 points balance reads from an event-driven read-model.")
+    app = PointsApi(title="pointsview", version="0.1.0", lifespan=lifespan,
+                    description="Capillary-compatible v2 points balance reads from an event-driven read-model.")
+    app.fast_path = FastPath(endpoints)
     app.openapi = lambda: _with_basic_security(app)
     app.add_middleware(MetricsMiddleware)
     app.add_exception_handler(ApiError, api_error_handler)
@@ -162,67 +179,35 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None) -> FastA
 
     @app.exception_handler(RedisError)
     async def _store_down(_request: Request, exc: RedisError) -> Response:
-        return Response(error_body(UNAVAILABLE, "The points read-model is unavailable; retry shortly"), 503,
-                        media_type="application/json", headers={"Retry-After": "1"})
+        return response_of(unavailable_answer())
 
-    # The hot routes take the raw request and read their query parameters themselves (documented in the
-    # OpenAPI through `openapi_extra`): FastAPI's per-parameter validation cost more than the Redis read,
-    # and every parameter is checked by hand anyway, in the contract's order.
-    async def caller(request: Request) -> OrgConfig:
-        return await authenticator.org(request.headers.get("authorization"),
-                                       request.client.host if request.client else "")
+    # The read routes take the raw request and read their query parameters themselves (documented in the
+    # OpenAPI through `openapi_extra`), in the contract's order, through the same Endpoints as the fast
+    # path, which answers their GETs before FastAPI sees them; these answer HEAD and document them.
+    def caller(request: Request) -> tuple[str | None, str]:
+        return request.headers.get("authorization"), request.client.host if request.client else ""
 
-    def query(request: Request, name: str) -> str | None:
-        return request.query_params.get(name)
-
-    async def resolved(org: OrgConfig, reads: ReadModel, lookup: balance.Lookup) -> tuple[int, Customer]:
-        found = await reads.resolve(org.orgId, lookup)
-        if found is None or found[1] is None:
-            raise ApiError(CUSTOMER_NOT_FOUND)
-        return found
-
-    def identify(org: OrgConfig, request: Request) -> balance.Lookup:
-        return balance.lookup(org, query(request, "source"), query(request, "accountId"),
-                              query(request, "identifierName"), query(request, "identifierValue"))
+    def json_body(body: bytes) -> Response:
+        return Response(body, media_type="application/json")
 
     # Declared before /{userId}/... so that "lookup" is never taken for a userId.
-    @app.get("/v2/customers/lookup/points/balance", response_model=None, tags=["balance"],
+    @app.get(LOOKUP_BALANCE, response_model=None, tags=["balance"],
              responses={200: {"model": BalanceResponse}, **ERROR_RESPONSES},
              openapi_extra=documented(*LOOKUP_PARAMETERS, *PROGRAM_PARAMETERS))
     async def lookup_balance(request: Request) -> Response:
-        org = await caller(request)
-        balance.check_entity_type(query(request, "entityType"))
-        lookup = identify(org, request)
-        program_ids = balance.programs(org, query(request, "programId"), query(request, "fetchDataForAllPrograms"))
-        balance.account_scope(lookup)
-        customer_id, customer = await resolved(org, request.app.state.read_model, lookup)
-        return json_response(balance.balance_body(customer_id, customer, program_ids))
+        return json_body(await endpoints.lookup_balance(*caller(request), request.query_params))
 
-    @app.get("/v2/customers/lookup/customerDetails", response_model=None, tags=["customers"],
+    @app.get(CUSTOMER_DETAILS, response_model=None, tags=["customers"],
              responses={200: {"description": "The customer (seeds 002/003)"}, **ERROR_RESPONSES},
              openapi_extra=documented(*LOOKUP_PARAMETERS, *DETAILS_PARAMETERS))
     async def customer_details(request: Request) -> Response:
-        org = await caller(request)
-        lookup = identify(org, request)
-        wanted = details.embeds(query(request, "embed"))
-        details.gap_days("gapToUpgrade", query(request, "gapToUpgrade"), wanted)
-        details.gap_days("gapToRenew", query(request, "gapToRenew"), wanted)
-        balance.account_scope(lookup)
-        _customer_id, customer = await resolved(org, request.app.state.read_model, lookup)
-        return json_response(details.details_body(customer, org, wanted))
+        return json_body(await endpoints.customer_details(*caller(request), request.query_params))
 
-    @app.get("/v2/customers/{userId}/points/balance", response_model=None, tags=["balance"],
+    @app.get(USER_BALANCE, response_model=None, tags=["balance"],
              responses={200: {"model": BalanceResponse}, **ERROR_RESPONSES},
              openapi_extra=documented(*PROGRAM_PARAMETERS))
     async def user_balance(userId: str, request: Request) -> Response:
-        org = await caller(request)
-        customer_id = balance.user_id(userId)
-        balance.check_entity_type(query(request, "entityType"))
-        program_ids = balance.programs(org, query(request, "programId"), query(request, "fetchDataForAllPrograms"))
-        customer = await request.app.state.read_model.store.customer(org.orgId, customer_id)
-        if customer is None:
-            raise ApiError(CUSTOMER_NOT_FOUND)
-        return json_response(balance.balance_body(customer_id, customer, program_ids))
+        return json_body(await endpoints.user_balance(*caller(request), userId, request.query_params))
 
     @app.get("/health/live", tags=["operations"])
     async def live() -> dict:

@@ -38,11 +38,21 @@ def error_body(code: int, message: str) -> bytes:
     return orjson.dumps({"errors": [{"status": False, "code": code, "message": message}], "warnings": []})
 
 
-def error_response(error: ApiError) -> Response:
-    headers = {"WWW-Authenticate": 'Basic realm="pointsview"'} if error.code == UNAUTHORIZED else None
-    return Response(error_body(error.code, error.message), status_code=error.status,
-                    media_type="application/json", headers=headers)
+def error_answer(error: ApiError) -> tuple[int, bytes, dict[str, str]]:
+    """(HTTP status, body, headers besides Content-Type) of an error."""
+    headers = {"WWW-Authenticate": 'Basic realm="pointsview"'} if error.code == UNAUTHORIZED else {}
+    return error.status, error_body(error.code, error.message), headers
+
+
+def unavailable_answer() -> tuple[int, bytes, dict[str, str]]:
+    """The read-model store is unreachable (any RedisError)."""
+    return 503, error_body(UNAVAILABLE, ERRORS[UNAVAILABLE][1]), {"Retry-After": "1"}
+
+
+def response_of(answer: tuple[int, bytes, dict[str, str]]) -> Response:
+    status, body, headers = answer
+    return Response(body, status_code=status, media_type="application/json", headers=headers or None)
 
 
 async def api_error_handler(_request: Request, exc: ApiError) -> Response:
-    return error_response(exc)
+    return response_of(error_answer(exc))

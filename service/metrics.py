@@ -16,6 +16,18 @@ LATENCY = Histogram("pointsview_http_request_duration_seconds", "HTTP request la
                     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5))
 
 
+_children: dict[tuple[str, int], tuple] = {}  # (route, status) -> its counter and histogram
+
+
+def record(route: str, status: int, seconds: float) -> None:
+    """One request of `route` (the path template, e.g. /v2/customers/{userId}/points/balance)."""
+    children = _children.get((route, status))
+    if children is None:
+        children = _children[(route, status)] = (REQUESTS.labels(route, status), LATENCY.labels(route, status))
+    children[0].inc()
+    children[1].observe(seconds)
+
+
 class MetricsMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware): a few microseconds per request."""
 
@@ -37,10 +49,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            label = getattr(route, "path", "unmatched")
-            REQUESTS.labels(label, status).inc()
-            LATENCY.labels(label, status).observe(time.perf_counter() - started)
+            record(getattr(scope.get("route"), "path", "unmatched"), status, time.perf_counter() - started)
 
 
 def metrics_response() -> Response:
