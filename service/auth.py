@@ -1,8 +1,10 @@
 """HTTP Basic authentication against the config's clients, verified once and then cached.
 
-The cache is keyed by a SHA-256 digest of the credentials (never the password
-itself), bounded and expiring, so steady-state requests pay no bcrypt/argon2.
-Wrong passwords are cached too, a username that keeps failing from one
+Verified credentials are remembered by the request's Authorization header as
+sent, so a steady-state request costs one dict lookup; every other answer
+(wrong passwords included) is cached under a SHA-256 digest of the
+credentials, never the password itself. Both caches are bounded and expiring,
+so steady-state requests pay no bcrypt/argon2. A username that keeps failing from one
 address is refused there without hashing for a while (its owner, elsewhere,
 is not locked out), and at most two hashes run at once: a flood of wrong
 passwords cannot buy CPU.
@@ -57,35 +59,47 @@ class Authenticator:
         self.failures_before_cooldown = failures_before_cooldown
         self.cooldown = cooldown_seconds
         self._cache: OrderedDict[bytes, tuple[OrgConfig | None, float]] = OrderedDict()
+        self._accepted: dict[str, tuple[OrgConfig, float]] = {}  # Authorization header -> (org, expiry)
         self._in_flight: dict[bytes, asyncio.Future] = {}
         self._failures: dict[tuple[str, str], tuple[int, float]] = {}  # (username, address) -> (count, last)
         self._hashing = asyncio.Semaphore(2)
 
     async def org(self, authorization: str | None, address: str = "") -> OrgConfig:
+        accepted = self._accepted.get(authorization)
+        if accepted is not None and accepted[1] > time.monotonic():
+            return accepted[0]
+        org, expires = await self._answer(authorization, address)
+        if org is None:
+            raise ApiError(UNAUTHORIZED)
+        if len(self._accepted) >= self.max_entries:
+            del self._accepted[next(iter(self._accepted))]  # the oldest
+        self._accepted[authorization] = (org, expires)
+        return org
+
+    async def _answer(self, authorization: str | None, address: str) -> tuple[OrgConfig | None, float]:
+        """The caller's org (None: refused) and until when that answer may be reused."""
         username, password = parse_basic(authorization)
         digest = hashlib.sha256(f"{username}\0{password}".encode()).digest()
         cached = self._cache.get(digest)
         if cached and cached[1] > time.monotonic():
-            org = cached[0]
-        elif digest in self._in_flight:  # the same credentials are being checked: share the answer
-            org = await asyncio.shield(self._in_flight[digest])
-        else:
-            future = asyncio.get_running_loop().create_future()
-            self._in_flight[digest] = future
-            try:
-                org, verified = await self._verify(username, password, address)
-                if verified:
-                    self._remember(digest, org)
-                future.set_result(org)
-            except BaseException as exc:
-                future.set_exception(exc)
-                future.exception()  # retrieved: no warning when nobody else waits
-                raise
-            finally:
-                del self._in_flight[digest]
-        if org is None:
-            raise ApiError(UNAUTHORIZED)
-        return org
+            return cached
+        if digest in self._in_flight:  # the same credentials are being checked: share the answer
+            return await asyncio.shield(self._in_flight[digest])
+        future = asyncio.get_running_loop().create_future()
+        self._in_flight[digest] = future
+        try:
+            org, verified = await self._verify(username, password, address)
+            answer = (org, time.monotonic() + self.ttl if verified else 0.0)
+            if verified:
+                self._remember(digest, answer)
+            future.set_result(answer)
+            return answer
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no warning when nobody else waits
+            raise
+        finally:
+            del self._in_flight[digest]
 
     async def _verify(self, username: str, password: str, address: str) -> tuple[OrgConfig | None, bool]:
         """(the caller's org or None, whether that answer was verified and may be cached)."""
@@ -107,8 +121,8 @@ class Authenticator:
         self._failures[attempt] = (count + 1, time.monotonic())
         return None, True
 
-    def _remember(self, digest: bytes, org: OrgConfig | None) -> None:
-        self._cache[digest] = (org, time.monotonic() + self.ttl)
+    def _remember(self, digest: bytes, answer: tuple[OrgConfig | None, float]) -> None:
+        self._cache[digest] = answer
         self._cache.move_to_end(digest)
         while len(self._cache) > self.max_entries:
             self._cache.popitem(last=False)

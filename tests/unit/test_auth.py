@@ -100,3 +100,29 @@ async def test_a_flood_from_one_address_does_not_lock_the_owner_out_elsewhere():
         with pytest.raises(ApiError):
             await authenticator.org(_basic("till.one", f"guess{i}"), "10.0.0.66")
     assert (await authenticator.org(_basic("till.one", "right"), "10.0.0.7")).orgId == 1
+
+
+async def test_a_remembered_header_is_one_lookup_without_parsing_or_hashing(monkeypatch, counted):
+    authenticator = Authenticator(_config())
+    header = _basic("till.one", "right")
+    assert (await authenticator.org(header)).orgId == 1
+    monkeypatch.setattr(auth, "parse_basic", lambda _header: pytest.fail("parsed again"))
+    for _ in range(5):
+        assert (await authenticator.org(header)).orgId == 1
+    assert counted == ["right"]
+
+
+async def test_the_same_credentials_sent_differently_share_the_verification(counted):
+    authenticator = Authenticator(_config())
+    encoded = base64.b64encode(b"till.one:right").decode()
+    for header in (f"Basic {encoded}", f"basic {encoded}", f"BASIC  {encoded} "):
+        assert (await authenticator.org(header)).orgId == 1
+    assert counted == ["right"]
+
+
+async def test_a_refused_header_is_not_remembered_as_accepted(counted):
+    authenticator = Authenticator(_config())
+    for _ in range(3):
+        with pytest.raises(ApiError):
+            await authenticator.org(_basic("till.one", "wrong"))
+    assert counted == ["wrong"]  # the refusal is cached under the credentials' digest
