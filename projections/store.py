@@ -91,16 +91,17 @@ class Store:
         watermarks of `before`); returns the writes that lost a race."""
         pipe = self.redis.pipeline(transaction=False)
         changes = sorted((c for _, _, w in writes for c in w.index_changes), key=lambda c: c.at)  # log order
-        claims = [c for c in changes if c.claimed]
-        for chunk in self._chunks(claims):
-            await self._claims(keys=[self.keys.identifier(c.key) for c in chunk],
-                               args=[a for c in chunk for a in (c.customerId, c.score)], client=pipe)
-        for change in changes:
-            if not change.claimed:
-                pipe.zrem(self.keys.identifier(change.key), change.customerId)
+        for chunk in self._chunks(changes):
+            keys, args = [], []
+            for change in chunk:
+                key, field = self.keys.identifier(change.key)
+                keys.append(key)
+                args += [field, change.customerId, change.score if change.claimed else "-"]
+            await self._claims(keys=keys, args=args, client=pipe)
         sources: dict[int, set[str]] = {}
-        for change in claims:
-            sources.setdefault(change.key.orgId, set()).add(f"{change.key.source}|{change.key.accountId}")
+        for change in changes:
+            if change.claimed:
+                sources.setdefault(change.key.orgId, set()).add(f"{change.key.source}|{change.key.accountId}")
         for org_id, members in sources.items():  # one SADD per org and batch, not one per claim
             pipe.sadd(self.keys.sources(org_id), *members)
         chunks = self._chunks(writes)
@@ -158,20 +159,19 @@ class Store:
         """The latest claimant across the given identifier keys and its state, in one round trip."""
         if not keys:
             return None
-        found = await self._resolve_customer(keys=[self.keys.identifier(key) for key in keys],
-                                             args=[self.keys.customers_of(org_id)])
+        hashes, fields = zip(*(self.keys.identifier(key) for key in keys))
+        found = await self._resolve_customer(keys=list(hashes), args=[self.keys.customers_of(org_id), *fields])
         return (int(found[0]), _customer_of(found[1])) if found else None
 
     async def latest_claimant(self, keys: list[IndexKey]) -> int | None:
         """Across the given identifier keys, the customer with the latest claim."""
         pipe = self.redis.pipeline(transaction=False)
         for key in keys:
-            pipe.zrevrange(self.keys.identifier(key), 0, 0, withscores=True)
-        claims = [claim for reply in await pipe.execute() for claim in reply]
-        if not claims:
-            return None
-        member, _score = max(claims, key=lambda claim: (claim[1], int(claim[0])))
-        return int(member)
+            pipe.hget(*self.keys.identifier(key))
+        values = await pipe.execute() if keys else []
+        claims = [(int(at), int(cid)) for value in values if value
+                  for cid, _, at in (claim.partition(":") for claim in value.decode().split(","))]
+        return max(claims)[1] if claims else None
 
     async def sources(self, org_id: int) -> list[tuple[str, str]]:
         """(source, accountId) of every profile seen in the org."""

@@ -219,7 +219,7 @@ def show_rates(result: dict, as_json: bool) -> None:
 def _kind_prefixes(keys: Keys) -> dict[str, str]:
     """How each kind of per-customer key starts, from the layout itself (projections/keys.py)."""
     claim = IndexKey(orgId=1, source="INSTORE", accountId="", type="mobile", value="1")
-    examples = {"customer state": keys.customer(1, 1), "identifier index": keys.identifier(claim),
+    examples = {"customer state": keys.customer(1, 1), "identifier index": keys.identifier(claim)[0],
                 "eventId dedup window": keys.dedup(1, 1)}
     return {kind: key.split("{", 1)[0] for kind, key in examples.items()}
 
@@ -246,6 +246,15 @@ async def _memory_by_kind(redis: Redis, keys: Keys, sample: int = 2_000) -> dict
     return figures
 
 
+async def _identifiers(redis: Redis, keys: Keys) -> int:
+    """Identifiers in the index: the fields of its hashes."""
+    prefix = _kind_prefixes(keys)["identifier index"]
+    pipe = redis.pipeline(transaction=False)
+    async for key in redis.scan_iter(match=f"{prefix}*", count=5_000):
+        pipe.hlen(key)
+    return sum(await pipe.execute())
+
+
 async def _state_json_sizes(redis: Redis, settings: Settings, load: Load, sample: int = 2_000) -> list[int]:
     """Sizes of compact JSON of the state of a sample of customers, as the store reads it."""
     store = Store(redis, Keys(settings.key_prefix), settings.dedup_window_seconds * 1000)
@@ -266,19 +275,21 @@ async def run_memory_bench(customers: int, events_per_customer: int, programs: i
             stream = await produce_load(settings, load)
             await projector_rate(settings, len(stream))
             after = (await redis.info("memory"))["used_memory"]
-            kinds = await _memory_by_kind(redis, Keys(settings.key_prefix))
+            keys = Keys(settings.key_prefix)
+            kinds = await _memory_by_kind(redis, keys)
+            identifiers = await _identifiers(redis, keys)
             state_json = await _state_json_sizes(redis, settings, load)
         finally:
             await redis.aclose()
     per_customer = {kind: count * mean / customers for kind, (count, mean) in kinds.items()}
-    identifiers, index_bytes = kinds["identifier index"]
+    index_keys, index_bytes = kinds["identifier index"]
     return {"benchmark": "memory", "customers": customers, "events_per_customer": events_per_customer,
             "programs": programs, "identifiers": identifiers, "bytes_per_customer": {
                 "state JSON, raw (baseline)": sum(state_json) / len(state_json),
                 **per_customer,
                 "read-model (state + index)": per_customer["customer state"] + per_customer["identifier index"],
                 "used_memory growth (everything)": (after - before) / customers,
-            }, "bytes_per_identifier": index_bytes}
+            }, "bytes_per_identifier": index_keys * index_bytes / identifiers if identifiers else 0.0}
 
 
 MEMORY_COLUMNS = ["what", "bytes"]

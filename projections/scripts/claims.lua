@@ -1,16 +1,34 @@
--- Customers claim identifiers: each claimant becomes the latest. Claims are
--- applied in log order within a partition, so a later claim must outrank every
--- earlier one even when its occurredAt is not later (clock skew, equal
--- timestamps); across partitions, which have no common order, occurredAt decides.
--- KEYS: identifier zsets, in log order (a key may come twice).
--- ARGV: per key, customerId and occurredAt (ms).
+-- Identifier index changes, in log order (a key may come more than once).
+-- An identifier is a field of an index hash; its value lists its claimants:
+-- `customerId:claimTime,...` (ms).
+-- A claim makes its customer the latest claimant. Claims are applied in log
+-- order within a partition, so a later claim must outrank every earlier one
+-- even when its occurredAt is not later (clock skew, equal timestamps); across
+-- partitions, which have no common order, occurredAt decides.
+-- A release (claim time '-') removes a customer that no longer lists it.
+-- KEYS: index hashes. ARGV: per key, the identifier (field), customerId and claim time or '-'.
 for k = 1, #KEYS do
-  local member, score = ARGV[2 * k - 1], tonumber(ARGV[2 * k])
-  local top = redis.call('ZREVRANGE', KEYS[k], 0, 0, 'WITHSCORES')
-  if top[1] and tonumber(top[2]) >= score then
-    score = tonumber(top[2])
-    if top[1] ~= member then score = score + 1 end
+  local field, member, claim = ARGV[3 * k - 2], ARGV[3 * k - 1], ARGV[3 * k]
+  local others, own, top = {}, nil, nil  -- the other claimants; this customer's claim time; theirs, latest
+  for id, at in string.gmatch(redis.call('HGET', KEYS[k], field) or '', '(%d+):(%-?%d+)') do
+    local score = tonumber(at)
+    if id == member then
+      own = score
+    else
+      others[#others + 1] = id .. ':' .. at
+      if not top or score > top then top = score end
+    end
   end
-  redis.call('ZADD', KEYS[k], score, member)
+  if claim ~= '-' then
+    local score = tonumber(claim)
+    if own and own > score then score = own end
+    if top and top >= score then score = top + 1 end
+    others[#others + 1] = member .. ':' .. string.format('%.0f', score)
+  end
+  if #others > 0 then
+    redis.call('HSET', KEYS[k], field, table.concat(others, ','))
+  else
+    redis.call('HDEL', KEYS[k], field)
+  end
 end
 return #KEYS

@@ -1,15 +1,15 @@
 -- The API's lookup in one round trip: the latest claimant across identifier keys
--- (highest claim time; ties: the higher customerId), and its stored value.
+-- (the highest claim time; ties: the higher customerId), and its stored value.
 -- It reads a customer key it is not given (its name depends on what it finds):
 -- fine on one Redis server; on Redis Cluster use latest_claimant, then GET.
--- KEYS: identifier zsets. ARGV[1]: the customer keys' prefix up to the id ('<p>:<g>:c:{<org>:').
+-- KEYS: index hashes. ARGV[1]: the customer keys' prefix up to the id
+-- ('<p>:<g>:c:{<org>:'), then per key the identifier (its field: `customerId:claimTime,...`).
 local best, best_score
 for k = 1, #KEYS do
-  local top = redis.call('ZREVRANGE', KEYS[k], 0, 0, 'WITHSCORES')
-  if top[1] then
-    local score = tonumber(top[2])
-    if not best or score > best_score or (score == best_score and tonumber(top[1]) > tonumber(best)) then
-      best, best_score = top[1], score
+  for id, at in string.gmatch(redis.call('HGET', KEYS[k], ARGV[k + 1]) or '', '(%d+):(%-?%d+)') do
+    local score = tonumber(at)
+    if not best or score > best_score or (score == best_score and tonumber(id) > tonumber(best)) then
+      best, best_score = id, score
     end
   end
 end

@@ -2,7 +2,7 @@
 
 import time
 
-from projections.plan import IndexKey, Record, Stored, plan_customer, stored_after
+from projections.plan import CustomerWrite, IndexChange, IndexKey, Record, Stored, plan_customer, stored_after
 from projections.events import parse_event
 from projections.store import Store
 from tests.support import event
@@ -52,9 +52,30 @@ async def test_a_lookup_resolves_the_latest_claimant_and_reads_it_in_one_call(re
     before = await _read(store)
     assert await _write(store, before, _record("points:0", 0, 10, "a")) == []
     mobile, email = (IndexKey(100737, "INSTORE", "", "mobile", "1"), IndexKey(100737, "INSTORE", "", "email", "e"))
-    await redis.zadd(keys.identifier(mobile), {"4": 1000})
-    await redis.zadd(keys.identifier(email), {"5": 2000, "3": 1500})
+    await redis.hset(*keys.identifier(mobile), "4:1000")
+    await redis.hset(*keys.identifier(email), "3:1500,5:2000")
     customer_id, customer = await store.resolve_customer(100737, [mobile, email])
     assert customer_id == 5 and customer.balances["973|POINTS"].lifetime == 10_000
     assert await store.resolve_customer(100737, [mobile]) == (4, None)  # claimed, but no state (yet)
     assert await store.resolve_customer(100737, [IndexKey(100737, "INSTORE", "", "mobile", "2")]) is None
+
+
+async def test_a_later_claim_in_the_log_outranks_earlier_ones_and_a_release_hands_back(redis, keys):
+    store = Store(redis, keys, WINDOW_MS)
+    mobile = IndexKey(100737, "INSTORE", "", "mobile", "1")
+
+    async def change(customer_id: int, at: int | None) -> None:
+        claim = IndexChange(mobile, customer_id, at is not None, at or 0)
+        write = CustomerWrite(100737, customer_id, None, {"p:0": 0}, index_changes=[claim])
+        await store.write([(Stored(None, {}, {}), Stored(None, {"p:0": 0}, {}), write)], 0)
+
+    await change(1, 5_000)
+    await change(2, 4_000)  # later in the log with an earlier occurredAt: still the latest claim
+    assert await store.latest_claimant([mobile]) == 2
+    await change(1, 3_000)
+    assert await store.latest_claimant([mobile]) == 1
+    await change(1, None)  # customer 1 no longer lists it
+    assert await store.latest_claimant([mobile]) == 2
+    await change(2, None)
+    assert await store.latest_claimant([mobile]) is None
+    assert await redis.hget(*keys.identifier(mobile)) is None
