@@ -23,10 +23,10 @@ class Record:
     partition: int
     offset: int
     event: Event
+    position: str = field(init=False)  # "topic:partition", the watermarks' key
 
-    @property
-    def position(self) -> str:
-        return f"{self.topic}:{self.partition}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "position", f"{self.topic}:{self.partition}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,27 +84,26 @@ def plan_customer(
     first = records[0].event
     write = CustomerWrite(orgId=first.orgId, customerId=first.customerId, customer=None, watermarks={})
     customer = stored
-    seen = set(seen_event_ids)
+    applied = set()
     for record in records:
-        mark = watermarks.get(record.position, -1)
-        if record.offset <= max(mark, write.watermarks.get(record.position, -1)):
+        position = record.position
+        if record.offset <= write.watermarks.get(position, watermarks.get(position, -1)):
             continue
-        write.watermarks[record.position] = record.offset
+        write.watermarks[position] = record.offset
         event = record.event
-        if event.eventId in seen:
+        if event.eventId in seen_event_ids or event.eventId in applied:
             continue
-        seen.add(event.eventId)
-        write.index_changes += _index_changes(customer, event, (record.topic, record.partition, record.offset))
+        applied.add(event.eventId)
+        if type(event.data) is ProfileData:
+            write.index_changes += _index_changes(customer, event, (record.topic, record.partition, record.offset))
         customer = apply_in_place(customer, event)
-        write.customer = customer
         write.applied_event_ids.append(event.eventId)
+    write.customer = customer if write.applied_event_ids else None
     return write
 
 
 def _index_changes(customer: Customer | None, event: Event, at: tuple[str, int, int]) -> list[IndexChange]:
     data = event.data
-    if not isinstance(data, ProfileData):
-        return []
     previous = customer.profiles.get(profile_key(data.source, data.accountId)) if customer else None
     before = indexed_identifiers(previous.identifiers) if previous else set()
     after = indexed_identifiers([{"type": i.type, "value": i.value} for i in data.identifiers])
