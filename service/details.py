@@ -2,7 +2,9 @@
 customer's stored state and the org's configuration. Pure: no I/O here.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import attrgetter
 
 from projections.apply import figures
 from projections.identity import lookup_form
@@ -38,15 +40,15 @@ def gap_days(name: str, raw: str | None, wanted: set[str]) -> None:
 
 
 def details_body(customer: Customer, org: OrgConfig, wanted: set[str], now: datetime | None = None) -> dict:
-    now = now or datetime.now(timezone.utc)
-    profiles = sorted(customer.profiles.values(), key=lambda p: p.seq)
-    default = _program_figures(customer, org.defaultProgramId)
+    profiles = sorted(customer.profiles.values(), key=attrgetter("seq"))
+    programs = [_standing(customer, program) for program in org.programs]
+    default = next(p for p in programs if p.program.programId == org.defaultProgramId)
     body = {
         "id": customer.customerId,
         "profiles": [_profile(p, customer.customerId) for p in profiles],
         "loyaltyInfo": {
             "loyaltyType": "loyalty",
-            "lifetimePurchases": to_number(default["cumulativePurchases"]),
+            "lifetimePurchases": to_number(default.figures["cumulativePurchases"]),
             "attributionV2": {
                 "createDate": min((p.createdAt for p in profiles), default=None),
                 "modifiedDate": max((p.modifiedAt for p in profiles), default=None),
@@ -59,11 +61,11 @@ def details_body(customer: Customer, org: OrgConfig, wanted: set[str], now: date
     if "ignorecarddetails" not in wanted:
         body["cardDetails"] = _cards(customer, profiles)
     if "points" in wanted:
-        body["pointsSummary"] = _points_summary(customer, org)
+        body["pointsSummary"] = _points_summary(default)
     if "mlp" in wanted:
-        body["loyaltyProgramDetails"] = [_program_details(customer, p) for p in org.programs]
+        body["loyaltyProgramDetails"] = [_program_details(p) for p in programs]
     if "expiryschedules" in wanted:
-        body["expirySchedules"] = _expiry_schedules(customer, org, now)
+        body["expirySchedules"] = _expiry_schedules(customer, org, now or datetime.now(timezone.utc))
     if "expiredpoints" in wanted:
         body["expiredPoints"] = _expired_points(customer, org)
     if "alternatecurrencies" in wanted:
@@ -112,23 +114,25 @@ def _balance(customer: Customer, program_id: int, currency: str = "POINTS") -> B
     return customer.balances.get(f"{program_id}|{currency}") or Balance()
 
 
-def _program_figures(customer: Customer, program_id: int) -> dict[str, int]:
-    return figures(_balance(customer, program_id))
+@dataclass(frozen=True, slots=True)
+class _Standing:
+    """A customer in one program: its figures, its tier (without tier.changed: the lowest configured) and
+    the next configured tier, worked out once per response."""
+
+    program: ProgramConfig
+    figures: dict[str, int]
+    current: Tier | None
+    following: TierConfig | None
+    slab: dict  # the slab fields of pointsSummary and loyaltyProgramDetails
 
 
-def _slabs(customer: Customer, program: ProgramConfig) -> tuple[Tier | None, TierConfig | None]:
-    """The customer's tier (without tier.changed: the lowest configured) and the next configured one."""
+def _standing(customer: Customer, program: ProgramConfig) -> _Standing:
     current = customer.tiers.get(str(program.programId))
     if current is None and program.tiers:
         lowest = program.tiers[0]
         current = Tier(serial=lowest.serial, name=lowest.name, description=lowest.description)
-    following = [t for t in program.tiers if current and t.serial > current.serial]
-    return current, following[0] if following else None
-
-
-def _slab_fields(customer: Customer, program: ProgramConfig) -> dict:
-    current, following = _slabs(customer, program)
-    return {
+    following = next((t for t in program.tiers if current and t.serial > current.serial), None)
+    slab = {
         "currentSlab": current.name if current else "",
         "currentSlabDescription": (current.description or "") if current else "",
         "slabSNo": current.serial if current else -1,
@@ -137,22 +141,26 @@ def _slab_fields(customer: Customer, program: ProgramConfig) -> dict:
         "nextSlabSerialNumber": following.serial if following else -1,
         "nextSlabDescription": following.description if following else "",
     }
+    return _Standing(program, figures(_balance(customer, program.programId)), current, following, slab)
 
 
-def _points_summary(customer: Customer, org: OrgConfig) -> dict:
-    f = _program_figures(customer, org.defaultProgramId)
-    slab = _slab_fields(customer, org.program(org.defaultProgramId))
-    summary = {name: to_number(f[key]) for name, key in (
-        ("adjusted", "adjusted"), ("cumulativePurchases", "cumulativePurchases"), ("expired", "expired"),
-        ("lifetimePoints", "lifetimePoints"), ("loyaltyPoints", "mainPoints"), ("redeemed", "redeemed"),
-        ("returned", "returned"))}
-    return {**summary, **{k: slab[k] for k in ("currentSlab", "nextSlab", "nextSlabDescription",
-                                               "nextSlabSerialNumber", "slabExpiryDate", "slabSNo")}}
+def _points_summary(default: _Standing) -> dict:
+    f, slab = default.figures, default.slab
+    return {
+        "adjusted": to_number(f["adjusted"]),
+        "cumulativePurchases": to_number(f["cumulativePurchases"]),
+        "expired": to_number(f["expired"]),
+        "lifetimePoints": to_number(f["lifetimePoints"]),
+        "loyaltyPoints": to_number(f["mainPoints"]),
+        "redeemed": to_number(f["redeemed"]),
+        "returned": to_number(f["returned"]),
+        **{k: slab[k] for k in ("currentSlab", "nextSlab", "nextSlabDescription", "nextSlabSerialNumber",
+                                "slabExpiryDate", "slabSNo")},
+    }
 
 
-def _program_details(customer: Customer, program: ProgramConfig) -> dict:
-    f = _program_figures(customer, program.programId)
-    current, following = _slabs(customer, program)
+def _program_details(standing: _Standing) -> dict:
+    program, f, current, following = standing.program, standing.figures, standing.current, standing.following
     details = {
         "redeemed": to_number(f["redeemed"]),
         "expired": to_number(f["expired"]),
@@ -162,7 +170,7 @@ def _program_details(customer: Customer, program: ProgramConfig) -> dict:
         "loyaltyPoints": to_number(f["mainPoints"]),
         "cumulativePurchases": to_number(f["cumulativePurchases"]),
         "loyaltyId": -1,
-        **_slab_fields(customer, program),
+        **standing.slab,
         "programId": program.programId,
         "delayedPoints": to_number(f["promisedPoints"]),
         "delayedReturnedPoints": to_number(f["delayedReturnedPoints"]),
