@@ -97,7 +97,7 @@ class _Link(asyncio.Protocol):
                     continue  # out-of-band (RESP3 push): no command waits for it
                 future = self._waiting.popleft()[0]
                 if not future.done():  # its caller may have been cancelled
-                    if isinstance(reply, ResponseError):
+                    if isinstance(reply, Exception):  # an error reply, as redis-py's parse_error classes it
                         future.set_exception(reply)
                     else:
                         future.set_result(reply)
@@ -192,11 +192,12 @@ class Multiplexer:
         return link
 
     async def _handshake(self, link: _Link) -> None:
-        auth = [self.username or "default", self.password] if self.password else []
+        """What redis-py's Connection.on_connect sends: HELLO 3 (with AUTH), or AUTH; then SELECT."""
         if self.resp3:
-            await link.send(_packed(("HELLO", 3, *(["AUTH", *auth] if auth else []))))
-        elif auth:
-            await link.send(_packed(("AUTH", *auth)))
+            auth = ("AUTH", self.username or "default", self.password) if self.password else ()
+            await link.send(_packed(("HELLO", 3, *auth)))
+        elif self.password:
+            await link.send(_packed(("AUTH", *([self.username] if self.username else []), self.password)))
         if self.db:
             await link.send(_packed(("SELECT", self.db)))
 

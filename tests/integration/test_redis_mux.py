@@ -7,6 +7,7 @@ import time
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -109,6 +110,29 @@ async def test_the_database_of_the_url_is_selected(local_redis):
     finally:
         for client in (mux, plain, db0):
             await client.aclose()
+
+
+@own_redis
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_the_credentials_of_the_url_are_sent(local_redis, protocol):
+    admin = Redis.from_url(local_redis.url)
+    await admin.acl_setuser("reader", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all"])
+    await admin.config_set("requirepass", "s3cret")
+    base = local_redis.url.split("//", 1)[1]
+    try:
+        for url in (f"redis://:s3cret@{base}", f"redis://reader:pw@{base}"):
+            mux = MultiplexedRedis.from_url(url, protocol=protocol)
+            assert await mux.ping() is True
+            await mux.aclose()
+        mux = MultiplexedRedis.from_url(f"redis://reader:wrong@{base}", protocol=protocol)
+        with pytest.raises(AuthenticationError):
+            await mux.ping()
+        await mux.aclose()
+    finally:
+        authenticated = Redis.from_url(f"redis://:s3cret@{base}")
+        await authenticated.config_set("requirepass", "")
+        await authenticated.aclose()
+        await admin.aclose()
 
 
 @own_redis
