@@ -9,8 +9,10 @@ import sys
 import pytest
 from prometheus_client import REGISTRY
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from consumers.topics import ensure_topics
 from service.produce import produce
 from service.synthetic import Load, generate
 from tests.support import read_model, reference_fold, wait_until
@@ -96,6 +98,39 @@ async def test_sigkilled_projector_loses_nothing_and_counts_nothing_twice(settin
         process.terminate()
         assert process.wait(timeout=30) == 0  # SIGTERM: finishes the batch, exits 0
     assert kills >= 3, "the stream was consumed before the kills landed; make it longer"
+
+
+async def test_two_projectors_sharing_a_group_one_killed_lose_nothing_and_count_nothing_twice(
+        settings, redis, keys):
+    # The topics have different partition counts, so a customer's two partitions often belong to
+    # different processes, which then write it at the same time (compare-and-set conflicts, batches
+    # fetched again); then one is killed and the other takes its partitions over, with customers in its
+    # cache that the dead one wrote since.
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        customers_topic, points_topic = settings.topic_list
+        await ensure_topics(admin, [customers_topic, settings.deadletter_topic], 5, 1)
+        await ensure_topics(admin, [points_topic], 6, 1)
+    finally:
+        await admin.close()
+    stream = _stream(settings)
+    await produce(settings.kafka_bootstrap_servers, stream)
+    expected = reference_fold(stream)
+    first, second = _spawn(settings), _spawn(settings)
+    try:
+        async def half_consumed():
+            return await _consumed(redis, keys) >= 0.5 * len(stream)
+
+        await wait_until(half_consumed, timeout=90, interval=0.02, message="half consumed")
+        assert await _consumed(redis, keys) < len(stream), "the stream was consumed before the kill; make it longer"
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        await _equals_fold(redis, keys, expected)
+    finally:
+        for process in (first, second):
+            process.terminate()
+        assert second.wait(timeout=30) == 0
 
 
 async def test_redis_restarted_with_aof_mid_stream(settings, redis, keys, local_redis, start_projector):
