@@ -31,8 +31,8 @@ from service.errors import (
 )
 from service.fastpath import CUSTOMER_DETAILS, LOOKUP_BALANCE, USER_BALANCE, FastPath
 from service.metrics import MetricsMiddleware, metrics_response
-from service.redis_mux import MultiplexedRedis
 from service.models import BalanceResponse, ErrorResponse
+from service.redis_mux import MultiplexedRedis
 from service.settings import Settings
 
 SOURCES_CACHE_SECONDS = 1.0  # source=ALL: the org's sources, re-read at most this often (and on a miss)
