@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from projections.keys import Keys
 from projections.plan import CustomerWrite, IndexKey, Stored
@@ -42,6 +43,10 @@ def decode_value(value: bytes) -> tuple[dict[str, int], Customer | None]:
     return decode_marks(marks), decode_customer(state) if state else None
 
 
+def _evalsha(pipe, script, keys: list, args: list) -> None:
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
 def _customer_of(value: bytes | None) -> Customer | None:
     """The state part of a stored value, without decoding the watermarks (the API's read)."""
     state = value and value[value.index(b"\n") + 1:]
@@ -60,6 +65,23 @@ class Store:
         self._claims = redis.register_script(_script("claims.lua"))
         self._resolve_customer = redis.register_script(_script("resolve_customer.lua"))
 
+    async def _pipelined(self, queue) -> list:
+        """The commands `queue(pipe)` adds, in one round trip. Scripts go as bare EVALSHA: redis-py would
+        first ask SCRIPT EXISTS, a round trip per pipeline. If Redis lost them (a restart, SCRIPT FLUSH),
+        they are loaded and everything is sent again, so every command queued here must be safe to run
+        twice (reads, set updates, claims, compare-and-set writes)."""
+        try:
+            return await self._send(queue)
+        except NoScriptError:
+            for script in (self._read_customers, self._claims, self._write_customers):
+                await self.redis.script_load(script.script)
+            return await self._send(queue)
+
+    async def _send(self, queue) -> list:
+        pipe = self.redis.pipeline(transaction=False)
+        queue(pipe)
+        return await pipe.execute()
+
     def _chunks(self, items: list) -> list[list]:
         return [items[i:i + self.script_chunk] for i in range(0, len(items), self.script_chunk)]
 
@@ -67,14 +89,16 @@ class Store:
                    ) -> tuple[dict[CustomerId, Stored], dict[str, int | None], Control]:
         """Customers' states, watermarks and dedup windows; positions; and the live generation and
         any hand-over in progress, all in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
         chunks = self._chunks(customers)
-        for chunk in chunks:
-            keys = [key for org, cid in chunk for key in (self.keys.customer(org, cid), self.keys.dedup(org, cid))]
-            await self._read_customers(keys=keys, args=[now_ms - self.dedup_window_ms], client=pipe)
-        pipe.hmget(self.keys.positions(), positions or ["-"])
-        pipe.mget(self.keys.meta.live(), self.keys.meta.handover())
-        replies = await pipe.execute()
+
+        def queue(pipe) -> None:
+            for chunk in chunks:
+                keys = [k for org, cid in chunk for k in (self.keys.customer(org, cid), self.keys.dedup(org, cid))]
+                _evalsha(pipe, self._read_customers, keys, [now_ms - self.dedup_window_ms])
+            pipe.hmget(self.keys.positions(), positions or ["-"])
+            pipe.mget(self.keys.meta.live(), self.keys.meta.handover())
+
+        replies = await self._pipelined(queue)
         flat = [part for reply in replies[:len(chunks)] for part in reply]
         stored = {}
         for i, customer_id in enumerate(customers):
@@ -89,7 +113,7 @@ class Store:
     async def write(self, writes: list[tuple[Stored, Stored, CustomerWrite]], now_ms: int) -> list[CustomerWrite]:
         """Writes index changes, then each customer atomically (before -> after, compare-and-set on the
         watermarks of `before`); returns the writes that lost a race."""
-        pipe = self.redis.pipeline(transaction=False)
+        commands = []  # (script, keys, args): built once, sent again only if Redis lost the scripts
         changes = sorted((c for _, _, w in writes for c in w.index_changes), key=lambda c: c.at)  # log order
         for chunk in self._chunks(changes):
             keys, args = [], []
@@ -97,13 +121,11 @@ class Store:
                 key, field = self.keys.identifier(change.key)
                 keys.append(key)
                 args += [field, change.customerId, change.score if change.claimed else "-"]
-            await self._claims(keys=keys, args=args, client=pipe)
+            commands.append((self._claims, keys, args))
         sources: dict[int, set[str]] = {}
         for change in changes:
             if change.claimed:
                 sources.setdefault(change.key.orgId, set()).add(f"{change.key.source}|{change.key.accountId}")
-        for org_id, members in sources.items():  # one SADD per org and batch, not one per claim
-            pipe.sadd(self.keys.sources(org_id), *members)
         chunks = self._chunks(writes)
         for chunk in chunks:
             keys, args = [], [now_ms, self.dedup_window_ms]
@@ -112,8 +134,15 @@ class Store:
                          self.keys.dedup(write.orgId, write.customerId)]
                 args += [encode_marks(before.watermarks), encode_value(after.watermarks, after.customer),
                          len(write.applied_event_ids), *write.applied_event_ids]
-            await self._write_customers(keys=keys, args=args, client=pipe)
-        replies = await pipe.execute()
+            commands.append((self._write_customers, keys, args))
+
+        def queue(pipe) -> None:
+            for org_id, members in sources.items():  # one SADD per org and batch, not one per claim
+                pipe.sadd(self.keys.sources(org_id), *members)
+            for script, keys, args in commands:  # claims first: a customer is findable once written
+                _evalsha(pipe, script, keys, args)
+
+        replies = await self._pipelined(queue)
         results = [ok for reply in replies[len(replies) - len(chunks):] for ok in reply]
         return [write for (_, _, write), ok in zip(writes, results) if not ok]
 

@@ -79,3 +79,12 @@ async def test_a_later_claim_in_the_log_outranks_earlier_ones_and_a_release_hand
     await change(2, None)
     assert await store.latest_claimant([mobile]) is None
     assert await redis.hget(*keys.identifier(mobile)) is None
+
+
+async def test_scripts_lost_by_redis_are_loaded_again(redis, keys):
+    store = Store(redis, keys, WINDOW_MS)
+    before = await _read(store)
+    await redis.script_flush()
+    assert await _write(store, before, _record("points:0", 0, 10, "a")) == []
+    await redis.script_flush()
+    assert (await _read(store)).customer.balances["973|POINTS"].lifetime == 10_000
