@@ -192,16 +192,6 @@ class Store:
         found = await self._resolve_customer(keys=list(hashes), args=[self.keys.customers_of(org_id), *fields])
         return (int(found[0]), _customer_of(found[1])) if found else None
 
-    async def latest_claimant(self, keys: list[IndexKey]) -> int | None:
-        """Across the given identifier keys, the customer with the latest claim."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.hget(*self.keys.identifier(key))
-        values = await pipe.execute() if keys else []
-        claims = [(int(at), int(cid)) for value in values if value
-                  for cid, _, at in (claim.partition(":") for claim in value.decode().split(","))]
-        return max(claims)[1] if claims else None
-
     async def sources(self, org_id: int) -> list[tuple[str, str]]:
         """(source, accountId) of every profile seen in the org."""
         members = await self.redis.smembers(self.keys.sources(org_id))
