@@ -97,21 +97,6 @@ def _storable(value: Any) -> Any:
     return value
 
 
-def _plain(value: Any) -> bool:
-    """Holds no number that needs converting (the common case: skip the copy)."""
-    if isinstance(value, dict):
-        return all(_plain(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
-    if isinstance(value, Decimal):
-        return False
-    return not isinstance(value, int) or isinstance(value, bool) or -2**63 <= value < 2**64
-
-
-def _free_form(value: Any) -> Any:
-    return value if _plain(value) else _storable(value)
-
-
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
@@ -143,8 +128,8 @@ class ProfileData(_Data):
             _set(self, "accountId", "")  # INSTORE ignores accountId
         elif not self.accountId:
             raise ValueError(f"accountId is required for source {self.source}")
-        _set(self, "commChannels", _free_form(self.commChannels))
-        _set(self, "extendedFields", _free_form(self.extendedFields))
+        _set(self, "commChannels", _storable(self.commChannels))
+        _set(self, "extendedFields", _storable(self.extendedFields))
 
 
 class _PointsData(_Data):
