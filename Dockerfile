@@ -8,8 +8,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 COPY pyproject.toml README.md /src/
 COPY projections /src/projections
+COPY runtime /src/runtime
 COPY consumers /src/consumers
 COPY service /src/service
+COPY cli /src/cli
+COPY devtools /src/devtools
+COPY config /src/config
 RUN pip install /src && rm -rf /src
 
 WORKDIR /app

@@ -9,6 +9,9 @@ dev: $(VENV)/.installed
 	$(BIN)/pointsview dev
 
 test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed

@@ -1,4 +1,4 @@
-"""Reading the dead-letter topic and re-driving chosen records to their original topic, after a fix."""
+"""Reading the dead-letter topic and redriving chosen records to their original topic, after a fix."""
 
 from dataclasses import dataclass
 
@@ -6,7 +6,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from consumers.offsets import partitions_of, read_all, reader
-from service.settings import Settings
+from runtime.settings import Settings
 
 log = structlog.get_logger("pointsview.deadletters")
 
@@ -36,8 +36,11 @@ class DeadLetter:
     def origin(self) -> tuple[str | None, int | None, int | None]:
         """(topic, partition, offset) the record was first read from."""
         partition, offset = self.headers.get("dlq.partition"), self.headers.get("dlq.offset")
-        return (self.headers.get("dlq.topic"), int(partition) if partition and partition.isdigit() else None,
-                int(offset) if offset and offset.isdigit() else None)
+        return (
+            self.headers.get("dlq.topic"),
+            int(partition) if partition and partition.isdigit() else None,
+            int(offset) if offset and offset.isdigit() else None,
+        )
 
     def payload_text(self) -> str:
         return (self.value or b"").decode("utf-8", errors="replace")
@@ -47,10 +50,18 @@ async def read_deadletters(settings: Settings) -> list[DeadLetter]:
     """Every record of the dead-letter topic, oldest first per partition."""
     async with reader(settings.kafka_bootstrap_servers) as consumer:
         tps = partitions_of(consumer, [settings.deadletter_topic])
-        records = await read_all(consumer, tps) if tps else []
-    return [DeadLetter(r.partition, r.offset, r.timestamp, r.key, r.value,
-                       {name: value.decode("utf-8", errors="replace") for name, value in r.headers})
-            for r in sorted(records, key=lambda r: (r.timestamp, r.partition, r.offset))]
+        records = await read_all(consumer, tps, settings.kafka_end_offsets) if tps else []
+    return [
+        DeadLetter(
+            r.partition,
+            r.offset,
+            r.timestamp,
+            r.key,
+            r.value,
+            {name: value.decode("utf-8", errors="replace") for name, value in r.headers},
+        )
+        for r in sorted(records, key=lambda r: (r.timestamp, r.partition, r.offset))
+    ]
 
 
 def select(letters: list[DeadLetter], refs: list[str]) -> list[DeadLetter]:
@@ -62,13 +73,14 @@ def select(letters: list[DeadLetter], refs: list[str]) -> list[DeadLetter]:
         if not found:
             raise DeadLetterError(f"no dead letter at {ref}")
         if len(found) > 1:
-            raise DeadLetterError(f"offset {ref} is in several partitions; say which: "
-                                  + ", ".join(d.ref for d in found))
+            raise DeadLetterError(
+                f"offset {ref} is in several partitions; say which: " + ", ".join(d.ref for d in found)
+            )
         chosen.append(found[0])
     return chosen
 
 
-async def replay(settings: Settings, letters: list[DeadLetter]) -> list[tuple[DeadLetter, str, int, int]]:
+async def redrive(settings: Settings, letters: list[DeadLetter]) -> list[tuple[DeadLetter, str, int, int]]:
     """Re-publishes each record's original key and bytes to its original topic and partition.
 
     The original partition keeps the customer's events in one partition even when the
@@ -77,20 +89,33 @@ async def replay(settings: Settings, letters: list[DeadLetter]) -> list[tuple[De
     for letter in letters:
         if letter.origin[0] is None:
             raise DeadLetterError(f"dead letter {letter.ref} has no dlq.topic header")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-                                enable_idempotence=False)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=False
+    )
     await producer.start()
     try:
-        return [await _replay_one(producer, settings.deadletter_topic, letter) for letter in letters]
+        return [await _redrive_one(producer, settings.deadletter_topic, letter) for letter in letters]
     finally:
         await producer.stop()
 
 
-async def _replay_one(producer: AIOKafkaProducer, deadletter_topic: str, letter: DeadLetter):
+async def _redrive_one(producer: AIOKafkaProducer, deadletter_topic: str, letter: DeadLetter):
     topic, partition, _ = letter.origin
-    sent = await producer.send_and_wait(topic, value=letter.value, key=letter.key, partition=partition,
-                                        headers=[("dlq.replayed-from", f"{deadletter_topic}:{letter.ref}".encode())])
+    sent = await producer.send_and_wait(
+        topic,
+        value=letter.value,
+        key=letter.key,
+        partition=partition,
+        headers=[("dlq.redriven-from", f"{deadletter_topic}:{letter.ref}".encode())],
+    )
     org_id, _, customer_id = (letter.key or b"").decode(errors="replace").partition(":")
-    log.info("dead letter replayed", deadletter=letter.ref, topic=topic, partition=sent.partition,
-             offset=sent.offset, orgId=org_id, customerId=customer_id)
+    log.info(
+        "dead letter redriven",
+        deadletter=letter.ref,
+        topic=topic,
+        partition=sent.partition,
+        offset=sent.offset,
+        orgId=org_id,
+        customerId=customer_id,
+    )
     return letter, topic, sent.partition, sent.offset

@@ -17,13 +17,10 @@ def deadletter_headers(record: ConsumerRecord, reason: str) -> list[tuple[str, b
     ]
 
 
-async def send_deadletters(
-    producer: AIOKafkaProducer, topic: str, rejected: list[tuple[ConsumerRecord, str]]
-) -> None:
+async def send_deadletters(producer: AIOKafkaProducer, topic: str, rejected: list[tuple[ConsumerRecord, str]]) -> None:
     """Returns once the broker has every record: only then may the batch be committed."""
     sent = [
-        await producer.send(topic, value=record.value, key=record.key,
-                            headers=deadletter_headers(record, reason))
+        await producer.send(topic, value=record.value, key=record.key, headers=deadletter_headers(record, reason))
         for record, reason in rejected
     ]
     await asyncio.gather(*sent)

@@ -1,17 +1,26 @@
 """Reading topics from outside the projector's group, for the operations commands (status, dead letters)."""
 
+import asyncio
 import time
 from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from runtime.progress import Progress
+from runtime.settings import Settings
+
 
 @asynccontextmanager
 async def reader(bootstrap_servers: str, group_id: str | None = None, **config):
     """A consumer that joins no group and commits nothing (a group id only to read its commits)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id,
-                                enable_auto_commit=False, auto_offset_reset="earliest", **config)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **config,
+    )
     await consumer.start()
     try:
         yield consumer
@@ -24,12 +33,20 @@ def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPa
     return [TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())]
 
 
-async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
-                      timeout: float = 10.0) -> dict[TopicPartition, int]:
-    """Each partition's high watermark, as a fetch reports it.
+async def end_offsets(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], how: str, timeout: float = 10.0
+) -> dict[TopicPartition, int]:
+    """Each partition's end offset: the client's ListOffsets request (`how="list-offsets"`, Kafka), or
+    (`"fetch"`, POINTSVIEW_KAFKA_END_OFFSETS) the high watermark a fetch reports, for brokers whose
+    ListOffsets answer is wrong (the local Tansu broker). The fetch assigns `tps` to the consumer."""
+    if how == "list-offsets":
+        return await asyncio.wait_for(consumer.end_offsets(tps), timeout) if tps else {}
+    return await _fetched_ends(consumer, tps, timeout)
 
-    Not consumer.end_offsets(): its ListOffsets answer is wrong on the local Tansu broker.
-    """
+
+async def _fetched_ends(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], timeout: float
+) -> dict[TopicPartition, int]:
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
     deadline = time.monotonic() + timeout
@@ -40,10 +57,18 @@ async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
     return {tp: consumer.highwater(tp) for tp in tps}
 
 
-async def read_all(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
-                   timeout: float = 30.0) -> list[ConsumerRecord]:
+async def read_all(
+    consumer: AIOKafkaConsumer,
+    tps: list[TopicPartition],
+    how: str,
+    timeout: float = 30.0,
+    progress: Progress | None = None,
+) -> list[ConsumerRecord]:
     """Every record of the partitions, from the start up to their end at the time of the call."""
-    ends = await end_offsets(consumer, tps)
+    ends = await end_offsets(consumer, tps, how)
+    progress = progress or Progress()
+    progress.total = sum(ends.values())
+    consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
     records: list[ConsumerRecord] = []
     deadline = time.monotonic() + timeout
@@ -52,11 +77,19 @@ async def read_all(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
             raise TimeoutError(f"could not read to the end within {timeout:.0f}s")
         for batch in (await consumer.getmany(timeout_ms=200)).values():
             records += batch
+            progress.done += len(batch)
     return [r for r in records if r.offset < ends[TopicPartition(r.topic, r.partition)]]
 
 
-async def committed_offsets(bootstrap_servers: str, group_id: str,
-                            tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
+async def log_ends(settings: Settings, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Each partition's end offset, read by a throwaway reader (it may assign partitions to itself)."""
+    async with reader(settings.kafka_bootstrap_servers) as probe:
+        return await end_offsets(probe, partitions, settings.kafka_end_offsets)
+
+
+async def committed_offsets(
+    bootstrap_servers: str, group_id: str, tps: list[TopicPartition]
+) -> dict[TopicPartition, int | None]:
     """The group's committed offsets (reading them does not join the group)."""
     async with reader(bootstrap_servers, group_id) as consumer:
         return {tp: await consumer.committed(tp) for tp in tps}

@@ -20,7 +20,11 @@ async def create_topics(settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
-        await ensure_topics(admin, [*settings.topic_list, settings.deadletter_topic],
-                            settings.topic_partitions, settings.topic_replication_factor)
+        await ensure_topics(
+            admin,
+            [*settings.topic_list, settings.deadletter_topic],
+            settings.topic_partitions,
+            settings.topic_replication_factor,
+        )
     finally:
         await admin.close()

@@ -8,12 +8,13 @@ from projections.fold import fold_log
 from projections.keys import Keys
 from projections.state import Customer, customer_to_dict
 from projections.store import decode_value
-from service.settings import Settings
+from runtime.progress import Progress
+from runtime.settings import Settings
 
 
 async def generation_customers(redis: Redis, keys: Keys) -> dict[tuple[int, int], Customer]:
     found = {}
-    async for key in redis.scan_iter(match=f"{keys.prefix}:c:*", count=1000):
+    async for key in redis.scan_iter(match=keys.customer_pattern(), count=1000):
         value = await redis.get(key)
         customer = value and decode_value(value)[1]
         if customer:
@@ -21,9 +22,10 @@ async def generation_customers(redis: Redis, keys: Keys) -> dict[tuple[int, int]
     return found
 
 
-async def log_customers(settings: Settings) -> dict[tuple[int, int], Customer]:
+async def log_customers(settings: Settings, progress: Progress | None = None) -> dict[tuple[int, int], Customer]:
     async with reader(settings.kafka_bootstrap_servers) as consumer:
-        records = await read_all(consumer, partitions_of(consumer, settings.topic_list), timeout=3600)
+        tps = partitions_of(consumer, settings.topic_list)
+        records = await read_all(consumer, tps, settings.kafka_end_offsets, timeout=3600, progress=progress)
     by_partition = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
     return fold_log(r.value for r in by_partition)
 
@@ -41,8 +43,10 @@ def differences(left: dict, right: dict, left_name: str, right_name: str, limit:
             for item in sorted(set(_items(da[part])) | set(_items(db[part]))):
                 va, vb = _items(da[part]).get(item), _items(db[part]).get(item)
                 if va != vb:
-                    lines.append(f"org {key[0]} customer {key[1]} {name} {item}: "
-                                 f"{left_name}={_short(va)} {right_name}={_short(vb)}")
+                    lines.append(
+                        f"org {key[0]} customer {key[1]} {name} {item}: "
+                        f"{left_name}={_short(va)} {right_name}={_short(vb)}"
+                    )
         if len(lines) >= limit:
             return lines[:limit] + ["... (more differences not shown)"]
     return lines

@@ -143,7 +143,7 @@ def _balance(customer: Customer, program_id: int, currency: str) -> Balance:
     return customer.balances.setdefault(balance_key(program_id, currency), Balance())
 
 
-def _add(balance: Balance, category: Category, points: int) -> None:
+def _add(balance: Balance, category: Category | None, points: int) -> None:
     """Changes a category's balance; MAIN is derived from the totals, so only promised ones move here."""
     if category is Category.DELAYED_ACCRUAL:
         balance.delayedAccrual += points
@@ -174,6 +174,7 @@ def _expiry_order(bucket: str) -> tuple[bool, str, str]:
 
 
 # --- derived figures (EVENTS.md "Derived figures") ---
+
 
 def figures(balance: Balance) -> dict[str, int]:
     main = balance.main

@@ -9,10 +9,10 @@ profile's accountId) are checked in `__post_init__`, which names the field.
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 import msgspec
 
@@ -38,14 +38,17 @@ class _FieldError(ValueError):
 
 
 _RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 _CANONICAL_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 
 def _timestamp(v: object) -> str:
     """RFC 3339 (offset required), normalised to UTC `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`."""
-    canonical = isinstance(v, str) and _CANONICAL_UTC.fullmatch(v)  # the common case: kept as it is
-    if not canonical and (not isinstance(v, str) or not _RFC3339.fullmatch(v)):
+    if not isinstance(v, str):
+        raise ValueError(f"{v!r} is not an RFC 3339 timestamp with an offset")
+    canonical = _CANONICAL_UTC.fullmatch(v)  # the common case: kept as it is
+    if not canonical and not _RFC3339.fullmatch(v):
         raise ValueError(f"{v!r} is not an RFC 3339 timestamp with an offset")
     try:
         parsed = datetime.fromisoformat(v.upper())
@@ -61,12 +64,12 @@ def _expiry(v: object) -> str:
             day = date.fromisoformat(v)
         except ValueError:
             raise ValueError(f"{v!r} is not a date") from None
-        return _utc_iso(datetime.combine(day, time(23, 59, 59), timezone.utc))
+        return _utc_iso(datetime.combine(day, time(23, 59, 59), UTC))
     return _timestamp(v)
 
 
 def _utc_iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _checked(field: str, check, value):
@@ -91,8 +94,12 @@ def _storable(value: Any) -> Any:
         return {k: _storable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_storable(v) for v in value]
-    if isinstance(value, Decimal) or isinstance(value, int) and not isinstance(value, bool) \
-            and not -2**63 <= value < 2**64:
+    if (
+        isinstance(value, Decimal)
+        or isinstance(value, int)
+        and not isinstance(value, bool)
+        and not -(2**63) <= value < 2**64
+    ):
         return float(value)
     return value
 
@@ -105,16 +112,16 @@ class _Data(msgspec.Struct, frozen=True, gc=False):
     pass
 
 
-def _set(obj: _Data, field: str, value: Any) -> None:
+def _set(obj: msgspec.Struct, field: str, value: Any) -> None:
     msgspec.structs.force_setattr(obj, field, value)
 
 
-class Identifier(_Data):
+class Identifier(_Data, frozen=True, gc=False):
     type: Name
     value: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
-class ProfileData(_Data):
+class ProfileData(_Data, frozen=True, gc=False):
     source: Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
     accountId: Annotated[str, msgspec.Meta(max_length=128)] = ""
     firstName: str | None = None
@@ -132,7 +139,7 @@ class ProfileData(_Data):
         _set(self, "extendedFields", _storable(self.extendedFields))
 
 
-class _PointsData(_Data):
+class _PointsData(_Data, frozen=True, gc=False):
     programId: PositiveInt
     points: Any
     currency: Name = POINTS
@@ -145,8 +152,8 @@ class _PointsData(_Data):
         return self.currency == POINTS
 
 
-class EarnedData(_PointsData):
-    category: Category = None  # required: checked below (a default keeps the field order of the base)
+class EarnedData(_PointsData, frozen=True, gc=False):
+    category: Category | None = None  # required: checked below (a default keeps the field order of the base)
     expiresAt: str | None = None
     purchaseAmount: Any = None
     transactionId: str | int | None = None
@@ -158,20 +165,20 @@ class EarnedData(_PointsData):
         _optional_purchase(self)
 
 
-class RedeemedData(_PointsData):
+class RedeemedData(_PointsData, frozen=True, gc=False):
     pass
 
 
-class ExpiredData(_PointsData):
-    category: Category = None
+class ExpiredData(_PointsData, frozen=True, gc=False):
+    category: Category | None = None
 
     def __post_init__(self):
         super().__post_init__()
         _required(self, "category")
 
 
-class PromotedData(_PointsData):
-    fromCategory: Category = None
+class PromotedData(_PointsData, frozen=True, gc=False):
+    fromCategory: Category | None = None
     expiresAt: str | None = None
 
     def __post_init__(self):
@@ -182,8 +189,8 @@ class PromotedData(_PointsData):
         _optional_expiry(self)
 
 
-class ReturnedData(_PointsData):
-    category: Category = None
+class ReturnedData(_PointsData, frozen=True, gc=False):
+    category: Category | None = None
     purchaseAmount: Any = None
 
     def __post_init__(self):
@@ -192,7 +199,7 @@ class ReturnedData(_PointsData):
         _optional_purchase(self)
 
 
-class AdjustedData(_PointsData):
+class AdjustedData(_PointsData, frozen=True, gc=False):
     def __post_init__(self):
         _set(self, "points", _amount("points", self.points, signed=True))
 
@@ -202,17 +209,17 @@ def _required(data: _Data, field: str) -> None:
         raise _FieldError(field, "field required")
 
 
-def _optional_expiry(data: _Data) -> None:
+def _optional_expiry(data: Any) -> None:
     if data.expiresAt is not None:
         _set(data, "expiresAt", _checked("expiresAt", _expiry, data.expiresAt))
 
 
-def _optional_purchase(data: _Data) -> None:
+def _optional_purchase(data: Any) -> None:
     if data.purchaseAmount is not None:
         _set(data, "purchaseAmount", _amount("purchaseAmount", data.purchaseAmount))
 
 
-class TierData(_Data):
+class TierData(_Data, frozen=True, gc=False):
     programId: PositiveInt
     slabSerial: PositiveInt
     slabName: Annotated[str, msgspec.Meta(min_length=1)]
@@ -236,10 +243,9 @@ DATA_MODELS: dict[str, type[_Data]] = {
     "tier.changed": TierData,
 }
 
-EventData = Union[
-    ProfileData, EarnedData, RedeemedData, ExpiredData, PromotedData,
-    ReturnedData, AdjustedData, TierData,
-]
+EventData = (
+    ProfileData | EarnedData | RedeemedData | ExpiredData | PromotedData | ReturnedData | AdjustedData | TierData
+)
 
 
 class Envelope(msgspec.Struct, frozen=True, gc=False):
@@ -328,13 +334,13 @@ def parse_event(raw: bytes | None) -> Event:
         if reason.startswith("Expected `object`"):
             raise InvalidEvent("invalid envelope: data: must be an object") from None
         raise InvalidEvent(f"invalid data: {reason}") from None
-    return Event(
+    return Event(  # the decoder of the event's type: one of EventData
         eventId=envelope.eventId,
         eventType=envelope.eventType,
         orgId=envelope.orgId,
         customerId=envelope.customerId,
         occurredAt=envelope.occurredAt,
-        data=data,
+        data=data,  # type: ignore[arg-type]
     )
 
 
@@ -344,15 +350,17 @@ def event_to_json(event: Event) -> bytes:
     for field in ("points", "purchaseAmount"):
         if field in data:
             data[field] = to_decimal_str(data[field])
-    return msgspec.json.encode({
-        "specVersion": SPEC_VERSION,
-        "eventId": event.eventId,
-        "eventType": event.eventType,
-        "orgId": event.orgId,
-        "customerId": event.customerId,
-        "occurredAt": event.occurredAt,
-        "data": data,
-    })
+    return msgspec.json.encode(
+        {
+            "specVersion": SPEC_VERSION,
+            "eventId": event.eventId,
+            "eventType": event.eventType,
+            "orgId": event.orgId,
+            "customerId": event.customerId,
+            "occurredAt": event.occurredAt,
+            "data": data,
+        }
+    )
 
 
 def to_decimal_str(thousandths: int) -> str:

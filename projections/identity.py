@@ -1,7 +1,14 @@
 """Which identifiers resolve to customers, and in which normal form (EVENTS.md)."""
 
-INDEXED_TYPES = {"mobile": "mobile", "email": "email", "externalid": "externalId",
-                 "cardnumber": "cardnumber", "wechat": "wechat"}
+from dataclasses import dataclass
+
+INDEXED_TYPES = {
+    "mobile": "mobile",
+    "email": "email",
+    "externalid": "externalId",
+    "cardnumber": "cardnumber",
+    "wechat": "wechat",
+}
 
 
 def lookup_form(type_: str, value: str) -> tuple[str, str] | None:
@@ -14,3 +21,14 @@ def lookup_form(type_: str, value: str) -> tuple[str, str] | None:
 
 def indexed_identifiers(identifiers: list[dict[str, str]]) -> set[tuple[str, str]]:
     return {form for i in identifiers if (form := lookup_form(i["type"], i["value"]))}
+
+
+@dataclass(frozen=True, slots=True)
+class IndexKey:
+    """One identifier of one org's source and account, in lookup form: what the index maps to claimants."""
+
+    orgId: int
+    source: str
+    accountId: str
+    type: str
+    value: str

@@ -1,4 +1,4 @@
-"""The Redis key layout: the only place that spells keys (README "Key layout").
+"""The Redis key layout: the only place that spells keys and the names stored inside them (README "Key layout").
 
 Every read-model key lives under a generation, `<prefix>:<generation>:...`;
 the small key `<prefix>:live` names the generation the API serves, so a
@@ -11,17 +11,32 @@ Parts that come from events are percent-encoded: no `:`, `{` or `}` inside.
 import zlib
 from urllib.parse import quote
 
+from projections.identity import IndexKey
+
 FIRST_GENERATION = 1
 # Index hashes per (org, source, account, identifier type): up to about 500,000 identifiers of one type
 # they stay within Redis's packed-hash limit (128 entries); beyond it a bucket becomes a plain hash
 # (about 70 bytes an identifier). Changing it changes the layout: a rebuild.
 INDEX_BUCKETS = 4096
 
-from projections.plan import IndexKey
-
 
 def _part(text: str) -> str:
     return quote(text, safe="")
+
+
+def position_name(topic: str, partition: int) -> str:
+    """A partition's name in the positions hash and in a customer's watermarks: `<topic>:<partition>`."""
+    return f"{topic}:{partition}"
+
+
+def source_member(source: str, account_id: str) -> str:
+    """A member of the org's sources set: `SOURCE|accountId`."""
+    return f"{source}|{account_id}"
+
+
+def source_of_member(member: bytes) -> tuple[str, str]:
+    source, _, account_id = member.decode().partition("|")
+    return source, account_id
 
 
 class Keys:
@@ -38,6 +53,10 @@ class Keys:
         """What the keys of an org's customers start with (the lookup script appends `<id>}`)."""
         return f"{self.prefix}:c:{{{org_id}:"
 
+    def customer_pattern(self) -> str:
+        """SCAN pattern of every customer key of this generation."""
+        return f"{self.prefix}:c:*"
+
     def dedup(self, org_id: int, customer_id: int) -> str:
         """ZSET: eventId -> processing time (ms), trimmed to the dedup window."""
         return f"{self.prefix}:e:{{{org_id}:{customer_id}}}"
@@ -48,20 +67,36 @@ class Keys:
         latest claim resolves. Small hashes are stored packed (listpack): about 50 bytes an identifier,
         against about 140 for a key of its own."""
         bucket = zlib.crc32(key.value.encode()) % INDEX_BUCKETS
-        return (f"{self.prefix}:i:{{{key.orgId}:{_part(key.source)}:{_part(key.accountId)}:{key.type}:{bucket}}}",
-                key.value)
+        return (
+            f"{self.prefix}:i:{{{key.orgId}:{_part(key.source)}:{_part(key.accountId)}:{key.type}:{bucket}}}",
+            key.value,
+        )
 
     def sources(self, org_id: int) -> str:
-        """SET: `SOURCE|accountId` of every profile seen in the org (for source=ALL)."""
+        """SET: `SOURCE|accountId` of every profile seen in the org (for source=ALL); see source_member."""
         return f"{self.prefix}:s:{{{org_id}}}"
 
     def positions(self) -> str:
-        """HASH: `<topic>:<partition>` -> next offset to consume; Redis holds every effect below it."""
+        """HASH: position_name -> next offset to consume; Redis holds every effect below it."""
         return f"{self.prefix}:positions"
+
+    def kinds(self) -> dict[str, str]:
+        """What each kind of per-customer key starts with (the memory benchmark sorts keys by it)."""
+        claim = IndexKey(orgId=1, source="INSTORE", accountId="", type="mobile", value="1")
+        examples = {
+            "customer state": self.customer(1, 1),
+            "identifier index": self.identifier(claim)[0],
+            "eventId dedup window": self.dedup(1, 1),
+        }
+        return {kind: key.split("{", 1)[0] for kind, key in examples.items()}
+
+    def scratch(self, name: str) -> str:
+        """A key of this generation that is not read-model (a benchmark's)."""
+        return f"{self.prefix}:scratch:{name}"
 
 
 class MetaKeys:
-    """Keys outside any generation: which one is live, and the rebuild's hand-over."""
+    """Keys outside any generation: which one is live, and the rebuild's hand-over (projections.generations)."""
 
     def __init__(self, prefix: str = "pv") -> None:
         self.prefix = prefix
@@ -79,7 +114,7 @@ class MetaKeys:
         return f"{self.prefix}:handover"
 
     def paused(self, generation: int) -> str:
-        """HASH: `<topic>:<partition>` -> position, for each partition whose projector paused for it."""
+        """HASH: position_name -> position, for each partition whose projector paused for it."""
         return f"{self.prefix}:handover:{generation}:paused"
 
     def generation_pattern(self, generation: int) -> str:

@@ -10,7 +10,7 @@ _PLAIN_DECIMAL = re.compile(r"(-?)(0|[1-9][0-9]*)(?:\.([0-9]{1,3}))?")
 
 def to_thousandths(value: object) -> int:
     """Parse a JSON number (int or Decimal, never float) or a plain decimal string."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise ValueError("amounts must be plain decimals (no exponent, no binary floats)")
     if isinstance(value, str):
         plain = _PLAIN_DECIMAL.fullmatch(value)
@@ -25,7 +25,7 @@ def to_thousandths(value: object) -> int:
     if isinstance(value, int):
         scaled = value * SCALE
     elif isinstance(value, Decimal):
-        if not value.is_finite() or value.as_tuple().exponent < -3:
+        if not value.is_finite() or int(value.as_tuple().exponent) < -3:
             raise ValueError("amounts have at most 3 fractional digits")
         scaled = int(value * SCALE)
     else:

@@ -11,7 +11,8 @@ from datetime import datetime
 
 from projections.apply import apply_in_place
 from projections.events import Event, ProfileData
-from projections.identity import indexed_identifiers
+from projections.identity import IndexKey, indexed_identifiers
+from projections.keys import position_name
 from projections.state import Customer, profile_key
 
 
@@ -23,19 +24,10 @@ class Record:
     partition: int
     offset: int
     event: Event
-    position: str = field(init=False)  # "topic:partition", the watermarks' key
+    position: str = field(init=False)  # the partition's name in the watermarks
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "position", f"{self.topic}:{self.partition}")
-
-
-@dataclass(frozen=True, slots=True)
-class IndexKey:
-    orgId: int
-    source: str
-    accountId: str
-    type: str
-    value: str
+        object.__setattr__(self, "position", position_name(self.topic, self.partition))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,15 +87,18 @@ def plan_customer(
             continue
         applied.add(event.eventId)
         if type(event.data) is ProfileData:
-            write.index_changes += _index_changes(customer, event, (record.topic, record.partition, record.offset))
+            write.index_changes += _index_changes(
+                customer, event, event.data, (record.topic, record.partition, record.offset)
+            )
         customer = apply_in_place(customer, event)
         write.applied_event_ids.append(event.eventId)
     write.customer = customer if write.applied_event_ids else None
     return write
 
 
-def _index_changes(customer: Customer | None, event: Event, at: tuple[str, int, int]) -> list[IndexChange]:
-    data = event.data
+def _index_changes(
+    customer: Customer | None, event: Event, data: ProfileData, at: tuple[str, int, int]
+) -> list[IndexChange]:
     previous = customer.profiles.get(profile_key(data.source, data.accountId)) if customer else None
     before = indexed_identifiers(previous.identifiers) if previous else set()
     after = indexed_identifiers([{"type": i.type, "value": i.value} for i in data.identifiers])

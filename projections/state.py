@@ -93,6 +93,7 @@ def split_balance_key(key: str) -> tuple[int, str]:
 
 # --- a readable form (verify's differences, tests): optional fields at their default are left out ---
 
+
 def _compact(obj: msgspec.Struct) -> dict[str, Any]:
     required = {f.name for f in msgspec.structs.fields(obj) if f.required}
     return {name: value for name, value in msgspec.structs.asdict(obj).items() if value or name in required}

@@ -1,22 +1,18 @@
 """The Redis adapter: the only code that reads or writes the read-model."""
 
-from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from projections.keys import Keys
-from projections.plan import CustomerWrite, IndexKey, Stored
+from projections.generations import Control, Generations
+from projections.identity import IndexKey
+from projections.keys import Keys, source_member, source_of_member
+from projections.plan import CustomerWrite, Stored
 from projections.state import Customer, customer_to_dict, decode_customer, encode_customer
 
 CustomerId = tuple[int, int]  # (orgId, customerId)
-
-
-@dataclass(frozen=True, slots=True)
-class Control:
-    live: int | None  # the generation the API serves
-    handover: int | None  # a rebuild asks projectors to pause for this generation
 
 
 def _script(name: str) -> str:
@@ -29,8 +25,11 @@ def encode_marks(watermarks: dict[str, int]) -> bytes:
 
 
 def decode_marks(raw: bytes) -> dict[str, int]:
-    return {position: int(offset) for position, _, offset in
-            (mark.rpartition("=") for mark in raw.decode().split(","))} if raw else {}
+    return (
+        {position: int(offset) for position, _, offset in (mark.rpartition("=") for mark in raw.decode().split(","))}
+        if raw
+        else {}
+    )
 
 
 def encode_value(watermarks: dict[str, int], customer: Customer | None) -> bytes:
@@ -49,16 +48,17 @@ def _evalsha(pipe, script, keys: list, args: list) -> None:
 
 def _customer_of(value: bytes | None) -> Customer | None:
     """The state part of a stored value, without decoding the watermarks (the API's read)."""
-    state = value and value[value.index(b"\n") + 1:]
+    state = value and value[value.index(b"\n") + 1 :]
     return decode_customer(state) if state else None
 
 
 class Store:
     def __init__(self, redis: Redis, keys: Keys, dedup_window_ms: int, script_chunk: int = 256):
-        self.redis = redis
+        self.redis: Any = redis  # redis-py's annotations mix its sync and async results
         self.keys = keys
         self.dedup_window_ms = dedup_window_ms
         self.script_chunk = script_chunk  # customers per script call: bounds how long Redis is busy
+        self.generations = Generations(redis, keys.meta.prefix)
         self._write_customers = redis.register_script(_script("write_customers.lua"))
         self._save_positions = redis.register_script(_script("save_positions.lua"))
         self._read_customers = redis.register_script(_script("read_customers.lua"))
@@ -83,10 +83,11 @@ class Store:
         return await pipe.execute()
 
     def _chunks(self, items: list) -> list[list]:
-        return [items[i:i + self.script_chunk] for i in range(0, len(items), self.script_chunk)]
+        return [items[i : i + self.script_chunk] for i in range(0, len(items), self.script_chunk)]
 
-    async def load(self, customers: list[CustomerId], positions: list[str], now_ms: int
-                   ) -> tuple[dict[CustomerId, Stored], dict[str, int | None], Control]:
+    async def load(
+        self, customers: list[CustomerId], positions: list[str], now_ms: int
+    ) -> tuple[dict[CustomerId, Stored], dict[str, int | None], Control]:
         """Customers' states, watermarks and dedup windows; positions; and the live generation and
         any hand-over in progress, all in one round trip."""
         chunks = self._chunks(customers)
@@ -96,18 +97,18 @@ class Store:
                 keys = [k for org, cid in chunk for k in (self.keys.customer(org, cid), self.keys.dedup(org, cid))]
                 _evalsha(pipe, self._read_customers, keys, [now_ms - self.dedup_window_ms])
             pipe.hmget(self.keys.positions(), positions or ["-"])
-            pipe.mget(self.keys.meta.live(), self.keys.meta.handover())
+            self.generations.queue_control(pipe)
 
         replies = await self._pipelined(queue)
-        flat = [part for reply in replies[:len(chunks)] for part in reply]
+        flat = [part for reply in replies[: len(chunks)] for part in reply]
         stored = {}
         for i, customer_id in enumerate(customers):
             watermarks, customer = decode_value(flat[2 * i]) if flat[2 * i] else ({}, None)
             window = flat[2 * i + 1]
-            stored[customer_id] = Stored(customer, watermarks,
-                                         {e.decode(): int(at) for e, at in zip(window[::2], window[1::2])})
-        found, (live, handover) = replies[-2], replies[-1]
-        control = Control(int(live) if live else None, int(handover) if handover else None)
+            stored[customer_id] = Stored(
+                customer, watermarks, {e.decode(): int(at) for e, at in zip(window[::2], window[1::2])}
+            )
+        found, control = replies[-2], self.generations.control(replies[-1])
         return stored, {p: int(v) if v is not None else None for p, v in zip(positions, found)}, control
 
     async def write(self, writes: list[tuple[Stored, Stored, CustomerWrite]], now_ms: int) -> list[CustomerWrite]:
@@ -125,15 +126,21 @@ class Store:
         sources: dict[int, set[str]] = {}
         for change in changes:
             if change.claimed:
-                sources.setdefault(change.key.orgId, set()).add(f"{change.key.source}|{change.key.accountId}")
+                sources.setdefault(change.key.orgId, set()).add(source_member(change.key.source, change.key.accountId))
         chunks = self._chunks(writes)
         for chunk in chunks:
             keys, args = [], [now_ms, self.dedup_window_ms]
             for before, after, write in chunk:
-                keys += [self.keys.customer(write.orgId, write.customerId),
-                         self.keys.dedup(write.orgId, write.customerId)]
-                args += [encode_marks(before.watermarks), encode_value(after.watermarks, after.customer),
-                         len(write.applied_event_ids), *write.applied_event_ids]
+                keys += [
+                    self.keys.customer(write.orgId, write.customerId),
+                    self.keys.dedup(write.orgId, write.customerId),
+                ]
+                args += [
+                    encode_marks(before.watermarks),
+                    encode_value(after.watermarks, after.customer),
+                    len(write.applied_event_ids),
+                    *write.applied_event_ids,
+                ]
             commands.append((self._write_customers, keys, args))
 
         def queue(pipe) -> None:
@@ -143,24 +150,11 @@ class Store:
                 _evalsha(pipe, script, keys, args)
 
         replies = await self._pipelined(queue)
-        results = [ok for reply in replies[len(replies) - len(chunks):] for ok in reply]
+        results = [ok for reply in replies[len(replies) - len(chunks) :] for ok in reply]
         return [write for (_, _, write), ok in zip(writes, results) if not ok]
 
     def for_generation(self, generation: int) -> "Store":
         return Store(self.redis, Keys(self.keys.meta.prefix, generation), self.dedup_window_ms, self.script_chunk)
-
-    async def live_generation(self, default: int | None = None) -> int | None:
-        """The live generation; with `default`, sets it first when none is (the first projector start)."""
-        if default is not None:
-            await self.redis.set(self.keys.meta.live(), default, nx=True)
-        live = await self.redis.get(self.keys.meta.live())
-        return int(live) if live else None
-
-    async def acknowledge_pause(self, generation: int, positions: dict[str, int | None]) -> None:
-        """Tells the rebuild that these partitions stopped writing the old generation, and where."""
-        mapping = {p: -1 if offset is None else offset for p, offset in positions.items()}
-        if mapping:
-            await self.redis.hset(self.keys.meta.paused(generation), mapping=mapping)
 
     async def read_positions(self, positions: list[str]) -> dict[str, int | None]:
         found = await self.redis.hmget(self.keys.positions(), positions) if positions else []
@@ -195,4 +189,4 @@ class Store:
     async def sources(self, org_id: int) -> list[tuple[str, str]]:
         """(source, accountId) of every profile seen in the org."""
         members = await self.redis.smembers(self.keys.sources(org_id))
-        return sorted(tuple(m.decode().split("|", 1)) for m in members)
+        return sorted(source_of_member(m) for m in members)

@@ -21,8 +21,8 @@ import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from service.config import LoyaltyConfig, OrgConfig
 from service.errors import UNAUTHORIZED, ApiError
+from service.loyalty import LoyaltyConfig, OrgConfig
 
 _argon2 = PasswordHasher()
 
@@ -51,8 +51,14 @@ def parse_basic(header: str | None) -> tuple[str, str]:
 
 
 class Authenticator:
-    def __init__(self, config: LoyaltyConfig, ttl_seconds: float = 300, max_entries: int = 10_000,
-                 failures_before_cooldown: int = 5, cooldown_seconds: float = 10):
+    def __init__(
+        self,
+        config: LoyaltyConfig,
+        ttl_seconds: float = 300,
+        max_entries: int = 10_000,
+        failures_before_cooldown: int = 5,
+        cooldown_seconds: float = 10,
+    ):
         self.config = config
         self.ttl = ttl_seconds
         self.max_entries = max_entries

@@ -10,11 +10,11 @@ parameters (400); accountId (8015); resolution (8015).
 
 from dataclasses import dataclass
 
+from projections.apply import sum_figures
+from projections.events import POINTS
 from projections.identity import lookup_form
 from projections.money import to_number
-from projections.plan import IndexKey
 from projections.state import Customer, balance_key
-from service.config import OrgConfig
 from service.errors import (
     CUSTOMER_NOT_FOUND,
     INVALID_ENTITY_TYPE,
@@ -25,6 +25,7 @@ from service.errors import (
     MISSING_IDENTIFIER,
     ApiError,
 )
+from service.loyalty import OrgConfig
 
 SOURCES = {"INSTORE", "MARTJACK", "WECHAT", "MAPP_SDK", "ALL"}
 MAX_ID = 2**63 - 1
@@ -48,8 +49,7 @@ def check_entity_type(raw: str | None) -> None:
         raise ApiError(INVALID_ENTITY_TYPE)
 
 
-def lookup(org: OrgConfig, source: str | None, account_id: str | None,
-           names: str | None, values: str | None) -> Lookup:
+def lookup(org: OrgConfig, source: str | None, account_id: str | None, names: str | None, values: str | None) -> Lookup:
     """Everything of a lookup up to the accountId check, which `account_scope` does after the rest."""
     if not (source or "").strip() or not (names or "").strip() or not (values or "").strip():
         raise ApiError(MISSING_IDENTIFIER)
@@ -82,12 +82,11 @@ def account_scope(request: Lookup) -> None:
         raise ApiError(CUSTOMER_NOT_FOUND)
 
 
-def index_keys(org_id: int, request: Lookup, sources: list[tuple[str, str]]) -> list[IndexKey]:
+def scope(request: Lookup) -> tuple[str, str] | None:
+    """The (source, accountId) a lookup searches; None: every source of the org (source=ALL)."""
     if request.source == "ALL":
-        scopes = sources
-    else:
-        scopes = [(request.source, "" if request.source == "INSTORE" else request.account_id)]
-    return [IndexKey(org_id, source, account, *request.identifier) for source, account in scopes]
+        return None
+    return request.source, "" if request.source == "INSTORE" else request.account_id
 
 
 def programs(org: OrgConfig, program_id: str | None, all_programs: str | None) -> list[int]:
@@ -113,22 +112,17 @@ def _boolean(name: str, raw: str | None) -> bool:
 
 
 def balance_body(customer_id: int, customer: Customer, program_ids: list[int]) -> dict:
-    main = delayed = external = 0
-    for program_id in program_ids:
-        held = customer.balances.get(balance_key(program_id, "POINTS"))
-        if held is not None:
-            main += held.main
-            delayed += held.delayedAccrual
-            external += held.externalTrigger
+    held = [b for p in program_ids if (b := customer.balances.get(balance_key(p, POINTS))) is not None]
+    figures = sum_figures(held)
     return {
         "entityId": customer_id,
         "entityType": "CUSTOMER",
-        "totalPoints": to_number(main + delayed + external),
-        "mainPoints": to_number(main),
-        "promisedPoints": to_number(delayed + external),
+        "totalPoints": to_number(figures["totalPoints"]),
+        "mainPoints": to_number(figures["mainPoints"]),
+        "promisedPoints": to_number(figures["promisedPoints"]),
         "promisedPointsBreakup": {
-            "delayedAccrualPoints": to_number(delayed),
-            "externalTriggerBasedPoints": to_number(external),
+            "delayedAccrualPoints": to_number(figures["delayedAccrualPoints"]),
+            "externalTriggerBasedPoints": to_number(figures["externalTriggerBasedPoints"]),
         },
         "warnings": [],
     }

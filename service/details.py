@@ -3,22 +3,34 @@ customer's stored state and the org's configuration. Pure: no I/O here.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from operator import attrgetter
 
 from projections.apply import figures
+from projections.events import POINTS
 from projections.identity import lookup_form
 from projections.money import to_number
-from projections.state import NEVER, Balance, Customer, Tier, split_balance_key
-from service.config import OrgConfig, ProgramConfig, TierConfig
+from projections.state import NEVER, Balance, Customer, Tier, balance_key, split_balance_key
 from service.errors import INVALID_PARAMETER, ApiError
+from service.loyalty import OrgConfig, ProgramConfig, TierConfig
 
 SERVED_EMBEDS = {"points", "mlp", "expiryschedules", "expiredpoints", "alternatecurrencies", "ignorecarddetails"}
-OTHER_EMBEDS = {"subscriptions", "promotionalpoints", "segments", "usergroup", "customerimage",
-                "cardloyaltydetails", "fleetparentdetails", "customerstatus"}
+OTHER_EMBEDS = {
+    "subscriptions",
+    "promotionalpoints",
+    "segments",
+    "usergroup",
+    "customerimage",
+    "cardloyaltydetails",
+    "fleetparentdetails",
+    "customerstatus",
+}
 NOT_SERVED = 1002  # warning code: a documented embed this read-model does not serve
-UPGRADE_VALUE = {"CUMULATIVE_PURCHASES": "cumulativePurchases", "CURRENT_POINTS": "mainPoints",
-                 "LIFETIME_POINTS": "lifetimePoints"}
+UPGRADE_VALUE = {
+    "CUMULATIVE_PURCHASES": "cumulativePurchases",
+    "CURRENT_POINTS": "mainPoints",
+    "LIFETIME_POINTS": "lifetimePoints",
+}
 
 
 def embeds(raw: str | None) -> set[str]:
@@ -65,7 +77,7 @@ def details_body(customer: Customer, org: OrgConfig, wanted: set[str], now: date
     if "mlp" in wanted:
         body["loyaltyProgramDetails"] = [_program_details(p) for p in programs]
     if "expiryschedules" in wanted:
-        body["expirySchedules"] = _expiry_schedules(customer, org, now or datetime.now(timezone.utc))
+        body["expirySchedules"] = _expiry_schedules(customer, org, now or datetime.now(UTC))
     if "expiredpoints" in wanted:
         body["expiredPoints"] = _expired_points(customer, org)
     if "alternatecurrencies" in wanted:
@@ -105,13 +117,20 @@ def _merged_extended_fields(profiles) -> dict:
 
 def _cards(customer: Customer, profiles) -> list[dict]:
     numbers = dict.fromkeys(i["value"] for p in profiles for i in p.identifiers if i["type"].lower() == "cardnumber")
-    return [{"cardNumber": number, "customerId": customer.customerId, "orgId": customer.orgId,
-             "type": "DIGITAL", "statusInfo": {"status": "ACTIVE", "label": "ACTIVE", "isActive": True}}
-            for number in numbers]
+    return [
+        {
+            "cardNumber": number,
+            "customerId": customer.customerId,
+            "orgId": customer.orgId,
+            "type": "DIGITAL",
+            "statusInfo": {"status": "ACTIVE", "label": "ACTIVE", "isActive": True},
+        }
+        for number in numbers
+    ]
 
 
-def _balance(customer: Customer, program_id: int, currency: str = "POINTS") -> Balance:
-    return customer.balances.get(f"{program_id}|{currency}") or Balance()
+def _balance(customer: Customer, program_id: int, currency: str = POINTS) -> Balance:
+    return customer.balances.get(balance_key(program_id, currency)) or Balance()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +173,17 @@ def _points_summary(default: _Standing) -> dict:
         "loyaltyPoints": to_number(f["mainPoints"]),
         "redeemed": to_number(f["redeemed"]),
         "returned": to_number(f["returned"]),
-        **{k: slab[k] for k in ("currentSlab", "nextSlab", "nextSlabDescription", "nextSlabSerialNumber",
-                                "slabExpiryDate", "slabSNo")},
+        **{
+            k: slab[k]
+            for k in (
+                "currentSlab",
+                "nextSlab",
+                "nextSlabDescription",
+                "nextSlabSerialNumber",
+                "slabExpiryDate",
+                "slabSNo",
+            )
+        },
     }
 
 
@@ -186,11 +214,17 @@ def _program_details(standing: _Standing) -> dict:
     valid_upto = (current.expiryDate or "")[:10] if current else ""
     if following and following.upgradeBasedOn:
         value, gap = _gap(following, f)
-        details["upgradeStrategies"] = [{
-            "upgradeBasedOn": following.upgradeBasedOn,
-            "upgradeThreshold": following.upgradeThreshold,
-            "customerUpgradeEntityValues": {"currentValue": value, "gapToUpgrade": gap, "valueValidUpto": valid_upto},
-        }]
+        details["upgradeStrategies"] = [
+            {
+                "upgradeBasedOn": following.upgradeBasedOn,
+                "upgradeThreshold": to_number(following.threshold),
+                "customerUpgradeEntityValues": {
+                    "currentValue": value,
+                    "gapToUpgrade": gap,
+                    "valueValidUpto": valid_upto,
+                },
+            }
+        ]
     if current and program.tiers and current.serial > program.tiers[0].serial:
         details["gapToRenewSummary"] = [_renewal(program, current, f)]
     return details
@@ -199,7 +233,7 @@ def _program_details(standing: _Standing) -> dict:
 def _gap(tier: TierConfig, f: dict[str, int]) -> tuple[float, float]:
     """(current value, what is missing to the tier's threshold, never below 0), exact to 3 decimals."""
     value = f[UPGRADE_VALUE[tier.upgradeBasedOn]]
-    return to_number(value), to_number(max(0, round(tier.upgradeThreshold * 1000) - value))
+    return to_number(value), to_number(max(0, tier.threshold - value))
 
 
 def _renewal(program: ProgramConfig, current: Tier, f: dict[str, int]) -> dict:
@@ -208,28 +242,44 @@ def _renewal(program: ProgramConfig, current: Tier, f: dict[str, int]) -> dict:
     strategies = []
     if rule:
         value, gap = _gap(rule, f)
-        strategies.append({"renewBasedOn": rule.upgradeBasedOn, "renewThreshold": rule.upgradeThreshold,
-                           "customerRenewEntityValue": value, "customerGapToRenewValue": gap})
-    return {"tierExpiryDate": (current.expiryDate or "")[:10],
-            "renewConfirmed": bool(strategies) and strategies[0]["customerGapToRenewValue"] == 0,
-            "renewStrategies": strategies}
+        strategies.append(
+            {
+                "renewBasedOn": rule.upgradeBasedOn,
+                "renewThreshold": to_number(rule.threshold),
+                "customerRenewEntityValue": value,
+                "customerGapToRenewValue": gap,
+            }
+        )
+    return {
+        "tierExpiryDate": (current.expiryDate or "")[:10],
+        "renewConfirmed": bool(strategies) and strategies[0]["customerGapToRenewValue"] == 0,
+        "renewStrategies": strategies,
+    }
 
 
 def _expiry_schedules(customer: Customer, org: OrgConfig, now: datetime) -> list[dict]:
-    today = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    today = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     schedules = []
     for program in org.programs:
         buckets = _balance(customer, program.programId).buckets
         for expiry in sorted(b for b in buckets if b != NEVER and b[:19] > today):
-            schedules.append({"points": to_number(buckets[expiry]), "expiryDate": expiry,
-                              "programId": program.programId, "pointsType": "REGULAR"})
+            schedules.append(
+                {
+                    "points": to_number(buckets[expiry]),
+                    "expiryDate": expiry,
+                    "programId": program.programId,
+                    "pointsType": "REGULAR",
+                }
+            )
     return schedules
 
 
 def _expired_points(customer: Customer, org: OrgConfig) -> list[dict]:
-    return [{"points": to_number(points), "expiredOn": day, "programId": program.programId}
-            for program in org.programs
-            for day, points in sorted(_balance(customer, program.programId).expiredByDay.items())]
+    return [
+        {"points": to_number(points), "expiredOn": day, "programId": program.programId}
+        for program in org.programs
+        for day, points in sorted(_balance(customer, program.programId).expiredByDay.items())
+    ]
 
 
 def _alternate_currencies(customer: Customer, org: OrgConfig) -> list[dict]:
@@ -237,23 +287,29 @@ def _alternate_currencies(customer: Customer, org: OrgConfig) -> list[dict]:
     details = []
     for key in sorted(customer.balances):
         program_id, currency = split_balance_key(key)
-        if currency == "POINTS" or program_id not in titles:
+        if currency == POINTS or program_id not in titles:
             continue
         f = figures(customer.balances[key])
-        details.append({"programId": program_id, "programName": titles[program_id], "alternateCurrencyData": {
-            "name": currency,
-            "earned": to_number(f["mainPoints"]),
-            "lifetimeEarned": to_number(f["lifetimePoints"]),
-            "redeemed": to_number(f["redeemed"]),
-            "expired": to_number(f["expired"]),
-            "returned": to_number(f["returned"]),
-            "delayedEarned": to_number(f["promisedPoints"]),
-            "delayedLifetimeEarned": to_number(f["delayedLifetimePoints"]),
-            "delayedReturned": to_number(f["delayedReturnedPoints"]),
-            "delayedExpired": to_number(f["delayedExpiredPoints"]),
-            "totalAvailable": to_number(f["totalPoints"]),
-            "totalRedeemed": to_number(f["redeemed"]),
-            "totalReturned": to_number(f["totalReturnedPoints"]),
-            "totalExpired": to_number(f["expired"] + f["delayedExpiredPoints"]),
-        }})
+        details.append(
+            {
+                "programId": program_id,
+                "programName": titles[program_id],
+                "alternateCurrencyData": {
+                    "name": currency,
+                    "earned": to_number(f["mainPoints"]),
+                    "lifetimeEarned": to_number(f["lifetimePoints"]),
+                    "redeemed": to_number(f["redeemed"]),
+                    "expired": to_number(f["expired"]),
+                    "returned": to_number(f["returned"]),
+                    "delayedEarned": to_number(f["promisedPoints"]),
+                    "delayedLifetimeEarned": to_number(f["delayedLifetimePoints"]),
+                    "delayedReturned": to_number(f["delayedReturnedPoints"]),
+                    "delayedExpired": to_number(f["delayedExpiredPoints"]),
+                    "totalAvailable": to_number(f["totalPoints"]),
+                    "totalRedeemed": to_number(f["redeemed"]),
+                    "totalReturned": to_number(f["totalReturnedPoints"]),
+                    "totalExpired": to_number(f["expired"] + f["delayedExpiredPoints"]),
+                },
+            }
+        )
     return details

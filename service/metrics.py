@@ -7,13 +7,16 @@ so that /metrics aggregates every worker.
 import os
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import REGISTRY
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.responses import Response
 
 REQUESTS = Counter("pointsview_http_requests_total", "HTTP requests", ["route", "status"])
-LATENCY = Histogram("pointsview_http_request_duration_seconds", "HTTP request latency", ["route", "status"],
-                    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5))
+LATENCY = Histogram(
+    "pointsview_http_request_duration_seconds",
+    "HTTP request latency",
+    ["route", "status"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5),
+)
 
 
 _children: dict[tuple[str, int], tuple] = {}  # (route, status) -> its counter and histogram

@@ -1,7 +1,9 @@
 """Fixtures over real servers: KAFKA_BOOTSTRAP_SERVERS / REDIS_URL when set, else local binaries
-(service.localstack), or testcontainers when a Docker engine answers and POINTSVIEW_TESTCONTAINERS=1."""
+(devtools.localstack), or testcontainers when a Docker engine answers and POINTSVIEW_TESTCONTAINERS=1."""
 
 import asyncio
+import json
+import logging
 import os
 
 import pytest
@@ -10,29 +12,46 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from consumers.projector import run_projector
 from consumers.topics import create_topics
-from consumers.runner import run_projector
+from devtools.localstack import LocalBroker, LocalRedis
 from projections.keys import Keys
-from service.localstack import LocalBroker, LocalRedis
-from service.settings import Settings
+from runtime.logs import configure
+from runtime.settings import Settings
 from tests.support import isolated_settings
 
 USE_CONTAINERS = os.environ.get("POINTSVIEW_TESTCONTAINERS") == "1"
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap():
+def kafka_servers() -> dict[str, str]:
+    """The settings that reach the broker (the local broker's need its own end-offset reading)."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        yield {"KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"]}
     elif USE_CONTAINERS:
         from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as kafka:
-            yield kafka.get_bootstrap_server()
+            yield {"KAFKA_BOOTSTRAP_SERVERS": kafka.get_bootstrap_server()}
     else:
         broker = LocalBroker().start()
-        yield broker.bootstrap_servers
+        yield {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, **LocalBroker.SETTINGS}
         broker.stop()
+
+
+@pytest.fixture
+def json_logs(capsys):
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure("INFO", "json")
+    capsys.readouterr()
+
+    def lines() -> list[dict]:
+        """The JSON lines logged since the last call."""
+        return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+
+    yield lines
+    root.handlers[:], root.level = handlers, level
 
 
 @pytest.fixture
@@ -49,9 +68,9 @@ def redis_url(local_redis):
 
 
 @pytest.fixture
-def settings(kafka_bootstrap, redis_url) -> Settings:
+def settings(kafka_servers, redis_url) -> Settings:
     """Unique topics, group and key prefix: tests never see each other's data."""
-    return isolated_settings(kafka_bootstrap, redis_url)
+    return isolated_settings(kafka_servers, redis_url)
 
 
 @pytest.fixture
@@ -63,8 +82,7 @@ async def topics(settings):
 
 @pytest.fixture
 async def redis(redis_url):
-    client = Redis.from_url(redis_url, retry=Retry(ExponentialBackoff(cap=1), 5),
-                            retry_on_error=[RedisConnectionError])
+    client = Redis.from_url(redis_url, retry=Retry(ExponentialBackoff(cap=1), 5), retry_on_error=[RedisConnectionError])
     yield client
     await client.aclose()
 
@@ -86,6 +104,6 @@ async def start_projector(settings, topics):
         return stop, task
 
     yield start
-    for stop, task in running:
+    for stop, _task in running:
         stop.set()
     await asyncio.gather(*(t for _, t in running), return_exceptions=True)

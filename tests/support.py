@@ -11,24 +11,29 @@ from consumers.verify import generation_customers
 from projections.fold import fold_log
 from projections.keys import Keys
 from projections.state import Customer
-from service.settings import Settings
+from runtime.settings import Settings
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def isolated_settings(bootstrap: str, redis_url: str, name: str = "t", **overrides) -> Settings:
+def isolated_settings(kafka_servers: dict[str, str], redis_url: str, name: str = "t", **overrides) -> Settings:
     """Topics, group and key prefix of their own (tests never see each other's data), test timeouts."""
     return Settings(
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        **kafka_servers,
         REDIS_URL=redis_url,
         topics=f"{unique(f'{name}-customers')},{unique(f'{name}-points')}",
         deadletter_topic=unique(f"{name}-deadletter"),
         group_id=unique(f"{name}-group"),
         key_prefix=unique(name),
-        **{"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "batch_timeout_ms": 50,
-           "startup_timeout_seconds": 10, **overrides},
+        **{
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 1000,
+            "batch_timeout_ms": 50,
+            "startup_timeout_seconds": 10,
+            **overrides,
+        },
     )
 
 
@@ -52,10 +57,23 @@ async def read_model(redis: Redis, keys: Keys) -> dict[tuple[int, int], Customer
     return await generation_customers(redis, keys)
 
 
-def event(event_type: str, data: dict, customer_id: int = 1, org_id: int = 100737,
-          event_id: str | None = None, occurred_at: str = "2026-01-08T10:03:21Z") -> dict:
-    return {"specVersion": 1, "eventId": event_id or uuid.uuid4().hex, "eventType": event_type,
-            "orgId": org_id, "customerId": customer_id, "occurredAt": occurred_at, "data": data}
+def event(
+    event_type: str,
+    data: dict,
+    customer_id: int = 1,
+    org_id: int = 100737,
+    event_id: str | None = None,
+    occurred_at: str = "2026-01-08T10:03:21Z",
+) -> dict:
+    return {
+        "specVersion": 1,
+        "eventId": event_id or uuid.uuid4().hex,
+        "eventType": event_type,
+        "orgId": org_id,
+        "customerId": customer_id,
+        "occurredAt": occurred_at,
+        "data": data,
+    }
 
 
 def record(topic: str, doc: dict) -> tuple[str, bytes, bytes]:

@@ -15,10 +15,10 @@ import pytest
 from argon2 import PasswordHasher
 from redis.asyncio import Redis
 
-from consumers.runner import run_projector
+from consumers.projector import run_projector
 from consumers.topics import create_topics
+from devtools.localstack import LocalRedis
 from projections.keys import Keys
-from service.localstack import LocalRedis
 from tests.e2e.helpers import A_ARGON2, CLIENTS, Api, Stack, loyalty_config, new_org_id, running_app
 from tests.support import isolated_settings
 
@@ -26,9 +26,12 @@ from tests.support import isolated_settings
 @pytest.fixture(scope="session")
 def password_hashes() -> dict[str, str]:
     """One argon2 client, the others bcrypt (cheap rounds)."""
-    return {client.username: PasswordHasher().hash(client.password) if client is A_ARGON2
-            else bcrypt.hashpw(client.password.encode(), bcrypt.gensalt(rounds=4)).decode()
-            for client in CLIENTS}
+    return {
+        client.username: PasswordHasher().hash(client.password)
+        if client is A_ARGON2
+        else bcrypt.hashpw(client.password.encode(), bcrypt.gensalt(rounds=4)).decode()
+        for client in CLIENTS
+    }
 
 
 @pytest.fixture(scope="session")
@@ -42,10 +45,17 @@ def e2e_redis_url():
 
 
 @pytest.fixture(scope="session")
-async def stack(kafka_bootstrap, e2e_redis_url):
+async def stack(kafka_servers, e2e_redis_url):
     """Topics with one partition each (so "log order" is one order), a consumer group and a projector."""
-    settings = isolated_settings(kafka_bootstrap, e2e_redis_url, "e2e", topic_partitions=1,
-                                 session_timeout_ms=10000, batch_timeout_ms=20, startup_timeout_seconds=15)
+    settings = isolated_settings(
+        kafka_servers,
+        e2e_redis_url,
+        "e2e",
+        topic_partitions=1,
+        session_timeout_ms=10000,
+        batch_timeout_ms=20,
+        startup_timeout_seconds=15,
+    )
     await create_topics(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(run_projector(settings, stop))

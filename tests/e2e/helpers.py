@@ -12,11 +12,11 @@ from decimal import Decimal
 import httpx
 from redis.asyncio import Redis
 
+from devtools.produce import produce
 from projections.keys import Keys
+from runtime.settings import Settings
 from service.app import create_app
-from service.config import LoyaltyConfig
-from service.produce import produce
-from service.settings import Settings
+from service.loyalty import LoyaltyConfig
 from tests.support import event, record, wait_until
 
 # Program ids of the two orgs (org B's are deliberately not org A's: "not configured for the org").
@@ -76,32 +76,77 @@ def new_value(prefix: str) -> str:
 
 def loyalty_config(org_a: int, org_b: int, hashes: dict[str, str]) -> LoyaltyConfig:
     """Org A: dual eligibility on (primary: mobile); org B: off. Both with two programs and a default."""
-    return LoyaltyConfig.model_validate({"orgs": [
-        {"orgId": org_a, "name": "DualOrg", "dualEligibility": True, "primaryIdentifier": "mobile",
-         "defaultProgramId": A_DEFAULT,
-         "programs": [{"programId": A_DEFAULT, "title": "A default"}, {"programId": A_OTHER, "title": "A other"}],
-         "clients": [{"username": c.username, "passwordHash": hashes[c.username]} for c in (A_BCRYPT, A_ARGON2)]},
-        {"orgId": org_b, "name": "SingleOrg", "dualEligibility": False,
-         "defaultProgramId": B_DEFAULT,
-         "programs": [{"programId": B_OTHER, "title": "B other"}, {"programId": B_DEFAULT, "title": "B default"}],
-         "clients": [{"username": c.username, "passwordHash": hashes[c.username]} for c in (B_BCRYPT, B_UTF8)]},
-    ]})
+    return LoyaltyConfig.model_validate(
+        {
+            "orgs": [
+                {
+                    "orgId": org_a,
+                    "name": "DualOrg",
+                    "dualEligibility": True,
+                    "primaryIdentifier": "mobile",
+                    "defaultProgramId": A_DEFAULT,
+                    "programs": [
+                        {"programId": A_DEFAULT, "title": "A default"},
+                        {"programId": A_OTHER, "title": "A other"},
+                    ],
+                    "clients": [
+                        {"username": c.username, "passwordHash": hashes[c.username]} for c in (A_BCRYPT, A_ARGON2)
+                    ],
+                },
+                {
+                    "orgId": org_b,
+                    "name": "SingleOrg",
+                    "dualEligibility": False,
+                    "defaultProgramId": B_DEFAULT,
+                    "programs": [
+                        {"programId": B_OTHER, "title": "B other"},
+                        {"programId": B_DEFAULT, "title": "B default"},
+                    ],
+                    "clients": [
+                        {"username": c.username, "passwordHash": hashes[c.username]} for c in (B_BCRYPT, B_UTF8)
+                    ],
+                },
+            ]
+        }
+    )
 
 
 # --- events ---
 
-def profile(org: int, customer: int, identifiers: dict[str, str] | list[tuple[str, str]], *,
-            source: str = "INSTORE", account: str = "", event_type: str = "customer.registered",
-            occurred_at: str = "2026-01-08T10:03:21Z") -> dict:
+
+def profile(
+    org: int,
+    customer: int,
+    identifiers: dict[str, str] | list[tuple[str, str]],
+    *,
+    source: str = "INSTORE",
+    account: str = "",
+    event_type: str = "customer.registered",
+    occurred_at: str = "2026-01-08T10:03:21Z",
+) -> dict:
     pairs = identifiers.items() if isinstance(identifiers, dict) else identifiers
-    return event(event_type, {"source": source, "accountId": account, "firstName": "Tom", "lastName": "Sawyer",
-                              "identifiers": [{"type": t, "value": v} for t, v in pairs]},
-                 customer_id=customer, org_id=org, occurred_at=occurred_at)
+    return event(
+        event_type,
+        {
+            "source": source,
+            "accountId": account,
+            "firstName": "Tom",
+            "lastName": "Sawyer",
+            "identifiers": [{"type": t, "value": v} for t, v in pairs],
+        },
+        customer_id=customer,
+        org_id=org,
+        occurred_at=occurred_at,
+    )
 
 
 def earned(org: int, customer: int, program: int, points, category: str = "MAIN") -> dict:
-    return event("points.earned", {"programId": program, "points": points, "category": category},
-                 customer_id=customer, org_id=org)
+    return event(
+        "points.earned",
+        {"programId": program, "points": points, "category": category},
+        customer_id=customer,
+        org_id=org,
+    )
 
 
 def points_event(event_type: str, org: int, customer: int, program: int, points, **data) -> dict:
@@ -117,8 +162,7 @@ class Stack:
     async def publish(self, *docs: dict, timeout: float = 30.0) -> None:
         """Produces the events to the real broker and waits until the projector has applied each one."""
         customers_topic, points_topic = self.settings.topic_list
-        stream = [record(customers_topic if d["eventType"].startswith("customer.") else points_topic, d)
-                  for d in docs]
+        stream = [record(customers_topic if d["eventType"].startswith("customer.") else points_topic, d) for d in docs]
         await produce(self.settings.kafka_bootstrap_servers, stream)
 
         async def applied():
@@ -141,12 +185,12 @@ class Api:
     config: LoyaltyConfig
     app: object = field(repr=False)
 
-    async def get(self, path: str, caller: Client | None = A_BCRYPT, headers: dict | None = None,
-                  **params) -> httpx.Response:
+    async def get(
+        self, path: str, caller: Client | None = A_BCRYPT, headers: dict | None = None, **params
+    ) -> httpx.Response:
         sent = dict(caller.headers) if caller else {}
         sent.update(headers or {})
-        return await self.client.get(path, params={k: v for k, v in params.items() if v is not None},
-                                     headers=sent)
+        return await self.client.get(path, params={k: v for k, v in params.items() if v is not None}, headers=sent)
 
     async def publish(self, *docs: dict) -> None:
         await self.stack.publish(*docs)
@@ -162,9 +206,9 @@ class Api:
 async def running_app(settings: Settings, config: LoyaltyConfig):
     """create_app(settings, config) with its lifespan entered (ASGITransport does not run it)."""
     app = create_app(settings, config)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-            yield app, client
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield app, c
 
 
 def assert_error(response: httpx.Response, code: int, status: int) -> None:
@@ -184,10 +228,15 @@ def balance(entity_id: int, main: str, delayed: str = "0", external: str = "0") 
     """The whole expected body of a balance answer, amounts as exact decimals."""
     main_, delayed_, external_ = Decimal(main), Decimal(delayed), Decimal(external)
     promised = delayed_ + external_
-    return {"entityId": entity_id, "entityType": "CUSTOMER",
-            "totalPoints": main_ + promised, "mainPoints": main_, "promisedPoints": promised,
-            "promisedPointsBreakup": {"delayedAccrualPoints": delayed_, "externalTriggerBasedPoints": external_},
-            "warnings": []}
+    return {
+        "entityId": entity_id,
+        "entityType": "CUSTOMER",
+        "totalPoints": main_ + promised,
+        "mainPoints": main_,
+        "promisedPoints": promised,
+        "promisedPointsBreakup": {"delayedAccrualPoints": delayed_, "externalTriggerBasedPoints": external_},
+        "warnings": [],
+    }
 
 
 def exact_json(response: httpx.Response):

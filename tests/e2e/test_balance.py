@@ -37,18 +37,22 @@ async def test_events_become_visible_through_both_endpoints_exact_to_three_decim
     assert expected["totalPoints"] == expected["mainPoints"] + expected["promisedPoints"]
     for caller in (A_BCRYPT, A_ARGON2):  # a bcrypt client and an argon2 client of the same org
         assert_balance(await api.by_user(customer, caller), expected)
-        assert_balance(await api.lookup(caller, source="INSTORE", identifierName="mobile",
-                                        identifierValue=mobile), expected)
+        assert_balance(
+            await api.lookup(caller, source="INSTORE", identifierName="mobile", identifierValue=mobile), expected
+        )
 
     # The org without dual eligibility, amounts as JSON numbers (not strings) in the events.
     other, email = new_customer_id(), new_value("pv.") + "@example.com"
-    await api.publish(profile(b, other, {"mobile": new_mobile(), "email": email}),
-                      earned(b, other, B_DEFAULT, 8500),
-                      earned(b, other, B_DEFAULT, 12.125, "DELAYED_ACCRUAL"))
+    await api.publish(
+        profile(b, other, {"mobile": new_mobile(), "email": email}),
+        earned(b, other, B_DEFAULT, 8500),
+        earned(b, other, B_DEFAULT, 12.125, "DELAYED_ACCRUAL"),
+    )
     expected = balance(other, main="8500", delayed="12.125")
     assert_balance(await api.by_user(other, B_BCRYPT), expected)
-    assert_balance(await api.lookup(B_BCRYPT, source="INSTORE", identifierName="email", identifierValue=email),
-                   expected)
+    assert_balance(
+        await api.lookup(B_BCRYPT, source="INSTORE", identifierName="email", identifierValue=email), expected
+    )
 
 
 async def test_every_points_event_type_is_reflected_exactly(api):
@@ -99,32 +103,41 @@ async def test_the_program_table(api):
     ]
     for params, expected in table:
         assert_balance(await api.by_user(customer, **params), expected)
-        assert_balance(await api.lookup(source="INSTORE", identifierName="mobile", identifierValue=mobile,
-                                        **params), expected)
+        assert_balance(
+            await api.lookup(source="INSTORE", identifierName="mobile", identifierValue=mobile, **params), expected
+        )
 
 
-@pytest.mark.parametrize("params", [
-    {"programId": str(UNCONFIGURED)},  # has events, but is not configured
-    {"programId": str(UNCONFIGURED), "fetchDataForAllPrograms": "true"},  # whatever fetchData... says
-    {"programId": str(B_DEFAULT)},  # the other org's program
-    {"programId": "abc"},
-    {"programId": "-1"},
-    {"programId": "0"},
-    {"programId": "9" * 30},
-    {"programId": ""},
-    {"fetchDataForAllPrograms": "yes"},
-    {"fetchDataForAllPrograms": "1"},
-    {"fetchDataForAllPrograms": ""},
-    {"fetchDataForAllPrograms": "maybe", "programId": str(A_DEFAULT)},
-], ids=lambda params: "&".join(f"{k}={v[:12]}" for k, v in params.items()))
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"programId": str(UNCONFIGURED)},  # has events, but is not configured
+        {"programId": str(UNCONFIGURED), "fetchDataForAllPrograms": "true"},  # whatever fetchData... says
+        {"programId": str(B_DEFAULT)},  # the other org's program
+        {"programId": "abc"},
+        {"programId": "-1"},
+        {"programId": "0"},
+        {"programId": "9" * 30},
+        {"programId": ""},
+        {"fetchDataForAllPrograms": "yes"},
+        {"fetchDataForAllPrograms": "1"},
+        {"fetchDataForAllPrograms": ""},
+        {"fetchDataForAllPrograms": "maybe", "programId": str(A_DEFAULT)},
+    ],
+    ids=lambda params: "&".join(f"{k}={v[:12]}" for k, v in params.items()),
+)
 async def test_invalid_program_or_boolean_is_400(api, params):
     a = api.org_a
     customer, mobile = new_customer_id(), new_mobile()
-    await api.publish(profile(a, customer, {"mobile": mobile}), earned(a, customer, UNCONFIGURED, "1"),
-                      earned(a, customer, A_DEFAULT, "1"))
+    await api.publish(
+        profile(a, customer, {"mobile": mobile}),
+        earned(a, customer, UNCONFIGURED, "1"),
+        earned(a, customer, A_DEFAULT, "1"),
+    )
     assert_error(await api.by_user(customer, **params), 400, 400)
-    assert_error(await api.lookup(source="INSTORE", identifierName="mobile", identifierValue=mobile, **params),
-                 400, 400)
+    assert_error(
+        await api.lookup(source="INSTORE", identifierName="mobile", identifierValue=mobile, **params), 400, 400
+    )
 
 
 async def test_a_known_customer_without_activity_in_the_program_gets_zeros(api):
@@ -139,12 +152,15 @@ async def test_a_known_customer_without_activity_in_the_program_gets_zeros(api):
     zeros = balance(registered_only, main="0")
     for params in ({}, {"programId": str(A_OTHER)}, {"fetchDataForAllPrograms": "true"}):
         assert_balance(await api.by_user(registered_only, **params), zeros)
-        assert_balance(await api.lookup(source="INSTORE", identifierName="mobile", identifierValue=mobile,
-                                        **params), zeros)
+        assert_balance(
+            await api.lookup(source="INSTORE", identifierName="mobile", identifierValue=mobile, **params), zeros
+        )
     assert_balance(await api.by_user(other_program_only), balance(other_program_only, main="0"))
-    assert_balance(await api.by_user(other_program_only, programId=str(A_OTHER)),
-                   balance(other_program_only, main="4.75"))
+    assert_balance(
+        await api.by_user(other_program_only, programId=str(A_OTHER)), balance(other_program_only, main="4.75")
+    )
     # Org B's default program is its second configured one.
     assert_balance(await api.by_user(points_only, B_BCRYPT), balance(points_only, main="0"))
-    assert_balance(await api.by_user(points_only, B_BCRYPT, fetchDataForAllPrograms="true"),
-                   balance(points_only, main="3"))
+    assert_balance(
+        await api.by_user(points_only, B_BCRYPT, fetchDataForAllPrograms="true"), balance(points_only, main="3")
+    )

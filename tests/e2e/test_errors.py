@@ -65,12 +65,18 @@ async def test_credentials_are_checked_before_everything_else(api):
     wrong = basic(A_BCRYPT.username, "wrong")
     for user_id in ("abc", "0", "-5", "99999999999999999999"):  # 401 beats 1632
         assert_error(await api.get(USER.format(user_id), caller=None, headers=wrong), 401, 401)
-    assert_error(await api.get(USER.format("abc"), caller=None, headers=wrong, entityType="GROUP",
-                               programId="x"), 401, 401)
+    assert_error(
+        await api.get(USER.format("abc"), caller=None, headers=wrong, entityType="GROUP", programId="x"), 401, 401
+    )
     # 401 beats 1212, 11013, 8003, 8013, 400 and 8015 on the lookup
     assert_error(await api.get(LOOKUP, caller=None, headers=wrong, entityType="GROUP"), 401, 401)
-    assert_error(await api.get(LOOKUP, caller=None, headers={}, source="BAD", identifierName="phone",
-                               identifierValue="1,2", programId="x"), 401, 401)
+    assert_error(
+        await api.get(
+            LOOKUP, caller=None, headers={}, source="BAD", identifierName="phone", identifierValue="1,2", programId="x"
+        ),
+        401,
+        401,
+    )
 
 
 async def test_right_credentials_of_each_client_pass(api):
@@ -95,28 +101,46 @@ async def test_wrong_passwords_for_a_username_do_not_lock_its_owner_out(api):
     """API.md: 401 is for "missing or wrong credentials"; a flood of wrong passwords must not cost hashing
     ("cache or throttle failures"). The throttle is per username and address, so a flood from one address
     does not turn the owner's right password, sent from its till, into a 401."""
-    attacker = httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app, client=("203.0.113.9", 4711)),
-                                 base_url="http://test")
+    attacker = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api.app, client=("203.0.113.9", 4711)), base_url="http://test"
+    )
     async with attacker:
         for attempt in range(6):
-            response = await attacker.get("/v2/customers/12345/points/balance",
-                                          auth=(A_BCRYPT.username, f"guess-{attempt}"))
+            response = await attacker.get(
+                "/v2/customers/12345/points/balance", auth=(A_BCRYPT.username, f"guess-{attempt}")
+            )
             assert_error(response, 401, 401)
     # The right password, sent for the first time since the app started (e.g. after the cache's TTL).
     assert_error(await api.by_user(12345, A_BCRYPT), 8015, 404)
 
 
-@pytest.mark.parametrize("user_id", ["abc", "0", "-5", "00", "1.5", "1e3", "+7", "%207", "0x10",
-                                     "99999999999999999999", "9223372036854775808",
-                                     "\u0663", "\uff11\uff12"])
+@pytest.mark.parametrize(
+    "user_id",
+    [
+        "abc",
+        "0",
+        "-5",
+        "00",
+        "1.5",
+        "1e3",
+        "+7",
+        "%207",
+        "0x10",
+        "99999999999999999999",
+        "9223372036854775808",
+        "\u0663",
+        "\uff11\uff12",
+    ],
+)
 async def test_user_id_not_a_positive_integer_is_1632(api, user_id):
     assert_error(await api.by_user(user_id), 1632, 400)
 
 
 async def test_user_id_checks_order(api):
     # userId (1632) before entityType (1212) and the other parameters (400)
-    assert_error(await api.by_user("abc", entityType="GROUP", programId="x", fetchDataForAllPrograms="maybe"),
-                 1632, 400)
+    assert_error(
+        await api.by_user("abc", entityType="GROUP", programId="x", fetchDataForAllPrograms="maybe"), 1632, 400
+    )
     # entityType (1212) before the other parameters (400)
     assert_error(await api.by_user(12345, entityType="GROUP", programId="x"), 1212, 400)
     assert_error(await api.by_user(12345, entityType="LEDGER"), 1212, 400)
@@ -134,69 +158,105 @@ async def test_entity_type_is_case_insensitive_and_only_customer(api):
     await api.publish(profile(a, customer, {"mobile": mobile}), earned(a, customer, A_DEFAULT, "2"))
     for value in ("CUSTOMER", "customer", "Customer"):
         assert_balance(await api.by_user(customer, entityType=value), balance(customer, main="2"))
-        assert_balance(await api.lookup(source="INSTORE", identifierName="mobile", identifierValue=mobile,
-                                        entityType=value), balance(customer, main="2"))
+        assert_balance(
+            await api.lookup(source="INSTORE", identifierName="mobile", identifierValue=mobile, entityType=value),
+            balance(customer, main="2"),
+        )
     for value in ("GROUP", "CUSTOMERS", "USER"):
         assert_error(await api.by_user(customer, entityType=value), 1212, 400)
-        assert_error(await api.lookup(source="INSTORE", identifierName="mobile", identifierValue=mobile,
-                                      entityType=value), 1212, 400)
+        assert_error(
+            await api.lookup(source="INSTORE", identifierName="mobile", identifierValue=mobile, entityType=value),
+            1212,
+            400,
+        )
 
 
 LOOKUP_TABLE = [
     # (why, params, code, HTTP status) -- caller: org A (dual eligibility on, primary mobile)
     ("nothing", {}, 11013, 400),
     ("entityType before missing source", {"entityType": "GROUP"}, 1212, 400),
-    ("entityType before invalid source", {"entityType": "GROUP", "source": "BAD", "identifierName": "mobile",
-                                          "identifierValue": "1"}, 1212, 400),
+    (
+        "entityType before invalid source",
+        {"entityType": "GROUP", "source": "BAD", "identifierName": "mobile", "identifierValue": "1"},
+        1212,
+        400,
+    ),
     ("source missing", {"identifierName": "mobile", "identifierValue": "1"}, 11013, 400),
     ("identifierName missing", {"source": "INSTORE", "identifierValue": "1"}, 11013, 400),
     ("identifierValue missing", {"source": "INSTORE", "identifierName": "mobile"}, 11013, 400),
     ("source empty", {"source": "", "identifierName": "mobile", "identifierValue": "1"}, 11013, 400),
     ("identifierName empty", {"source": "INSTORE", "identifierName": "", "identifierValue": "1"}, 11013, 400),
-    ("identifierValue empty", {"source": "INSTORE", "identifierName": "mobile", "identifierValue": ""},
-     11013, 400),
-    ("identifierValue blank", {"source": "INSTORE", "identifierName": "mobile", "identifierValue": "  "},
-     11013, 400),
-    ("parameter names are case-sensitive", {"Source": "INSTORE", "identifierName": "mobile",
-                                            "identifierValue": "1"}, 11013, 400),
+    ("identifierValue empty", {"source": "INSTORE", "identifierName": "mobile", "identifierValue": ""}, 11013, 400),
+    ("identifierValue blank", {"source": "INSTORE", "identifierName": "mobile", "identifierValue": "  "}, 11013, 400),
+    (
+        "parameter names are case-sensitive",
+        {"Source": "INSTORE", "identifierName": "mobile", "identifierValue": "1"},
+        11013,
+        400,
+    ),
     ("missing before invalid source", {"source": "BAD", "identifierName": "mobile"}, 11013, 400),
     ("invalid source", {"source": "BAD", "identifierName": "mobile", "identifierValue": "1"}, 8003, 400),
-    ("source with a suffix", {"source": "INSTORE2", "identifierName": "mobile", "identifierValue": "1"},
-     8003, 400),
-    ("source before identifierName", {"source": "BAD", "identifierName": "phone", "identifierValue": "1"},
-     8003, 400),
-    ("source before count", {"source": "BAD", "identifierName": "mobile,email", "identifierValue": "1"},
-     8003, 400),
-    ("unknown identifierName", {"source": "INSTORE", "identifierName": "phone", "identifierValue": "1"},
-     8013, 400),
-    ("unknown identifierName among pairs", {"source": "INSTORE", "identifierName": "mobile,phone",
-                                            "identifierValue": "1,2"}, 8013, 400),
-    ("names and values differ in count", {"source": "INSTORE", "identifierName": "mobile,email",
-                                          "identifierValue": "1"}, 8013, 400),
-    ("values outnumber names", {"source": "INSTORE", "identifierName": "mobile",
-                                "identifierValue": "1,2"}, 8013, 400),
-    ("identifierName before other parameters", {"source": "INSTORE", "identifierName": "phone",
-                                                "identifierValue": "1", "programId": "x"}, 8013, 400),
-    ("programId before accountId", {"source": "WECHAT", "identifierName": "mobile", "identifierValue": "1",
-                                    "programId": "x"}, 400, 400),
-    ("boolean before accountId", {"source": "MARTJACK", "identifierName": "mobile", "identifierValue": "1",
-                                  "fetchDataForAllPrograms": "maybe"}, 400, 400),
+    ("source with a suffix", {"source": "INSTORE2", "identifierName": "mobile", "identifierValue": "1"}, 8003, 400),
+    ("source before identifierName", {"source": "BAD", "identifierName": "phone", "identifierValue": "1"}, 8003, 400),
+    ("source before count", {"source": "BAD", "identifierName": "mobile,email", "identifierValue": "1"}, 8003, 400),
+    ("unknown identifierName", {"source": "INSTORE", "identifierName": "phone", "identifierValue": "1"}, 8013, 400),
+    (
+        "unknown identifierName among pairs",
+        {"source": "INSTORE", "identifierName": "mobile,phone", "identifierValue": "1,2"},
+        8013,
+        400,
+    ),
+    (
+        "names and values differ in count",
+        {"source": "INSTORE", "identifierName": "mobile,email", "identifierValue": "1"},
+        8013,
+        400,
+    ),
+    ("values outnumber names", {"source": "INSTORE", "identifierName": "mobile", "identifierValue": "1,2"}, 8013, 400),
+    (
+        "identifierName before other parameters",
+        {"source": "INSTORE", "identifierName": "phone", "identifierValue": "1", "programId": "x"},
+        8013,
+        400,
+    ),
+    (
+        "programId before accountId",
+        {"source": "WECHAT", "identifierName": "mobile", "identifierValue": "1", "programId": "x"},
+        400,
+        400,
+    ),
+    (
+        "boolean before accountId",
+        {"source": "MARTJACK", "identifierName": "mobile", "identifierValue": "1", "fetchDataForAllPrograms": "maybe"},
+        400,
+        400,
+    ),
     ("other org's programId", {**GOOD_LOOKUP, "programId": str(B_DEFAULT)}, 400, 400),
-    ("WECHAT without accountId", {"source": "WECHAT", "identifierName": "mobile", "identifierValue": "1"},
-     8015, 404),
-    ("MAPP_SDK with empty accountId", {"source": "MAPP_SDK", "accountId": "", "identifierName": "mobile",
-                                       "identifierValue": "1"}, 8015, 404),
-    ("MARTJACK without accountId", {"source": "martjack", "identifierName": "mobile", "identifierValue": "1"},
-     8015, 404),
+    ("WECHAT without accountId", {"source": "WECHAT", "identifierName": "mobile", "identifierValue": "1"}, 8015, 404),
+    (
+        "MAPP_SDK with empty accountId",
+        {"source": "MAPP_SDK", "accountId": "", "identifierName": "mobile", "identifierValue": "1"},
+        8015,
+        404,
+    ),
+    (
+        "MARTJACK without accountId",
+        {"source": "martjack", "identifierName": "mobile", "identifierValue": "1"},
+        8015,
+        404,
+    ),
     ("unknown customer", GOOD_LOOKUP, 8015, 404),
     ("unknown customer, source ALL", {**GOOD_LOOKUP, "source": "ALL"}, 8015, 404),
-    ("dual eligibility without the primary", {"source": "INSTORE", "identifierName": "email",
-                                              "identifierValue": "nobody@example.com"}, 8015, 404),
+    (
+        "dual eligibility without the primary",
+        {"source": "INSTORE", "identifierName": "email", "identifierValue": "nobody@example.com"},
+        8015,
+        404,
+    ),
 ]
 
 
-@pytest.mark.parametrize("params,code,status", [row[1:] for row in LOOKUP_TABLE],
-                         ids=[row[0] for row in LOOKUP_TABLE])
+@pytest.mark.parametrize("params,code,status", [row[1:] for row in LOOKUP_TABLE], ids=[row[0] for row in LOOKUP_TABLE])
 async def test_lookup_errors_and_their_order(api, params, code, status):
     assert_error(await api.lookup(**params), code, status)
 
@@ -207,11 +267,14 @@ async def test_several_pairs_without_dual_eligibility_are_8013(api):
     await api.publish(profile(b, customer, {"mobile": mobile, "email": f"{mobile}@example.com"}))
     single = {"source": "INSTORE", "identifierName": "mobile", "identifierValue": mobile}
     assert_balance(await api.lookup(B_BCRYPT, **single), balance(customer, main="0"))
-    for names, values in (("mobile,email", f"{mobile},{mobile}@example.com"),
-                          ("email,mobile", f"{mobile}@example.com,{mobile}"),
-                          ("mobile,mobile", f"{mobile},{mobile}")):
-        assert_error(await api.lookup(B_BCRYPT, source="INSTORE", identifierName=names, identifierValue=values),
-                     8013, 400)
+    for names, values in (
+        ("mobile,email", f"{mobile},{mobile}@example.com"),
+        ("email,mobile", f"{mobile}@example.com,{mobile}"),
+        ("mobile,mobile", f"{mobile},{mobile}"),
+    ):
+        assert_error(
+            await api.lookup(B_BCRYPT, source="INSTORE", identifierName=names, identifierValue=values), 8013, 400
+        )
 
 
 async def test_accountId_is_required_for_other_sources_even_for_a_known_customer(api):
@@ -229,7 +292,8 @@ async def test_unknown_parameters_are_ignored(api):
     a = api.org_a
     customer, mobile = new_customer_id(), new_mobile()
     await api.publish(profile(a, customer, {"mobile": mobile}), earned(a, customer, A_DEFAULT, "1.5"))
-    assert_balance(await api.by_user(customer, foo="bar", programid="x", embed="points"),
-                   balance(customer, main="1.5"))
-    assert_balance(await api.lookup(source="INSTORE", identifierName="mobile", identifierValue=mobile,
-                                    foo="bar", ProgramId="x"), balance(customer, main="1.5"))
+    assert_balance(await api.by_user(customer, foo="bar", programid="x", embed="points"), balance(customer, main="1.5"))
+    assert_balance(
+        await api.lookup(source="INSTORE", identifierName="mobile", identifierValue=mobile, foo="bar", ProgramId="x"),
+        balance(customer, main="1.5"),
+    )

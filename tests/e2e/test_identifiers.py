@@ -56,8 +56,15 @@ async def test_dual_eligibility_the_primary_identifier_decides(api):
     # a primary that matches nobody, with secondaries that do
     assert_error(await look("mobile,email,externalId", f"{new_mobile()},{shared},{ext1}"), 8015, 404)
     # source=ALL and fetchDataForAllPrograms go with dual eligibility too
-    assert_balance(await api.lookup(source="ALL", identifierName="email,mobile", identifierValue=f"{shared},{m1}",
-                                    fetchDataForAllPrograms="true"), one)
+    assert_balance(
+        await api.lookup(
+            source="ALL",
+            identifierName="email,mobile",
+            identifierValue=f"{shared},{m1}",
+            fetchDataForAllPrograms="true",
+        ),
+        one,
+    )
 
 
 async def test_single_identifier_matching_rules(api):
@@ -66,27 +73,49 @@ async def test_single_identifier_matching_rules(api):
     customer = new_customer_id()
     mobile, email = new_mobile(), new_value("Tom.Sawyer") + "@Example.com"
     ext, card = new_value("AbC-"), new_value("mtest")
-    await api.publish(profile(b, customer, {"mobile": mobile, "email": email, "externalId": ext, "cardnumber": card}),
-                      earned(b, customer, B_DEFAULT, "7"))
+    await api.publish(
+        profile(b, customer, {"mobile": mobile, "email": email, "externalId": ext, "cardnumber": card}),
+        earned(b, customer, B_DEFAULT, "7"),
+    )
     found = balance(customer, main="7")
 
     async def look(name, value):
         return await api.lookup(B_BCRYPT, source="INSTORE", identifierName=name, identifierValue=value)
 
-    for name, value in (("mobile", mobile), ("MOBILE", mobile), ("email", email), ("Email", email.lower()),
-                        ("EMAIL", email.upper()), ("externalId", ext), ("EXTERNALID", ext),
-                        ("externalid", ext), ("cardnumber", card), ("CardNumber", card)):
+    for name, value in (
+        ("mobile", mobile),
+        ("MOBILE", mobile),
+        ("email", email),
+        ("Email", email.lower()),
+        ("EMAIL", email.upper()),
+        ("externalId", ext),
+        ("EXTERNALID", ext),
+        ("externalid", ext),
+        ("cardnumber", card),
+        ("CardNumber", card),
+    ):
         assert_balance(await look(name, value), found)
-    for name, value in (("externalId", ext.lower()), ("externalId", ext.upper()), ("cardnumber", card.upper()),
-                        ("mobile", mobile + "0"), ("email", "x" + email), ("mobile", email), ("email", mobile)):
+    for name, value in (
+        ("externalId", ext.lower()),
+        ("externalId", ext.upper()),
+        ("cardnumber", card.upper()),
+        ("mobile", mobile + "0"),
+        ("email", "x" + email),
+        ("mobile", email),
+        ("email", mobile),
+    ):
         assert_error(await look(name, value), 8015, 404)
 
 
 async def test_identifiers_follow_profile_updates(api):
     a, b = api.org_a, api.org_b
     customer, dual_customer = new_customer_id(), new_customer_id()
-    old_mobile, new_mobile_, old_email, new_email = new_mobile(), new_mobile(), \
-        new_value("old") + "@example.com", new_value("new") + "@example.com"
+    old_mobile, new_mobile_, old_email, new_email = (
+        new_mobile(),
+        new_mobile(),
+        new_value("old") + "@example.com",
+        new_value("new") + "@example.com",
+    )
     dual_old, dual_new = new_mobile(), new_mobile()
     await api.publish(
         profile(b, customer, {"mobile": old_mobile, "email": old_email}),
@@ -129,8 +158,9 @@ async def test_sources_and_account_ids(api):
     wechat_customer, instore_customer = new_customer_id(), new_customer_id()
     wechat_mobile, wechat_id, instore_mobile = new_mobile(), new_value("wx_"), new_mobile()
     await api.publish(
-        profile(b, wechat_customer, {"mobile": wechat_mobile, "wechat": wechat_id}, source="WECHAT",
-                account="wx-account-1"),
+        profile(
+            b, wechat_customer, {"mobile": wechat_mobile, "wechat": wechat_id}, source="WECHAT", account="wx-account-1"
+        ),
         earned(b, wechat_customer, B_DEFAULT, "3.5"),
         profile(b, instore_customer, {"mobile": instore_mobile}, source="INSTORE"),
         earned(b, instore_customer, B_DEFAULT, "4.5"),
@@ -165,11 +195,13 @@ async def test_a_profile_on_a_new_source_is_found_by_source_all(api):
     first, later = new_customer_id(), new_customer_id()
     m1, m2 = new_mobile(), new_mobile()
     await api.publish(profile(b, first, {"mobile": m1}))
-    assert_balance(await api.lookup(B_BCRYPT, source="ALL", identifierName="mobile", identifierValue=m1),
-                   balance(first, main="0"))
+    assert_balance(
+        await api.lookup(B_BCRYPT, source="ALL", identifierName="mobile", identifierValue=m1), balance(first, main="0")
+    )
     await api.publish(profile(b, later, {"mobile": m2}, source="MAPP_SDK", account="app-1"))
-    assert_balance(await api.lookup(B_BCRYPT, source="ALL", identifierName="mobile", identifierValue=m2),
-                   balance(later, main="0"))
+    assert_balance(
+        await api.lookup(B_BCRYPT, source="ALL", identifierName="mobile", identifierValue=m2), balance(later, main="0")
+    )
 
 
 async def test_the_latest_claim_resolves(api):
@@ -182,8 +214,10 @@ async def test_the_latest_claim_resolves(api):
         profile(b, earlier, {"mobile": mobile}, occurred_at="2026-01-08T10:00:00Z"),
         profile(b, latest, {"mobile": mobile}, occurred_at="2026-01-08T11:00:00Z"),
     )
-    assert_balance(await api.lookup(B_BCRYPT, source="INSTORE", identifierName="mobile", identifierValue=mobile),
-                   balance(latest, main="0"))
+    assert_balance(
+        await api.lookup(B_BCRYPT, source="INSTORE", identifierName="mobile", identifierValue=mobile),
+        balance(latest, main="0"),
+    )
     assert_balance(await api.by_user(earlier, B_BCRYPT), balance(earlier, main="0"))
 
 
@@ -198,8 +232,10 @@ async def test_the_latest_claim_in_log_order_resolves_when_timestamps_are_equal(
         profile(b, high, {"mobile": mobile}, occurred_at=same_time),
         profile(b, low, {"mobile": mobile}, occurred_at=same_time),  # the latest claim in log order
     )
-    assert_balance(await api.lookup(B_BCRYPT, source="INSTORE", identifierName="mobile", identifierValue=mobile),
-                   balance(low, main="0"))
+    assert_balance(
+        await api.lookup(B_BCRYPT, source="INSTORE", identifierName="mobile", identifierValue=mobile),
+        balance(low, main="0"),
+    )
 
 
 async def test_the_latest_claim_in_log_order_resolves_over_occurred_at(api):
@@ -211,5 +247,7 @@ async def test_the_latest_claim_in_log_order_resolves_over_occurred_at(api):
         profile(b, first, {"mobile": mobile}, occurred_at="2026-01-08T12:00:00Z"),
         profile(b, second, {"mobile": mobile}, occurred_at="2026-01-08T11:59:59Z"),  # later in the log
     )
-    assert_balance(await api.lookup(B_BCRYPT, source="INSTORE", identifierName="mobile", identifierValue=mobile),
-                   balance(second, main="0"))
+    assert_balance(
+        await api.lookup(B_BCRYPT, source="INSTORE", identifierName="mobile", identifierValue=mobile),
+        balance(second, main="0"),
+    )

@@ -39,21 +39,28 @@ async def test_two_orgs_with_the_same_user_id_and_identifiers_never_see_each_oth
         for params in ({}, {"fetchDataForAllPrograms": "true"}):
             assert_balance(await api.by_user(shared_id, caller, **params), balance(shared_id, main="10.125"))
             assert_balance(await api.lookup(caller, **by_mobile, **params), balance(shared_id, main="10.125"))
-        assert_balance(await api.lookup(caller, source="ALL", identifierName="email,mobile",
-                                        identifierValue=f"{email},{mobile}"), balance(shared_id, main="10.125"))
+        assert_balance(
+            await api.lookup(caller, source="ALL", identifierName="email,mobile", identifierValue=f"{email},{mobile}"),
+            balance(shared_id, main="10.125"),
+        )
     assert_balance(await api.by_user(shared_id, B_BCRYPT), balance(shared_id, main="20.5"))
     assert_balance(await api.lookup(B_BCRYPT, **by_mobile), balance(shared_id, main="20.5"))
-    assert_balance(await api.lookup(B_BCRYPT, source="ALL", identifierName="email", identifierValue=email),
-                   balance(shared_id, main="20.5"))
-    assert_balance(await api.by_user(shared_id, B_BCRYPT, fetchDataForAllPrograms="true"),
-                   balance(shared_id, main="20.5"))
+    assert_balance(
+        await api.lookup(B_BCRYPT, source="ALL", identifierName="email", identifierValue=email),
+        balance(shared_id, main="20.5"),
+    )
+    assert_balance(
+        await api.by_user(shared_id, B_BCRYPT, fetchDataForAllPrograms="true"), balance(shared_id, main="20.5")
+    )
 
     # A customer of the other org is "not found", answered exactly as a customer nobody has.
     nobody, nobody_mobile = new_customer_id(), new_mobile()
-    for caller, foreign, foreign_mobile in ((A_BCRYPT, only_b, only_b_mobile),
-                                            (A_ARGON2, only_b, only_b_mobile),
-                                            (A_BCRYPT, stranger, stranger_mobile),
-                                            (B_BCRYPT, stranger, stranger_mobile)):
+    for caller, foreign, foreign_mobile in (
+        (A_BCRYPT, only_b, only_b_mobile),
+        (A_ARGON2, only_b, only_b_mobile),
+        (A_BCRYPT, stranger, stranger_mobile),
+        (B_BCRYPT, stranger, stranger_mobile),
+    ):
         unknown = await api.by_user(nobody, caller)
         assert_error(unknown, 8015, 404)
         response = await api.by_user(foreign, caller)
@@ -61,7 +68,6 @@ async def test_two_orgs_with_the_same_user_id_and_identifiers_never_see_each_oth
         assert response.content == unknown.content
         for source in ("INSTORE", "ALL"):
             unknown = await api.lookup(caller, source=source, identifierName="mobile", identifierValue=nobody_mobile)
-            response = await api.lookup(caller, source=source, identifierName="mobile",
-                                        identifierValue=foreign_mobile)
+            response = await api.lookup(caller, source=source, identifierName="mobile", identifierValue=foreign_mobile)
             assert_error(response, 8015, 404)
             assert response.content == unknown.content

@@ -22,12 +22,14 @@ from tests.e2e.helpers import (
 )
 from tests.support import wait_until
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("REDIS_URL")),
-                                reason="stops and restarts the test's own Redis (REDIS_URL is external)")
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("REDIS_URL")), reason="stops and restarts the test's own Redis (REDIS_URL is external)"
+)
 
 
-async def test_redis_outage_answers_503_and_recovers(settings, local_redis, redis, keys, start_projector,
-                                                      password_hashes):
+async def test_redis_outage_answers_503_and_recovers(
+    settings, local_redis, redis, keys, start_projector, password_hashes
+):
     org_a, org_b = new_org_id(), new_org_id()
     customer, mobile = new_customer_id(), new_mobile()
     stack = Stack(settings, redis, keys)
@@ -41,8 +43,10 @@ async def test_redis_outage_answers_503_and_recovers(settings, local_redis, redi
         lookup = {"source": "INSTORE", "identifierName": "mobile", "identifierValue": mobile}
 
         async def both():
-            return (await client.get(user, headers=headers),
-                    await client.get("/v2/customers/lookup/points/balance", params=lookup, headers=headers))
+            return (
+                await client.get(user, headers=headers),
+                await client.get("/v2/customers/lookup/points/balance", params=lookup, headers=headers),
+            )
 
         for response in await both():
             assert_balance(response, expected)
@@ -52,8 +56,9 @@ async def test_redis_outage_answers_503_and_recovers(settings, local_redis, redi
         started = time.monotonic()
         for response in await both():
             assert_error(response, 503, 503)
-        source_all = await client.get("/v2/customers/lookup/points/balance", headers=headers,
-                                      params={**lookup, "source": "ALL"})
+        source_all = await client.get(
+            "/v2/customers/lookup/points/balance", headers=headers, params={**lookup, "source": "ALL"}
+        )
         assert_error(source_all, 503, 503)
         assert time.monotonic() - started < 15, "a POS client waits for the answer: Redis down must fail fast"
         ready = await client.get("/health/ready")

@@ -18,14 +18,14 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi as schemathesis_asgi
 
+from runtime.settings import Settings
 from service.app import create_app
-from service.settings import Settings
 from tests.e2e.helpers import (
     A_ARGON2,
     A_BCRYPT,
-    CLIENTS,
     A_DEFAULT,
     A_OTHER,
+    CLIENTS,
     earned,
     loyalty_config,
     new_customer_id,
@@ -40,9 +40,11 @@ async def fuzz_world(stack, password_hashes):
     """Two orgs of their own, and one known customer of org A with points in both programs."""
     org_a, org_b = new_org_id(), new_org_id()
     customer, mobile = new_customer_id(), new_mobile()
-    await stack.publish(profile(org_a, customer, {"mobile": mobile, "email": f"{mobile}@example.com"}),
-                        earned(org_a, customer, A_DEFAULT, "12.125"),
-                        earned(org_a, customer, A_OTHER, "0.5", "DELAYED_ACCRUAL"))
+    await stack.publish(
+        profile(org_a, customer, {"mobile": mobile, "email": f"{mobile}@example.com"}),
+        earned(org_a, customer, A_DEFAULT, "12.125"),
+        earned(org_a, customer, A_OTHER, "0.5", "DELAYED_ACCRUAL"),
+    )
     return {"config": loyalty_config(org_a, org_b, password_hashes), "customer": customer, "mobile": mobile}
 
 
@@ -74,8 +76,7 @@ def app_under_test(stack, fuzz_world):
             assert {200, 400, 401} <= statuses, (path, statuses)
 
 
-@settings(max_examples=500, deadline=None, database=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=500, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @schema.parametrize()
 def test_no_request_yields_a_server_error(case, app_under_test, fuzz_world):
     choice = zlib.crc32(repr((case.path_parameters, case.query, case.headers)).encode())
@@ -86,10 +87,14 @@ def test_no_request_yields_a_server_error(case, app_under_test, fuzz_world):
         if case.path_parameters and "userId" in case.path_parameters:
             case.path_parameters["userId"] = str(fuzz_world["customer"])
         elif case.operation.path.startswith("/v2/customers/lookup/"):  # balance and customerDetails
-            case.query = {**(case.query or {}), "source": "INSTORE", "identifierName": "mobile",
-                          "identifierValue": fuzz_world["mobile"]}
+            case.query = {
+                **(case.query or {}),
+                "source": "INSTORE",
+                "identifierName": "mobile",
+                "identifierValue": fuzz_world["mobile"],
+            }
     response = case.call(headers=headers, app=app_under_test)  # starts the lifespan on the first call
-    assert hasattr(app_under_test.state, "read_model"), "the lifespan must be active during the run"
+    assert hasattr(app_under_test.state, "follower"), "the lifespan must be active during the run"
     case.validate_response(response, checks=[not_a_server_error])
     seen_statuses.setdefault(case.operation.path, set()).add(response.status_code)
 
@@ -105,4 +110,3 @@ def test_no_request_yields_a_server_error(case, app_under_test, fuzz_world):
             assert body["entityType"] == "CUSTOMER"
             for name in ("totalPoints", "mainPoints", "promisedPoints"):
                 assert Decimal(str(body[name])) == Decimal(str(body[name])).quantize(Decimal("0.001"))
-

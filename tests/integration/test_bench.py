@@ -13,8 +13,9 @@ from PIL import Image
 def bench(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
     """`pointsview bench ...` against servers of its own."""
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")}
-    result = subprocess.run([sys.executable, "-m", "service", "bench", *args], capture_output=True, text=True,
-                            env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "bench", *args], capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == expect, result.stderr
     assert "Traceback" not in result.stderr
     return result
@@ -36,8 +37,19 @@ def assert_mentions(report: str, *figures: str) -> None:
 
 
 def test_projector_benchmark_rates_timeline_visibility_and_report(tmp_path):
-    result = bench_json("projector", "--events", "2000", "--customers", "100", "--rate", "500",
-                        "--duration", "1", "--report", str(tmp_path))
+    result = bench_json(
+        "projector",
+        "--events",
+        "2000",
+        "--customers",
+        "100",
+        "--rate",
+        "500",
+        "--duration",
+        "1",
+        "--report",
+        str(tmp_path),
+    )
     rates = result["events_per_second"]
     assert result["events"] == 2000
     assert list(rates) == ["bare aiokafka consumer (baseline)", "pointsview projector"]
@@ -53,9 +65,13 @@ def test_projector_benchmark_rates_timeline_visibility_and_report(tmp_path):
     assert 0 < baseline["p50_ms"] <= baseline["p99_ms"] <= baseline["max_ms"]
     assert baseline["p50_ms"] <= visible["p50_ms"]  # applied and served after it was received
     report = (tmp_path / "projector.md").read_text()
-    assert_mentions(report, "projector-rate.png", *rates, *(f"{rate:,.0f}" for rate in rates.values()),
-                    *(f"{figures[p]:.1f}" for figures in (visible, baseline)
-                      for p in ("p50_ms", "p90_ms", "p99_ms", "max_ms")))
+    assert_mentions(
+        report,
+        "projector-rate.png",
+        *rates,
+        *(f"{rate:,.0f}" for rate in rates.values()),
+        *(f"{figures[p]:.1f}" for figures in (visible, baseline) for p in ("p50_ms", "p90_ms", "p99_ms", "max_ms")),
+    )
     assert_png(tmp_path / "projector-rate.png")
 
 
@@ -64,14 +80,14 @@ def test_rebuild_benchmark_reports_every_rate(tmp_path):
     rates = result["events_per_second"]
     assert list(rates) == ["bare aiokafka consumer (baseline)", "pointsview projector", "pointsview rebuild"]
     assert all(rate > 0 for rate in rates.values()) and "visible" not in result
-    assert_mentions((tmp_path / "rebuild.md").read_text(), "rebuild-rate.png", *rates,
-                    *(f"{rate:,.0f}" for rate in rates.values()))
+    assert_mentions(
+        (tmp_path / "rebuild.md").read_text(), "rebuild-rate.png", *rates, *(f"{rate:,.0f}" for rate in rates.values())
+    )
     assert_png(tmp_path / "rebuild-rate.png")
 
 
 def test_memory_benchmark_reports_bytes_per_customer_and_per_identifier(tmp_path):
-    result = bench_json("memory", "--customers", "100", "--events", "5", "--programs", "2",
-                        "--report", str(tmp_path))
+    result = bench_json("memory", "--customers", "100", "--events", "5", "--programs", "2", "--report", str(tmp_path))
     sizes = result["bytes_per_customer"]
     assert result["programs"] == 2 and result["identifiers"] == 3 * 100  # mobile, email, externalId each
     assert 0.2 < sizes["customer state"] / sizes["state JSON, raw (baseline)"] < 5  # whatever the encoding
@@ -79,18 +95,26 @@ def test_memory_benchmark_reports_bytes_per_customer_and_per_identifier(tmp_path
     assert result["bytes_per_identifier"] * 3 == pytest.approx(sizes["identifier index"])
     assert sizes["eventId dedup window"] > 0
     report = (tmp_path / "memory.md").read_text()
-    assert_mentions(report, "memory-bytes.png", *sizes, *(f"{size:,.0f}" for size in sizes.values()),
-                    f"{result['bytes_per_identifier']:,.0f}")
+    assert_mentions(
+        report,
+        "memory-bytes.png",
+        *sizes,
+        *(f"{size:,.0f}" for size in sizes.values()),
+        f"{result['bytes_per_identifier']:,.0f}",
+    )
     assert_png(tmp_path / "memory-bytes.png")
 
 
-@pytest.mark.parametrize("args, option", [
-    (["api", "--rate", "0"], "--rate"),
-    (["api", "--workers", "abc"], "--workers"),
-    (["api", "--workers", "1,0"], "--workers"),
-    (["projector", "--duration", "0"], "--duration"),
-    (["projector", "--rate", "-5"], "--rate"),
-    (["memory", "--programs", "3"], "--programs"),
-])
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["api", "--rate", "0"], "--rate"),
+        (["api", "--workers", "abc"], "--workers"),
+        (["api", "--workers", "1,0"], "--workers"),
+        (["projector", "--duration", "0"], "--duration"),
+        (["projector", "--rate", "-5"], "--rate"),
+        (["memory", "--programs", "3"], "--programs"),
+    ],
+)
 def test_bad_options_are_one_clear_error(args, option):
     assert option in bench(*args, expect=2).stderr

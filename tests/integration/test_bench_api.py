@@ -3,16 +3,27 @@ generator's open loop and Redis protocol on their own."""
 
 from urllib.parse import urlparse
 
-from service.bench_api import DEFAULT_CONFIG
-from service.loadgen import Plan, measure_in_subprocess
+from devtools.demo import DEMO_CONFIG
+from devtools.loadgen import Plan, measure_in_subprocess
 from tests.integration.test_bench import assert_mentions, assert_png, bench_json
 
 ENDPOINTS = ["bare", "redis", "userId", "lookup", "dual", "details"]
 
 
 def test_bench_api_every_endpoint_closed_and_open_loop_per_worker_count(tmp_path):
-    result = bench_json("api", "--customers", "200", "--duration", "0.3", "--connections", "4",
-                        "--workers", "1,2", "--report", str(tmp_path))
+    result = bench_json(
+        "api",
+        "--customers",
+        "200",
+        "--duration",
+        "0.3",
+        "--connections",
+        "4",
+        "--workers",
+        "1,2",
+        "--report",
+        str(tmp_path),
+    )
     assert result["workers"] == [1, 2] and result["programs"] == 2 and result["events_per_customer"] == 20
     assert result["redis_value_bytes"] > 200  # the size of a stored customer state
     report = (tmp_path / "api.md").read_text()
@@ -27,8 +38,12 @@ def test_bench_api_every_endpoint_closed_and_open_loop_per_worker_count(tmp_path
         for row in rows:
             assert row["rps"] > 0 and row["errors"] == 0, row
             assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["p999_ms"], row
-            assert_mentions(report, row["label"], f"{row['rps']:,.0f}",
-                            *(f"{row[p]:.2f}" for p in ("p50_ms", "p90_ms", "p99_ms", "p999_ms")))
+            assert_mentions(
+                report,
+                row["label"],
+                f"{row['rps']:,.0f}",
+                *(f"{row[p]:.2f}" for p in ("p50_ms", "p90_ms", "p99_ms", "p999_ms")),
+            )
         assert closed["bare"]["vs_bare"] == 1.0
     assert_mentions(report, "api-latency.png", "api-throughput.png")
     assert_png(tmp_path / "api-latency.png")
@@ -36,8 +51,19 @@ def test_bench_api_every_endpoint_closed_and_open_loop_per_worker_count(tmp_path
 
 
 def test_bench_api_rate_option_sets_the_open_loop_rate():
-    result = bench_json("api", "--customers", "20", "--duration", "0.3", "--connections", "2", "--rate", "40",
-                        "--config", str(DEFAULT_CONFIG))
+    result = bench_json(
+        "api",
+        "--customers",
+        "20",
+        "--duration",
+        "0.3",
+        "--connections",
+        "2",
+        "--rate",
+        "40",
+        "--config",
+        str(DEMO_CONFIG),
+    )
     opened = [row for row in result["results"] if row["mode"] == "open"]
     assert len(opened) == 4 and all(row["rate"] == 40 and row["errors"] == 0 for row in opened)
 
@@ -47,7 +73,17 @@ async def test_open_loop_holds_its_rate_over_redis_gets(redis, redis_url, keys):
     key = f"{keys.prefix}:loadgen"
     await redis.set(key, b"x" * 800)
     url = urlparse(redis_url)
-    summary = await measure_in_subprocess(Plan(host=url.hostname, port=url.port, paths=[key], connections=4, duration=1.0, warmup=0.2,
-                                               rate=200, protocol="redis"))
+    summary = await measure_in_subprocess(
+        Plan(
+            host=url.hostname,
+            port=url.port,
+            paths=[key],
+            connections=4,
+            duration=1.0,
+            warmup=0.2,
+            rate=200,
+            protocol="redis",
+        )
+    )
     assert summary.errors == 0 and 180 <= summary.requests <= 220
     assert 0 < summary.p50_ms <= summary.p90_ms <= summary.p99_ms <= summary.p999_ms

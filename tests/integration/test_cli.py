@@ -3,13 +3,24 @@
 import os
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
-from service.localstack import free_port
+import pytest
+
+from devtools.localstack import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _projector(**env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "service", "projector"], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", "projector"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
 
 
 def test_an_invalid_setting_is_named():
@@ -29,8 +40,50 @@ def test_unreachable_redis_at_start_is_one_line():
 def test_the_api_refuses_a_bad_config_file_naming_file_and_field(tmp_path):
     bad = tmp_path / "loyalty.yaml"
     bad.write_text("orgs:\n  - orgId: 1\n    defaultProgramId: 9\n    programs: []\n")
-    result = subprocess.run([sys.executable, "-m", "service", "api"], capture_output=True, text=True,
-                            env={**os.environ, "LOYALTY_CONFIG": str(bad)}, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "api"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LOYALTY_CONFIG": str(bad)},
+        timeout=60,
+    )
     assert result.returncode == 2
     assert f"{bad}: field orgs.0.programs" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _pointsview(*args: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=60
+    )
+
+
+def test_an_invalid_log_level_is_one_line_naming_the_variable():
+    result = _pointsview("generations", POINTSVIEW_LOG_LEVEL="foo")
+    assert result.returncode == 2
+    assert result.stderr.startswith("pointsview: invalid setting POINTSVIEW_LOG_LEVEL")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["generations"], ["generations", "drop", "5"], ["rollback"]])
+def test_generation_commands_say_in_one_line_that_redis_is_down(command):
+    result = _pointsview(*command, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", POINTSVIEW_REDIS_TIMEOUT_SECONDS="1")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("pointsview: ConnectionError")
+    assert "Traceback" not in result.stderr
+
+
+def test_the_installed_package_has_the_demo_config_and_no_chart_library(tmp_path):
+    """What `pip install .` gets: the wheel holds the demo config (`bench api --config`'s and `dev`'s default)
+    and requires no chart library unless the bench extra is asked for."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        timeout=300,
+    )
+    wheel = zipfile.ZipFile(next(tmp_path.glob("pointsview-*.whl")))
+    assert "orgs:" in wheel.read("devtools/demo_loyalty.yaml").decode()
+    metadata = wheel.read(next(n for n in wheel.namelist() if n.endswith("METADATA"))).decode()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert any(line.startswith("Requires-Dist: matplotlib") and 'extra == "bench"' in line for line in requires)
+    assert not [line for line in requires if "matplotlib" in line and "extra ==" not in line]

@@ -7,14 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from prometheus_client import REGISTRY
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from consumers.topics import ensure_topics
-from service.produce import produce
-from service.synthetic import Load, generate
+from devtools.produce import produce
+from devtools.synthetic import Load, generate
 from tests.support import read_model, reference_fold, wait_until
 
 pytestmark = pytest.mark.slow
@@ -23,8 +23,15 @@ EVENTS = 20_000
 
 def _stream(settings, customers=2_000):
     topic_customers, topic_points = settings.topic_list
-    return generate(Load(customers=customers, events_per_customer=EVENTS // customers,
-                         customers_topic=topic_customers, points_topic=topic_points, seed=11))
+    return generate(
+        Load(
+            customers=customers,
+            events_per_customer=EVENTS // customers,
+            customers_topic=topic_customers,
+            points_topic=topic_points,
+            seed=11,
+        )
+    )
 
 
 def _env(settings) -> dict[str, str]:
@@ -45,7 +52,7 @@ def _env(settings) -> dict[str, str]:
 
 
 def _spawn(settings) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "service", "projector"], env=_env(settings))
+    return subprocess.Popen([sys.executable, "-m", "cli", "projector"], env=_env(settings))
 
 
 async def _partitions(settings):
@@ -84,7 +91,8 @@ async def test_sigkilled_projector_loses_nothing_and_counts_nothing_twice(settin
     process = _spawn(settings)
     try:
         for fraction in (0.15, 0.35, 0.55, 0.75):
-            async def progressed():
+
+            async def progressed(fraction=fraction):
                 return await _consumed(redis, keys) >= fraction * len(stream)
 
             await wait_until(progressed, timeout=90, interval=0.02, message=f"{fraction:.0%} consumed")
@@ -100,8 +108,7 @@ async def test_sigkilled_projector_loses_nothing_and_counts_nothing_twice(settin
     assert kills >= 3, "the stream was consumed before the kills landed; make it longer"
 
 
-async def test_two_projectors_sharing_a_group_one_killed_lose_nothing_and_count_nothing_twice(
-        settings, redis, keys):
+async def test_two_projectors_sharing_a_group_one_killed_lose_nothing_and_count_nothing_twice(settings, redis, keys):
     # The topics have different partition counts, so a customer's two partitions often belong to
     # different processes, which then write it at the same time (compare-and-set conflicts, batches
     # fetched again); then one is killed and the other takes its partitions over, with customers in its
@@ -119,6 +126,7 @@ async def test_two_projectors_sharing_a_group_one_killed_lose_nothing_and_count_
     expected = reference_fold(stream)
     first, second = _spawn(settings), _spawn(settings)
     try:
+
         async def half_consumed():
             return await _consumed(redis, keys) >= 0.5 * len(stream)
 
@@ -152,8 +160,7 @@ async def test_redis_restarted_with_aof_mid_stream(settings, redis, keys, local_
 
 
 @pytest.mark.parametrize("how", ["restart without persistence", "flushall"])
-async def test_redis_back_empty_is_refilled_from_the_log(how, settings, redis, keys, local_redis,
-                                                          start_projector):
+async def test_redis_back_empty_is_refilled_from_the_log(how, settings, redis, keys, local_redis, start_projector):
     if os.environ.get("REDIS_URL") and how != "flushall":
         pytest.skip("needs a Redis server of the test's own to restart")
     stream = _stream(settings, customers=1_000)
@@ -175,7 +182,7 @@ async def test_redis_back_empty_is_refilled_from_the_log(how, settings, redis, k
 
 
 async def test_a_position_outside_the_log_stops_the_projector_with_a_clear_error(settings, topics, redis, keys):
-    from consumers.runner import LogTruncated, run_projector
+    from consumers.projector import LogTruncated, run_projector
 
     await redis.hset(keys.positions(), f"{topics[1]}:0", 10_000)  # far past the end: the topic was recreated
     with pytest.raises(LogTruncated, match=rf"{topics[1]}:0: the read-model needs offset 10000"):

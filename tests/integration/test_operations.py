@@ -8,18 +8,21 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import start_http_server
 from typer.testing import CliRunner
 
-from service.cli import app
-from service.localstack import free_port
-from service.settings import Settings
-from service.synthetic import Load, generate
+from cli.main import app
+from cli.rebuild import rebuild
+from devtools.localstack import free_port
+from devtools.synthetic import Load, generate
+from runtime.settings import Settings
 from tests.support import event, read_model, record, reference_fold, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def env_of(settings: Settings, **overrides) -> dict[str, str]:
-    env = {field.validation_alias or f"POINTSVIEW_{name.upper()}": str(getattr(settings, name))
-           for name, field in Settings.model_fields.items()}
+    env = {
+        field.validation_alias or f"POINTSVIEW_{name.upper()}": str(getattr(settings, name))
+        for name, field in Settings.model_fields.items()
+    }
     return {**env, "POINTSVIEW_LOG_FORMAT": "json", "POINTSVIEW_API_PORT": str(free_port()), **overrides}
 
 
@@ -45,39 +48,56 @@ async def wait_for_fold(redis, keys, stream):
 
 async def test_a_synthetic_load_is_applied_without_dead_letters(settings, redis, keys, topics, start_projector):
     customers, points = topics
-    result = await pointsview(settings, "produce", "--customers", "40", "--events-per-customer", "8",
-                              "--programs", "973,983", "--seed", "11", "--rate", "2000")
+    result = await pointsview(
+        settings,
+        "produce",
+        "--customers",
+        "40",
+        "--events-per-customer",
+        "8",
+        "--programs",
+        "973,983",
+        "--seed",
+        "11",
+        "--rate",
+        "2000",
+    )
     assert result.stdout.startswith("produced 320 events of 40 customers")
     await start_projector()
-    await wait_for_fold(redis, keys, generate(Load(customers=40, events_per_customer=8, seed=11,
-                                                   customers_topic=customers, points_topic=points)))
+    await wait_for_fold(
+        redis,
+        keys,
+        generate(Load(customers=40, events_per_customer=8, seed=11, customers_topic=customers, points_topic=points)),
+    )
     assert await as_json(settings, "deadletters", "list") == []
 
 
 async def test_events_from_a_file_are_applied(settings, redis, keys, topics, start_projector, tmp_path):
     customers, points = topics
-    docs = [event("customer.registered", {"source": "INSTORE", "accountId": "", "identifiers": []}, customer_id=5),
-            event("points.earned", {"programId": 973, "points": "12.5", "category": "MAIN"}, customer_id=5),
-            event("points.redeemed", {"programId": 973, "points": 2}, customer_id=5),
-            event("tier.changed", {"programId": 973, "slabSerial": 2, "slabName": "Silver"}, customer_id=6)]
+    docs = [
+        event("customer.registered", {"source": "INSTORE", "accountId": "", "identifiers": []}, customer_id=5),
+        event("points.earned", {"programId": 973, "points": "12.5", "category": "MAIN"}, customer_id=5),
+        event("points.redeemed", {"programId": 973, "points": 2}, customer_id=5),
+        event("tier.changed", {"programId": 973, "slabSerial": 2, "slabName": "Silver"}, customer_id=6),
+    ]
     events = tmp_path / "events.jsonl"
     events.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
     await start_projector()
     assert (await pointsview(settings, "produce", "--file", str(events))).stdout.startswith(
-        "produced 4 events of 2 customers")
+        "produced 4 events of 2 customers"
+    )
     stream = [record(customers if doc["eventType"].startswith("customer.") else points, doc) for doc in docs]
     await wait_for_fold(redis, keys, stream)
 
 
-async def test_status_reports_the_lag_per_partition_until_the_projector_catches_up(
-        settings, topics, start_projector):
+async def test_status_reports_the_lag_per_partition_until_the_projector_catches_up(settings, topics, start_projector):
     per_partition = 7
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:
         for topic in topics:
             for partition in range(settings.topic_partitions):
-                for n in range(per_partition):
+                for _n in range(per_partition):
                     doc = event("points.adjusted", {"programId": 973, "points": 1}, customer_id=100 + partition)
                     await producer.send(topic, json.dumps(doc).encode(), key=b"k", partition=partition)
         await producer.flush()
@@ -86,8 +106,9 @@ async def test_status_reports_the_lag_per_partition_until_the_projector_catches_
 
     before = await as_json(settings, "status")
     assert len(before["partitions"]) == len(topics) * settings.topic_partitions
-    assert {(row["lag"], row["end"], row["redis_position"], row["committed"]) for row in before["partitions"]} \
-        == {(per_partition, per_partition, None, None)}
+    assert {(row["lag"], row["end"], row["redis_position"], row["committed"]) for row in before["partitions"]} == {
+        (per_partition, per_partition, None, None)
+    }
     assert before["events_applied"] is None and before["api"]["ready"] is False
 
     server, thread = start_http_server(0, addr="127.0.0.1")
@@ -106,7 +127,7 @@ async def test_status_reports_the_lag_per_partition_until_the_projector_catches_
     assert after["events_deadlettered"] is not None
 
 
-async def test_dead_letters_are_listed_shown_and_replayed(settings, redis, keys, topics, start_projector):
+async def test_dead_letters_are_listed_shown_and_redriven(settings, redis, keys, topics, start_projector):
     customers, points = topics
     unknown = event("points.gifted", {"programId": 973, "points": 1}, customer_id=9)
     await produce_records(settings, [(points, b"100737:9", b"{not json"), record(points, unknown)])
@@ -124,24 +145,24 @@ async def test_dead_letters_are_listed_shown_and_replayed(settings, redis, keys,
 
     # A record dead-lettered by a bug since fixed: valid now, so a replay applies it.
     fixed = event("points.earned", {"programId": 973, "points": 42, "category": "MAIN"}, customer_id=9)
-    headers = [("dlq.reason", b"a bug"), ("dlq.topic", points.encode()), ("dlq.partition", b"0"),
-               ("dlq.offset", b"0")]
+    headers = [("dlq.reason", b"a bug"), ("dlq.topic", points.encode()), ("dlq.partition", b"0"), ("dlq.offset", b"0")]
     await produce_records(settings, [(settings.deadletter_topic, b"100737:9", json.dumps(fixed).encode())], headers)
     letters = await as_json(settings, "deadletters", "list")
     ref = next(letter["id"] for letter in letters if letter["reason"] == "a bug")
     shown = await as_json(settings, "deadletters", "show", ref)
     assert json.loads(shown["payload"]) == fixed and shown["headers"]["dlq.topic"] == points
     assert (await pointsview(settings, "deadletters", "show", "99:99", expect=1)).stderr.startswith(
-        "pointsview: no dead letter at 99:99")
+        "pointsview: no dead letter at 99:99"
+    )
 
-    replayed = await pointsview(settings, "deadletters", "replay", ref)
-    assert replayed.stdout.startswith(f"replayed {ref} -> {points}[0]@")
+    redriven = await pointsview(settings, "deadletters", "redrive", ref)
+    assert redriven.stdout.startswith(f"redriven {ref} -> {points}[0]@")
 
     async def applied():
         customer = (await read_model(redis, keys)).get((100737, 9))
         return customer and "973|POINTS" in customer.balances
 
-    await wait_until(applied, message="the replayed event to be applied")
+    await wait_until(applied, message="the redriven event to be applied")
     assert ref in {letter["id"] for letter in await as_json(settings, "deadletters", "list")}  # still listed
 
 
@@ -154,3 +175,14 @@ async def produce_records(settings: Settings, records, headers=()) -> None:
             await producer.send_and_wait(topic, value, key=key, headers=list(headers), partition=0)
     finally:
         await producer.stop()
+
+
+async def test_rebuild_logs_in_the_configured_format_and_an_interrupted_one_exits_1(settings, topics):
+    console = await pointsview(settings, "rebuild", "--no-switch", POINTSVIEW_LOG_FORMAT="console")
+    assert "rebuilding" in console.stderr
+    assert not [line for line in console.stderr.splitlines() if line.startswith("{")]
+    lines = (await pointsview(settings, "rebuild", "--no-switch", POINTSVIEW_LOG_FORMAT="json")).stderr.splitlines()
+    assert [json.loads(line)["generation"] for line in lines if '"rebuilding"' in line] == [3]
+    stop = asyncio.Event()
+    stop.set()
+    assert await rebuild(settings, True, stop) == 1

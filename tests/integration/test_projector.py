@@ -2,10 +2,10 @@
 
 from aiokafka import AIOKafkaConsumer
 
+from devtools.produce import produce
+from devtools.synthetic import Load, generate
 from projections.apply import figures
-from service.produce import produce
-from service.synthetic import Load, generate
-from tests.support import read_model, record, reference_fold, wait_until, event
+from tests.support import event, read_model, record, reference_fold, wait_until
 
 
 async def test_a_stream_becomes_the_reference_fold(settings, redis, keys, start_projector):
@@ -34,9 +34,10 @@ async def test_a_republished_event_counts_once(settings, redis, keys, start_proj
     redeemed = event("points.redeemed", {"programId": 973, "points": "0.25"}, customer_id=7)
     marker = event("tier.changed", {"programId": 973, "slabSerial": 2, "slabName": "Silver"}, customer_id=7)
     await start_projector()
-    await produce(settings.kafka_bootstrap_servers,
-                  [record(points, earned), record(points, redeemed), record(points, earned),
-                   record(points, marker)])
+    await produce(
+        settings.kafka_bootstrap_servers,
+        [record(points, earned), record(points, redeemed), record(points, earned), record(points, marker)],
+    )
 
     async def marker_applied():  # the same partition, after the duplicate
         customer = (await read_model(redis, keys)).get((100737, 7))
@@ -48,32 +49,46 @@ async def test_a_republished_event_counts_once(settings, redis, keys, start_proj
     assert result["lifetimePoints"] == 10500
 
 
-async def test_malformed_records_are_dead_lettered_and_the_partition_moves_on(
-        settings, redis, keys, start_projector):
+async def test_malformed_records_are_dead_lettered_and_the_partition_moves_on(settings, redis, keys, start_projector):
     customers, points = settings.topic_list
     bad = [
         (b"100737:8", b"{not json", "not JSON"),
         (b"100737:8", b'{"specVersion": 2, "eventId": "x"}', "unsupported specVersion"),
-        (b"100737:8", record(points, event("points.gifted", {"programId": 973}, customer_id=8))[2],
-         "unknown eventType"),
-        (b"100737:8", record(points, event("points.earned", {"programId": 973, "points": -5,
-                                                              "category": "MAIN"}, customer_id=8))[2],
-         "points"),
-        (b"100737:8", record(points, event("points.redeemed", {"programId": 973}, customer_id=8))[2],
-         "points: Field required"),
+        (
+            b"100737:8",
+            record(points, event("points.gifted", {"programId": 973}, customer_id=8))[2],
+            "unknown eventType",
+        ),
+        (
+            b"100737:8",
+            record(points, event("points.earned", {"programId": 973, "points": -5, "category": "MAIN"}, customer_id=8))[
+                2
+            ],
+            "points",
+        ),
+        (
+            b"100737:8",
+            record(points, event("points.redeemed", {"programId": 973}, customer_id=8))[2],
+            "points: Field required",
+        ),
     ]
     good = event("points.earned", {"programId": 973, "points": 42, "category": "MAIN"}, customer_id=8)
     await start_projector()
-    await produce(settings.kafka_bootstrap_servers,
-                  [(points, key, value) for key, value, _ in bad] + [record(points, good)])
+    await produce(
+        settings.kafka_bootstrap_servers, [(points, key, value) for key, value, _ in bad] + [record(points, good)]
+    )
 
     async def good_applied():
         return await _balance(redis, keys, 100737, 8)
 
     assert (await wait_until(good_applied, message="the valid event after the bad ones"))["mainPoints"] == 42000
 
-    reader = AIOKafkaConsumer(settings.deadletter_topic, bootstrap_servers=settings.kafka_bootstrap_servers,
-                              auto_offset_reset="earliest", enable_auto_commit=False)
+    reader = AIOKafkaConsumer(
+        settings.deadletter_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await reader.start()
     try:
         dead = []
@@ -96,3 +111,18 @@ async def test_malformed_records_are_dead_lettered_and_the_partition_moves_on(
         source_offsets.add(int(headers["dlq.offset"]))
         assert set(headers) == {"dlq.reason", "dlq.topic", "dlq.partition", "dlq.offset"}
     assert len(source_offsets) == len(bad)
+
+
+async def test_progress_is_logged_as_fields_a_log_query_can_select_on(settings, start_projector, json_logs):
+    customers, points = settings.topic_list
+    stream = generate(Load(customers=5, events_per_customer=4, customers_topic=customers, points_topic=points))
+    await produce(settings.kafka_bootstrap_servers, stream)
+    await start_projector(settings.model_copy(update={"progress_interval_seconds": 0.05}))
+    seen: list[dict] = []
+
+    async def reported_everything():
+        seen.extend(line for line in json_logs() if line["logger"] == "pointsview.projector")
+        return [line for line in seen if line["event"] == "progress" and line["applied"] == len(stream)]
+
+    line = (await wait_until(reported_everything, message="a progress line with every event applied"))[0]
+    assert (line["deadlettered"], line["lag"], line["partitions"]) == (0, 0, 2 * settings.topic_partitions)

@@ -7,22 +7,33 @@ import bcrypt
 import httpx
 import pytest
 
-from consumers.rebuild import Generations, Progress, Rebuild
-from service import replay
+from cli import rebuild as rebuild_cli
+from consumers.rebuild import Rebuild
+from devtools.produce import produce
+from devtools.synthetic import Load, generate
+from projections.generations import Generations
+from runtime.progress import Progress
 from service.app import create_app
-from service.config import LoyaltyConfig
-from service.produce import produce
-from service.synthetic import Load, generate
-from tests.support import read_model, record, reference_fold, wait_until, event
+from service.loyalty import LoyaltyConfig
+from tests.support import event, read_model, record, reference_fold, wait_until
 
 pytestmark = pytest.mark.slow
 ORG = 100737
 
 
 def _config() -> LoyaltyConfig:
-    return LoyaltyConfig.model_validate({"orgs": [{
-        "orgId": ORG, "defaultProgramId": 973, "programs": [{"programId": 973}, {"programId": 983}],
-        "clients": [{"username": "till", "passwordHash": bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()}]}]})
+    return LoyaltyConfig.model_validate(
+        {
+            "orgs": [
+                {
+                    "orgId": ORG,
+                    "defaultProgramId": 973,
+                    "programs": [{"programId": 973}, {"programId": 983}],
+                    "clients": [{"username": "till", "passwordHash": bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()}],
+                }
+            ]
+        }
+    )
 
 
 async def _caught_up(redis, keys, expected):
@@ -34,12 +45,15 @@ async def _caught_up(redis, keys, expected):
 
 async def test_rebuild_switches_while_reads_and_writes_go_on(settings, topics, redis, start_projector):
     customers_topic, points_topic = topics
-    stream = generate(Load(customers=1_000, events_per_customer=21, customers_topic=customers_topic,
-                           points_topic=points_topic, seed=5))
+    stream = generate(
+        Load(
+            customers=1_000, events_per_customer=21, customers_topic=customers_topic, points_topic=points_topic, seed=5
+        )
+    )
     await produce(settings.kafka_bootstrap_servers, stream)
     await start_projector()
     generations = Generations(redis, settings.key_prefix)
-    await _caught_up(redis, replay_keys(settings, 1), reference_fold(stream))
+    await _caught_up(redis, generation_keys(settings, 1), reference_fold(stream))
     assert await generations.live() == 1
 
     app = create_app(settings, _config())
@@ -61,71 +75,84 @@ async def test_rebuild_switches_while_reads_and_writes_go_on(settings, topics, r
 
     async def write_continuously():
         while not done.is_set():  # earns only: every customer's balance can only grow
-            batch = [record(points_topic, event("points.earned", {"programId": 973, "points": "1.5",
-                                                                 "category": "MAIN"}, customer_id=cid))
-                     for cid in sample]
+            batch = [
+                record(
+                    points_topic,
+                    event("points.earned", {"programId": 973, "points": "1.5", "category": "MAIN"}, customer_id=cid),
+                )
+                for cid in sample
+            ]
             more.extend(batch)
             await produce(settings.kafka_bootstrap_servers, batch)
             await asyncio.sleep(0.2)
 
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            tasks = [asyncio.create_task(read_continuously(client)), asyncio.create_task(write_continuously())]
-            built = await Rebuild(settings, redis, asyncio.Event(), Progress()).run(switch=True)
-            await asyncio.sleep(1)
-            done.set()
-            await asyncio.gather(*tasks)
-            assert built == 2 and await generations.live() == 2
-            await _caught_up(redis, replay_keys(settings, 2), reference_fold(stream + more))
-            after = await client.get(f"/v2/customers/{sample[0]}/points/balance", headers=auth)
-            expected = reference_fold(stream + more)[(ORG, sample[0])].balances["973|POINTS"]
-            assert after.json()["mainPoints"] == expected.main / 1000
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        tasks = [asyncio.create_task(read_continuously(client)), asyncio.create_task(write_continuously())]
+        built = await Rebuild(settings, redis, asyncio.Event(), Progress()).run(switch=True)
+        await asyncio.sleep(1)
+        done.set()
+        await asyncio.gather(*tasks)
+        assert built == 2 and await generations.live() == 2
+        await _caught_up(redis, generation_keys(settings, 2), reference_fold(stream + more))
+        after = await client.get(f"/v2/customers/{sample[0]}/points/balance", headers=auth)
+        expected = reference_fold(stream + more)[(ORG, sample[0])].balances["973|POINTS"]
+        assert after.json()["mainPoints"] == expected.main / 1000
 
     assert not failures
     assert all(values for values in seen.values())
     for cid, values in seen.items():
         assert values == sorted(values), f"customer {cid}'s balance went backwards: {values}"
-    assert await replay.verify(settings, None, None) == 0
-    assert await replay.verify(settings, 2, 1) == 1  # the old generation stopped at the hand-over
+    assert await rebuild_cli.verify(settings, None, None) == 0
+    assert await rebuild_cli.verify(settings, 2, 1) == 1  # the old generation stopped at the hand-over
 
     # rollback: generation 1 is caught up from where it paused, then live again
-    previous = await replay.previous_generation(settings)
+    previous = await rebuild_cli.previous_generation(settings)
     assert previous == 1
     await Rebuild(settings, redis, asyncio.Event(), Progress()).run(generation=previous)
     assert await generations.live() == 1
-    await _caught_up(redis, replay_keys(settings, 1), reference_fold(stream + more))
-    assert await replay.verify(settings, 1, 2) == 0
+    await _caught_up(redis, generation_keys(settings, 1), reference_fold(stream + more))
+    assert await rebuild_cli.verify(settings, 1, 2) == 0
 
 
-async def test_a_rebuild_killed_half_way_leaves_the_live_generation_alone(settings, topics, redis,
-                                                                         start_projector):
+async def test_a_rebuild_killed_half_way_leaves_the_live_generation_alone(settings, topics, redis, start_projector):
     customers_topic, points_topic = topics
-    stream = generate(Load(customers=1_000, events_per_customer=20, customers_topic=customers_topic,
-                           points_topic=points_topic, seed=9))
+    stream = generate(
+        Load(
+            customers=1_000, events_per_customer=20, customers_topic=customers_topic, points_topic=points_topic, seed=9
+        )
+    )
     await produce(settings.kafka_bootstrap_servers, stream)
     await start_projector(settings.model_copy(update={"batch_max_records": 500}))
     generations = Generations(redis, settings.key_prefix)
-    await _caught_up(redis, replay_keys(settings, 1), reference_fold(stream))
+    await _caught_up(redis, generation_keys(settings, 1), reference_fold(stream))
 
     stop, progress = asyncio.Event(), Progress()
     slow = settings.model_copy(update={"batch_max_records": 200})
     rebuild = asyncio.create_task(Rebuild(slow, redis, stop, progress).run(switch=True))
-    await wait_until(lambda: _true(progress.total and progress.done > progress.total // 3), timeout=60,
-                     interval=0.01, message="a third of the rebuild")
+    await wait_until(
+        lambda: _true(progress.total and progress.done > progress.total // 3),
+        timeout=60,
+        interval=0.01,
+        message="a third of the rebuild",
+    )
     stop.set()
     assert await rebuild == 2
     assert await generations.live() == 1
     assert (await generations.all())[2]["state"] == "building"
 
-    late = [record(points_topic, event("points.earned", {"programId": 973, "points": 7, "category": "MAIN"},
-                                       customer_id=1000))]
+    late = [
+        record(
+            points_topic, event("points.earned", {"programId": 973, "points": 7, "category": "MAIN"}, customer_id=1000)
+        )
+    ]
     await produce(settings.kafka_bootstrap_servers, late)
-    await _caught_up(redis, replay_keys(settings, 1), reference_fold(stream + late))  # still applying
+    await _caught_up(redis, generation_keys(settings, 1), reference_fold(stream + late))  # still applying
 
     assert await Rebuild(settings, redis, asyncio.Event(), Progress()).run() == 3
     assert await generations.live() == 3
-    await _caught_up(redis, replay_keys(settings, 3), reference_fold(stream + late))
-    assert await replay.drop_generation(settings, 2) == 0
+    await _caught_up(redis, generation_keys(settings, 3), reference_fold(stream + late))
+    assert await rebuild_cli.drop_generation(settings, 2) == 0
     assert 2 not in await generations.all()
     assert not [k async for k in redis.scan_iter(match=f"{settings.key_prefix}:2:*")]
 
@@ -134,7 +161,7 @@ async def _true(value):
     return bool(value)
 
 
-def replay_keys(settings, generation):
+def generation_keys(settings, generation):
     from projections.keys import Keys
 
     return Keys(settings.key_prefix, generation)

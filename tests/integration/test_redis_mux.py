@@ -7,16 +7,16 @@ import time
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import AuthenticationError
+from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.localstack import free_port
-from service.redis_mux import MultiplexedRedis
+from devtools.localstack import free_port
+from runtime.redis_mux import MultiplexedRedis
 
-own_redis = pytest.mark.skipif(bool(os.environ.get("REDIS_URL")),
-                               reason="stops and restarts the test's own Redis (REDIS_URL is external)")
+own_redis = pytest.mark.skipif(
+    bool(os.environ.get("REDIS_URL")), reason="stops and restarts the test's own Redis (REDIS_URL is external)"
+)
 
 
 @pytest.fixture
@@ -35,12 +35,23 @@ async def test_the_stores_read_commands_answer_as_redis_py_does(clients):
     await plain.hset("h", mapping={"d": "x"})
     await plain.zadd("z", {"7": 1700000000000, "9": 1700000000001})
     await plain.sadd("set", "INSTORE|", "MARTJACK|acc")
-    calls = [("get", ("s",)), ("get", ("missing",)), ("hget", ("h", "d")), ("mget", ("s", "missing")),
-             ("zrevrange", ("z", 0, 0)), ("smembers", ("set",)), ("ping", ()), ("echo", ("hi",))]
+    calls = [
+        ("get", ("s",)),
+        ("get", ("missing",)),
+        ("hget", ("h", "d")),
+        ("mget", ("s", "missing")),
+        ("zrevrange", ("z", 0, 0)),
+        ("smembers", ("set",)),
+        ("ping", ()),
+        ("echo", ("hi",)),
+    ]
     for name, args in calls:
         assert await getattr(mux, name)(*args) == await getattr(plain, name)(*args), name
-    assert (await mux.zrevrange("z", 0, 0, withscores=True)
-            == await plain.zrevrange("z", 0, 0, withscores=True) == [(b"9", 1700000000001.0)])
+    assert (
+        await mux.zrevrange("z", 0, 0, withscores=True)
+        == await plain.zrevrange("z", 0, 0, withscores=True)
+        == [(b"9", 1700000000001.0)]
+    )
 
 
 async def test_an_error_reply_raises_and_the_connection_goes_on(clients):

@@ -2,8 +2,9 @@
 
 import time
 
-from projections.plan import CustomerWrite, IndexChange, IndexKey, Record, Stored, plan_customer, stored_after
 from projections.events import parse_event
+from projections.identity import IndexKey
+from projections.plan import CustomerWrite, IndexChange, Record, Stored, plan_customer, stored_after
 from projections.store import Store
 from tests.support import event
 from tests.unit.builders import encode
@@ -13,8 +14,9 @@ WINDOW_MS = 60_000
 
 def _record(position: str, offset: int, points: int, event_id: str) -> Record:
     topic, partition = position.rsplit(":", 1)
-    doc = event("points.earned", {"programId": 973, "points": points, "category": "MAIN"},
-                customer_id=5, event_id=event_id)
+    doc = event(
+        "points.earned", {"programId": 973, "points": points, "category": "MAIN"}, customer_id=5, event_id=event_id
+    )
     return Record(topic, int(partition), offset, parse_event(encode(doc)))
 
 

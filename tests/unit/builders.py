@@ -16,10 +16,10 @@ def encode(doc: dict, **raw_numbers: str) -> bytes:
     return text.encode()
 
 
-def ev(event_type: str, customer_id: int = 1, event_id: str | None = None,
-       occurred_at: str = AT, **data) -> Event:
-    return parse_event(encode(event(event_type, data, customer_id=customer_id,
-                                    event_id=event_id, occurred_at=occurred_at)))
+def ev(event_type: str, customer_id: int = 1, event_id: str | None = None, occurred_at: str = AT, **data) -> Event:
+    return parse_event(
+        encode(event(event_type, data, customer_id=customer_id, event_id=event_id, occurred_at=occurred_at))
+    )
 
 
 def earned(points, category="MAIN", programId=1, **extra) -> Event:
@@ -46,8 +46,21 @@ def adjusted(points, programId=1, **extra) -> Event:
     return ev("points.adjusted", programId=programId, points=points, **extra)
 
 
-def registered(source="INSTORE", accountId="", identifiers=(), event_type="customer.registered",
-               occurred_at=AT, customer_id=1, **extra) -> Event:
-    return ev(event_type, customer_id=customer_id, occurred_at=occurred_at, source=source,
-              accountId=accountId,
-              identifiers=[{"type": t, "value": v} for t, v in identifiers], **extra)
+def registered(
+    source="INSTORE",
+    accountId="",
+    identifiers=(),
+    event_type="customer.registered",
+    occurred_at=AT,
+    customer_id=1,
+    **extra,
+) -> Event:
+    return ev(
+        event_type,
+        customer_id=customer_id,
+        occurred_at=occurred_at,
+        source=source,
+        accountId=accountId,
+        identifiers=[{"type": t, "value": v} for t, v in identifiers],
+        **extra,
+    )

@@ -2,7 +2,7 @@
 
 import copy
 
-from projections.apply import apply, fold, figures, sum_figures
+from projections.apply import apply, figures, fold, sum_figures
 from projections.state import NEVER, Balance, Tier
 from tests.unit.builders import (
     adjusted,
@@ -39,76 +39,128 @@ def buckets(*events) -> dict[str, int]:
 
 # --- one test per event type ---
 
+
 def test_earned_main_adds_to_main_lifetime_and_purchases():
     assert figs(earned("10.5", purchaseAmount="99.99")) == expect(
-        mainPoints=10_500, totalPoints=10_500, lifetimePoints=10_500, cumulativePurchases=99_990)
+        mainPoints=10_500, totalPoints=10_500, lifetimePoints=10_500, cumulativePurchases=99_990
+    )
 
 
 def test_earned_delayed_accrual_is_promised_not_main():
     assert figs(earned(4, "DELAYED_ACCRUAL", purchaseAmount=50)) == expect(
-        delayedAccrualPoints=4_000, promisedPoints=4_000, totalPoints=4_000, cumulativePurchases=50_000,
-        delayedLifetimePoints=4_000)
+        delayedAccrualPoints=4_000,
+        promisedPoints=4_000,
+        totalPoints=4_000,
+        cumulativePurchases=50_000,
+        delayedLifetimePoints=4_000,
+    )
 
 
 def test_earned_external_trigger_is_promised_not_main():
     assert figs(earned(6, "EXTERNAL_TRIGGER")) == expect(
-        externalTriggerBasedPoints=6_000, promisedPoints=6_000, totalPoints=6_000, delayedLifetimePoints=6_000)
+        externalTriggerBasedPoints=6_000, promisedPoints=6_000, totalPoints=6_000, delayedLifetimePoints=6_000
+    )
 
 
 def test_redeemed_takes_from_main():
     assert figs(earned(10), redeemed(3)) == expect(
-        mainPoints=7_000, totalPoints=7_000, lifetimePoints=10_000, redeemed=3_000)
+        mainPoints=7_000, totalPoints=7_000, lifetimePoints=10_000, redeemed=3_000
+    )
 
 
 def test_expired_main_counts_as_expired():
-    b = balance(earned(10), ev("points.expired", occurred_at="2026-02-01T00:30:00+01:00",
-                               programId=1, points=4, category="MAIN"))
+    b = balance(
+        earned(10),
+        ev("points.expired", occurred_at="2026-02-01T00:30:00+01:00", programId=1, points=4, category="MAIN"),
+    )
     assert figures(b) == expect(mainPoints=6_000, totalPoints=6_000, lifetimePoints=10_000, expired=4_000)
     assert b.expiredByDay == {"2026-01-31": 4_000}  # the UTC day
 
 
 def test_expired_promised_counts_as_delayed_expired():
-    assert figs(earned(10, "DELAYED_ACCRUAL"), earned(5, "EXTERNAL_TRIGGER"),
-                expired(3, "DELAYED_ACCRUAL"), expired(1, "EXTERNAL_TRIGGER")) == expect(
-        delayedAccrualPoints=7_000, externalTriggerBasedPoints=4_000, promisedPoints=11_000,
-        totalPoints=11_000, delayedExpiredPoints=4_000, delayedLifetimePoints=15_000)
+    assert figs(
+        earned(10, "DELAYED_ACCRUAL"),
+        earned(5, "EXTERNAL_TRIGGER"),
+        expired(3, "DELAYED_ACCRUAL"),
+        expired(1, "EXTERNAL_TRIGGER"),
+    ) == expect(
+        delayedAccrualPoints=7_000,
+        externalTriggerBasedPoints=4_000,
+        promisedPoints=11_000,
+        totalPoints=11_000,
+        delayedExpiredPoints=4_000,
+        delayedLifetimePoints=15_000,
+    )
 
 
 def test_promoted_moves_promised_points_to_main_and_lifetime():
-    assert figs(earned(10, "DELAYED_ACCRUAL"), earned(8, "EXTERNAL_TRIGGER"),
-                promoted(4, "DELAYED_ACCRUAL"), promoted(3, "EXTERNAL_TRIGGER")) == expect(
-        mainPoints=7_000, lifetimePoints=7_000, delayedAccrualPoints=6_000,
-        externalTriggerBasedPoints=5_000, promisedPoints=11_000, totalPoints=18_000,
-        delayedLifetimePoints=18_000)
+    assert figs(
+        earned(10, "DELAYED_ACCRUAL"),
+        earned(8, "EXTERNAL_TRIGGER"),
+        promoted(4, "DELAYED_ACCRUAL"),
+        promoted(3, "EXTERNAL_TRIGGER"),
+    ) == expect(
+        mainPoints=7_000,
+        lifetimePoints=7_000,
+        delayedAccrualPoints=6_000,
+        externalTriggerBasedPoints=5_000,
+        promisedPoints=11_000,
+        totalPoints=18_000,
+        delayedLifetimePoints=18_000,
+    )
 
 
 def test_returned_main_counts_as_returned_and_reduces_purchases():
     assert figs(earned(10, purchaseAmount=100), returned(2, purchaseAmount="20.5")) == expect(
-        mainPoints=8_000, totalPoints=8_000, lifetimePoints=10_000, returned=2_000,
-        totalReturnedPoints=2_000, cumulativePurchases=79_500)
+        mainPoints=8_000,
+        totalPoints=8_000,
+        lifetimePoints=10_000,
+        returned=2_000,
+        totalReturnedPoints=2_000,
+        cumulativePurchases=79_500,
+    )
 
 
 def test_returned_promised_counts_as_delayed_returned():
-    assert figs(earned(10), earned(9, "DELAYED_ACCRUAL"), earned(4, "EXTERNAL_TRIGGER"),
-                returned(2, "DELAYED_ACCRUAL"), returned(1, "EXTERNAL_TRIGGER"), returned(3)) == expect(
-        mainPoints=7_000, lifetimePoints=10_000, returned=3_000, delayedAccrualPoints=7_000,
-        externalTriggerBasedPoints=3_000, promisedPoints=10_000, totalPoints=17_000,
-        delayedReturnedPoints=3_000, totalReturnedPoints=6_000, delayedLifetimePoints=13_000)
+    assert figs(
+        earned(10),
+        earned(9, "DELAYED_ACCRUAL"),
+        earned(4, "EXTERNAL_TRIGGER"),
+        returned(2, "DELAYED_ACCRUAL"),
+        returned(1, "EXTERNAL_TRIGGER"),
+        returned(3),
+    ) == expect(
+        mainPoints=7_000,
+        lifetimePoints=10_000,
+        returned=3_000,
+        delayedAccrualPoints=7_000,
+        externalTriggerBasedPoints=3_000,
+        promisedPoints=10_000,
+        totalPoints=17_000,
+        delayedReturnedPoints=3_000,
+        totalReturnedPoints=6_000,
+        delayedLifetimePoints=13_000,
+    )
 
 
 def test_adjusted_adds_signed_points_to_main():
     assert figs(earned(10), adjusted("2.5"), adjusted(-4)) == expect(
-        mainPoints=8_500, totalPoints=8_500, lifetimePoints=10_000, adjusted=-1_500)
+        mainPoints=8_500, totalPoints=8_500, lifetimePoints=10_000, adjusted=-1_500
+    )
 
 
 def test_tier_changed_sets_the_tier_per_program():
     tier = lambda program, serial, name, **extra: ev(  # noqa: E731
-        "tier.changed", programId=program, slabSerial=serial, slabName=name, **extra)
-    customer = fold(None, [
-        tier(1, 1, "Silver"),
-        tier(2, 3, "Platinum", slabDescription="top", slabExpiryDate="2027-01-01T00:00:00+01:00"),
-        tier(1, 2, "Gold"),
-    ])
+        "tier.changed", programId=program, slabSerial=serial, slabName=name, **extra
+    )
+    customer = fold(
+        None,
+        [
+            tier(1, 1, "Silver"),
+            tier(2, 3, "Platinum", slabDescription="top", slabExpiryDate="2027-01-01T00:00:00+01:00"),
+            tier(1, 2, "Gold"),
+        ],
+    )
     assert customer.tiers == {
         "1": Tier(serial=2, name="Gold"),
         "2": Tier(serial=3, name="Platinum", description="top", expiryDate="2026-12-31T23:00:00Z"),
@@ -117,8 +169,16 @@ def test_tier_changed_sets_the_tier_per_program():
 
 
 def test_main_points_follow_the_contract_formula_over_a_mixed_history():
-    b = balance(earned(100), earned(20, "DELAYED_ACCRUAL"), promoted(15), redeemed(30), expired(5),
-                returned(7), adjusted(-3), adjusted(9))
+    b = balance(
+        earned(100),
+        earned(20, "DELAYED_ACCRUAL"),
+        promoted(15),
+        redeemed(30),
+        expired(5),
+        returned(7),
+        adjusted(-3),
+        adjusted(9),
+    )
     f = figures(b)
     assert f["lifetimePoints"] == 115_000
     assert f["mainPoints"] == 115_000 - 30_000 - 5_000 - 7_000 + 6_000 == 79_000
@@ -128,15 +188,29 @@ def test_main_points_follow_the_contract_formula_over_a_mixed_history():
 
 # --- currencies, exactness, facts ---
 
+
 def test_alternate_currency_is_kept_apart_and_has_no_purchases():
-    customer = fold(None, [earned(10, purchaseAmount=100), earned(3, currency="Stars", purchaseAmount=50),
-                           redeemed(1, currency="Stars"), returned(1, currency="Stars", purchaseAmount=5)])
+    customer = fold(
+        None,
+        [
+            earned(10, purchaseAmount=100),
+            earned(3, currency="Stars", purchaseAmount=50),
+            redeemed(1, currency="Stars"),
+            returned(1, currency="Stars", purchaseAmount=5),
+        ],
+    )
     assert set(customer.balances) == {"1|POINTS", "1|Stars"}
     assert figures(customer.balances["1|Stars"]) == expect(
-        mainPoints=1_000, totalPoints=1_000, lifetimePoints=3_000, redeemed=1_000, returned=1_000,
-        totalReturnedPoints=1_000)
+        mainPoints=1_000,
+        totalPoints=1_000,
+        lifetimePoints=3_000,
+        redeemed=1_000,
+        returned=1_000,
+        totalReturnedPoints=1_000,
+    )
     assert figures(customer.balances["1|POINTS"]) == expect(
-        mainPoints=10_000, totalPoints=10_000, lifetimePoints=10_000, cumulativePurchases=100_000)
+        mainPoints=10_000, totalPoints=10_000, lifetimePoints=10_000, cumulativePurchases=100_000
+    )
 
 
 def test_explicit_points_currency_is_the_points_balance():
@@ -157,7 +231,8 @@ def test_amounts_add_up_exactly():
 
 def test_over_redemption_leaves_a_negative_balance():
     assert figs(earned(5), redeemed(8)) == expect(
-        mainPoints=-3_000, totalPoints=-3_000, lifetimePoints=5_000, redeemed=8_000)
+        mainPoints=-3_000, totalPoints=-3_000, lifetimePoints=5_000, redeemed=8_000
+    )
 
 
 def test_promised_balance_may_go_negative_too():
@@ -166,9 +241,11 @@ def test_promised_balance_may_go_negative_too():
 
 # --- expiry buckets ---
 
+
 def test_redemption_takes_from_the_earliest_expiring_bucket_first():
-    assert buckets(earned(5, expiresAt=MAR), earned(5, expiresAt=JAN), earned(5), earned(5, expiresAt=FEB),
-                   redeemed(7)) == {FEB: 3_000, MAR: 5_000, NEVER: 5_000}
+    assert buckets(
+        earned(5, expiresAt=MAR), earned(5, expiresAt=JAN), earned(5), earned(5, expiresAt=FEB), redeemed(7)
+    ) == {FEB: 3_000, MAR: 5_000, NEVER: 5_000}
 
 
 def test_never_expiring_bucket_is_taken_last():
@@ -187,7 +264,9 @@ def test_buckets_never_go_below_zero_and_a_deficit_is_not_scheduled():
 
 def test_earns_after_a_deficit_fill_new_buckets():
     assert buckets(earned(5, expiresAt=JAN), redeemed(10), earned(3, expiresAt=FEB), earned(1)) == {
-        FEB: 3_000, NEVER: 1_000}
+        FEB: 3_000,
+        NEVER: 1_000,
+    }
 
 
 def test_promised_earns_form_no_bucket():
@@ -195,8 +274,7 @@ def test_promised_earns_form_no_bucket():
 
 
 def test_promoted_points_with_expiry_form_a_bucket():
-    assert buckets(earned(9, "DELAYED_ACCRUAL"), promoted(4, expiresAt=FEB), promoted(2)) == {
-        FEB: 4_000, NEVER: 2_000}
+    assert buckets(earned(9, "DELAYED_ACCRUAL"), promoted(4, expiresAt=FEB), promoted(2)) == {FEB: 4_000, NEVER: 2_000}
 
 
 def test_positive_adjustment_goes_to_the_never_bucket():
@@ -208,18 +286,25 @@ def test_negative_adjustment_drains_the_earliest_bucket():
 
 
 def test_main_returns_and_expiries_drain_buckets():
-    assert buckets(earned(5, expiresAt=JAN), earned(5, expiresAt=FEB), earned(5),
-                   expired(4), returned(2)) == {FEB: 4_000, NEVER: 5_000}
+    assert buckets(earned(5, expiresAt=JAN), earned(5, expiresAt=FEB), earned(5), expired(4), returned(2)) == {
+        FEB: 4_000,
+        NEVER: 5_000,
+    }
 
 
 def test_promised_returns_and_expiries_leave_buckets_alone():
-    assert buckets(earned(5, expiresAt=JAN), earned(9, "DELAYED_ACCRUAL"),
-                   expired(2, "DELAYED_ACCRUAL"), returned(3, "DELAYED_ACCRUAL")) == {JAN: 5_000}
+    assert buckets(
+        earned(5, expiresAt=JAN),
+        earned(9, "DELAYED_ACCRUAL"),
+        expired(2, "DELAYED_ACCRUAL"),
+        returned(3, "DELAYED_ACCRUAL"),
+    ) == {JAN: 5_000}
 
 
 def test_alternate_currency_buckets_are_separate():
-    customer = fold(None, [earned(5, expiresAt=JAN), earned(4, currency="Stars", expiresAt=JAN),
-                           redeemed(3, currency="Stars")])
+    customer = fold(
+        None, [earned(5, expiresAt=JAN), earned(4, currency="Stars", expiresAt=JAN), redeemed(3, currency="Stars")]
+    )
     assert customer.balances["1|POINTS"].buckets == {JAN: 5_000}
     assert customer.balances["1|Stars"].buckets == {JAN: 1_000}
 
@@ -227,30 +312,48 @@ def test_alternate_currency_buckets_are_separate():
 def test_earliest_bucket_first_also_with_fractional_seconds():
     # EVENTS.md: take points from the earliest-expiring bucket first. 00:00:00Z expires before
     # 00:00:00.5Z, but buckets are ordered as strings and "." sorts before "Z".
-    assert buckets(earned(10, expiresAt="2026-03-01T00:00:00.500Z"),
-                   earned(10, expiresAt="2026-03-01T00:00:00Z"),
-                   redeemed(10)) == {"2026-03-01T00:00:00.500000Z": 10_000}
+    assert buckets(
+        earned(10, expiresAt="2026-03-01T00:00:00.500Z"), earned(10, expiresAt="2026-03-01T00:00:00Z"), redeemed(10)
+    ) == {"2026-03-01T00:00:00.500000Z": 10_000}
 
 
 # --- profiles ---
 
+
 def test_profiles_are_kept_per_source_and_account():
-    customer = fold(None, [registered(identifiers=[("mobile", "1")]),
-                           registered("MARTJACK", "acc-1"), registered("MARTJACK", "acc-2"),
-                           registered("INSTORE", "ignored")])
+    customer = fold(
+        None,
+        [
+            registered(identifiers=[("mobile", "1")]),
+            registered("MARTJACK", "acc-1"),
+            registered("MARTJACK", "acc-2"),
+            registered("INSTORE", "ignored"),
+        ],
+    )
     assert set(customer.profiles) == {"INSTORE|", "MARTJACK|acc-1", "MARTJACK|acc-2"}
     assert customer.seq == 4
     assert customer.profiles["INSTORE|"].seq == 4
 
 
 def test_update_replaces_the_profile_and_keeps_created_at():
-    customer = fold(None, [
-        registered(identifiers=[("mobile", "1"), ("email", "a@x.com")], firstName="Tom",
-                   extendedFields={"city": "Mumbai", "gender": "Male"}, occurred_at="2026-01-01T00:00:00Z"),
-        registered(identifiers=[("email", "b@x.com")], event_type="customer.updated",
-                   commChannels=[{"type": "email", "value": "b@x.com"}], extendedFields={"city": "Pune"},
-                   occurred_at="2026-01-05T12:00:00+02:00"),
-    ])
+    customer = fold(
+        None,
+        [
+            registered(
+                identifiers=[("mobile", "1"), ("email", "a@x.com")],
+                firstName="Tom",
+                extendedFields={"city": "Mumbai", "gender": "Male"},
+                occurred_at="2026-01-01T00:00:00Z",
+            ),
+            registered(
+                identifiers=[("email", "b@x.com")],
+                event_type="customer.updated",
+                commChannels=[{"type": "email", "value": "b@x.com"}],
+                extendedFields={"city": "Pune"},
+                occurred_at="2026-01-05T12:00:00+02:00",
+            ),
+        ],
+    )
     profile = customer.profiles["INSTORE|"]
     assert profile.identifiers == [{"type": "email", "value": "b@x.com"}]
     assert profile.firstName is None
@@ -261,11 +364,19 @@ def test_update_replaces_the_profile_and_keeps_created_at():
 
 
 def test_registered_for_a_known_profile_keeps_created_at():
-    customer = fold(None, [registered(occurred_at="2026-01-01T00:00:00Z", lastName="A"),
-                           registered(occurred_at="2026-01-02T00:00:00Z", lastName="B")])
+    customer = fold(
+        None,
+        [
+            registered(occurred_at="2026-01-01T00:00:00Z", lastName="A"),
+            registered(occurred_at="2026-01-02T00:00:00Z", lastName="B"),
+        ],
+    )
     profile = customer.profiles["INSTORE|"]
     assert (profile.createdAt, profile.modifiedAt, profile.lastName) == (
-        "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", "B")
+        "2026-01-01T00:00:00Z",
+        "2026-01-02T00:00:00Z",
+        "B",
+    )
 
 
 def test_points_events_do_not_touch_profiles():
@@ -279,6 +390,7 @@ def test_first_event_creates_the_customer_of_the_envelope():
 
 
 # --- purity and sums ---
+
 
 def test_apply_does_not_mutate_its_input():
     before = fold(None, [registered(identifiers=[("mobile", "1")]), earned(5, expiresAt=JAN), earned(2)])

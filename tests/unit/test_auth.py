@@ -9,18 +9,30 @@ from argon2 import PasswordHasher
 
 import service.auth as auth
 from service.auth import Authenticator, parse_basic
-from service.config import LoyaltyConfig
 from service.errors import ApiError
+from service.loyalty import LoyaltyConfig
 
 
 def _config():
     bcrypt_hash = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=4)).decode()
-    return LoyaltyConfig.model_validate({"orgs": [
-        {"orgId": 1, "defaultProgramId": 9, "programs": [{"programId": 9}],
-         "clients": [{"username": "till.one", "passwordHash": bcrypt_hash}]},
-        {"orgId": 2, "defaultProgramId": 9, "programs": [{"programId": 9}],
-         "clients": [{"username": "till.two", "passwordHash": PasswordHasher().hash("argon-right")}]},
-    ]})
+    return LoyaltyConfig.model_validate(
+        {
+            "orgs": [
+                {
+                    "orgId": 1,
+                    "defaultProgramId": 9,
+                    "programs": [{"programId": 9}],
+                    "clients": [{"username": "till.one", "passwordHash": bcrypt_hash}],
+                },
+                {
+                    "orgId": 2,
+                    "defaultProgramId": 9,
+                    "programs": [{"programId": 9}],
+                    "clients": [{"username": "till.two", "passwordHash": PasswordHasher().hash("argon-right")}],
+                },
+            ]
+        }
+    )
 
 
 def _basic(user: str, password: str) -> str:
@@ -46,8 +58,18 @@ async def test_each_client_gets_its_own_org():
     assert (await authenticator.org(_basic("till.two", "argon-right"))).orgId == 2
 
 
-@pytest.mark.parametrize("header", [None, "", "Bearer x", "Basic !!!", "Basic " + base64.b64encode(b"nocolon").decode(),
-                                    _basic("till.one", "wrong"), _basic("nobody", "right")])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer x",
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"nocolon").decode(),
+        _basic("till.one", "wrong"),
+        _basic("nobody", "right"),
+    ],
+)
 async def test_bad_credentials_are_401(header):
     with pytest.raises(ApiError) as raised:
         await Authenticator(_config()).org(header)

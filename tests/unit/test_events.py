@@ -20,9 +20,11 @@ from tests.support import event
 from tests.unit.builders import encode
 
 PROFILE = {
-    "source": "INSTORE", "accountId": "", "firstName": "Bubalus", "lastName": "bubalis",
-    "identifiers": [{"type": "mobile", "value": "1234512345"},
-                    {"type": "email", "value": "tom.sawyer@example.com"}],
+    "source": "INSTORE",
+    "accountId": "",
+    "firstName": "Bubalus",
+    "lastName": "bubalis",
+    "identifiers": [{"type": "mobile", "value": "1234512345"}, {"type": "email", "value": "tom.sawyer@example.com"}],
     "commChannels": [{"type": "mobile", "value": "1234512345", "primary": True, "verified": False}],
     "extendedFields": {"city": "Mumbai"},
 }
@@ -30,18 +32,30 @@ PROFILE = {
 VALID = {
     "customer.registered": (PROFILE, ProfileData),
     "customer.updated": ({**PROFILE, "source": "MARTJACK", "accountId": "acc-1"}, ProfileData),
-    "points.earned": ({"programId": 7, "points": 120, "category": "MAIN", "expiresAt": "2026-06-30",
-                       "currency": "POINTS", "purchaseAmount": "12.5", "transactionId": "t-1"},
-                      EarnedData),
+    "points.earned": (
+        {
+            "programId": 7,
+            "points": 120,
+            "category": "MAIN",
+            "expiresAt": "2026-06-30",
+            "currency": "POINTS",
+            "purchaseAmount": "12.5",
+            "transactionId": "t-1",
+        },
+        EarnedData,
+    ),
     "points.redeemed": ({"programId": 7, "points": "12.5"}, RedeemedData),
     "points.expired": ({"programId": 7, "points": 3, "category": "DELAYED_ACCRUAL"}, ExpiredData),
-    "points.promoted": ({"programId": 7, "points": 4, "fromCategory": "EXTERNAL_TRIGGER",
-                         "expiresAt": "2026-06-30T00:00:00+02:00"}, PromotedData),
-    "points.returned": ({"programId": 7, "points": 5, "category": "MAIN", "purchaseAmount": 20},
-                        ReturnedData),
+    "points.promoted": (
+        {"programId": 7, "points": 4, "fromCategory": "EXTERNAL_TRIGGER", "expiresAt": "2026-06-30T00:00:00+02:00"},
+        PromotedData,
+    ),
+    "points.returned": ({"programId": 7, "points": 5, "category": "MAIN", "purchaseAmount": 20}, ReturnedData),
     "points.adjusted": ({"programId": 7, "points": "-2.5", "currency": "Stars"}, AdjustedData),
-    "tier.changed": ({"programId": 7, "slabSerial": 2, "slabName": "Gold",
-                      "slabExpiryDate": "2027-01-01T00:00:00Z"}, TierData),
+    "tier.changed": (
+        {"programId": 7, "slabSerial": 2, "slabName": "Gold", "slabExpiryDate": "2027-01-01T00:00:00Z"},
+        TierData,
+    ),
 }
 
 
@@ -62,13 +76,13 @@ def earned(**data) -> dict:
 
 # --- accepted ---
 
+
 @pytest.mark.parametrize("event_type", sorted(VALID))
 def test_every_contract_event_type_parses(event_type):
     data, model = VALID[event_type]
     doc = event(event_type, data, customer_id=566881933, event_id="e-1")
     parsed = parse(doc)
-    assert (parsed.eventId, parsed.eventType, parsed.orgId, parsed.customerId) == (
-        "e-1", event_type, 100737, 566881933)
+    assert (parsed.eventId, parsed.eventType, parsed.orgId, parsed.customerId) == ("e-1", event_type, 100737, 566881933)
     assert parsed.occurredAt == "2026-01-08T10:03:21Z"
     assert parsed.customer_key == (100737, 566881933)
     assert type(parsed.data) is model
@@ -137,6 +151,7 @@ def test_adjusted_accepts_a_negative_json_number():
 
 # --- rejected: the record itself ---
 
+
 @pytest.mark.parametrize("raw", [b"{not json", b"", b'{"specVersion": NaN}', b"\xff\xfe"])
 def test_not_json_is_rejected(raw):
     assert "not JSON" in rejected(raw)
@@ -153,6 +168,7 @@ def test_non_object_json_is_rejected(raw):
 
 # --- rejected: the envelope ---
 
+
 @pytest.mark.parametrize("version", [2, "1", True, 0, None])
 def test_wrong_spec_version_is_rejected(version):
     assert "specVersion" in rejected({**earned(), "specVersion": version})
@@ -166,8 +182,7 @@ def test_unknown_event_type_is_rejected():
     assert "unknown eventType 'points.gifted'" in rejected({**earned(), "eventType": "points.gifted"})
 
 
-@pytest.mark.parametrize("field", ["specVersion", "eventId", "eventType", "orgId", "customerId",
-                                   "occurredAt", "data"])
+@pytest.mark.parametrize("field", ["specVersion", "eventId", "eventType", "orgId", "customerId", "occurredAt", "data"])
 def test_missing_envelope_field_is_rejected(field):
     doc = earned()
     del doc[field]
@@ -312,11 +327,15 @@ def test_rejection_message_names_the_data_field():
 
 # --- contract disagreements (EVENTS.md: occurredAt is an RFC 3339 timestamp) ---
 
-@pytest.mark.parametrize("occurred_at", [
-    "20260108T100321Z",        # ISO 8601 basic format
-    "2026-W02-4T10:03:21Z",    # ISO 8601 week date
-    "2026-01-08T10Z",          # no minutes or seconds
-])
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        "20260108T100321Z",  # ISO 8601 basic format
+        "2026-W02-4T10:03:21Z",  # ISO 8601 week date
+        "2026-01-08T10Z",  # no minutes or seconds
+    ],
+)
 def test_occurred_at_that_is_not_rfc3339_is_rejected(occurred_at):
     assert "occurredAt" in rejected({**earned(), "occurredAt": occurred_at})
 

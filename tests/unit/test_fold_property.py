@@ -24,38 +24,58 @@ from tests.unit.builders import encode
 PARTITIONS = {"customers": "customers:0", "points": "points:0"}
 TIMES = ["2026-01-08T10:03:21Z", "2026-01-09T00:00:00+05:30", "2026-02-01T12:00:00.125Z"]
 EXPIRIES = [None, None, "2026-01-31", "2026-02-28T23:59:59Z", "2026-03-01T00:00:00-02:00"]
-IDENTIFIERS = [("mobile", "111"), ("email", "A@x.com"), ("externalId", "X"), ("cardnumber", "C"),
-               ("wechat", "W"), ("loyaltyId", "L")]
+IDENTIFIERS = [
+    ("mobile", "111"),
+    ("email", "A@x.com"),
+    ("externalId", "X"),
+    ("cardnumber", "C"),
+    ("wechat", "W"),
+    ("loyaltyId", "L"),
+]
 
 amounts = st.integers(1, 50_000).map(to_decimal_str) | st.integers(1, 50)
 optional = lambda values: st.sampled_from(values).map(lambda v: {} if v is None else v)  # noqa: E731
-points_base = st.fixed_dictionaries({"programId": st.sampled_from([1, 2]), "points": amounts},
-                                    optional={"currency": st.sampled_from(["POINTS", "Stars"])})
+points_base = st.fixed_dictionaries(
+    {"programId": st.sampled_from([1, 2]), "points": amounts},
+    optional={"currency": st.sampled_from(["POINTS", "Stars"])},
+)
 categories = st.sampled_from(["MAIN", "MAIN", "DELAYED_ACCRUAL", "EXTERNAL_TRIGGER"])
 expiry = st.sampled_from(EXPIRIES).map(lambda e: {} if e is None else {"expiresAt": e})
 purchase = st.one_of(st.just({}), amounts.map(lambda a: {"purchaseAmount": a}))
 
 DATA = {
     "customer.registered": st.builds(
-        lambda src, ids, name, ext: {"source": src[0], "accountId": src[1], "lastName": name,
-                                     "identifiers": [{"type": t, "value": v} for t, v in ids],
-                                     "extendedFields": ext},
+        lambda src, ids, name, ext: {
+            "source": src[0],
+            "accountId": src[1],
+            "lastName": name,
+            "identifiers": [{"type": t, "value": v} for t, v in ids],
+            "extendedFields": ext,
+        },
         st.sampled_from([("INSTORE", ""), ("MARTJACK", "acc"), ("WECHAT", "w1")]),
         st.lists(st.sampled_from(IDENTIFIERS), max_size=3, unique=True),
         st.sampled_from(["A", "B", None]),
-        st.dictionaries(st.sampled_from(["city", "gender"]), st.sampled_from(["x", "y"]), max_size=2)),
+        st.dictionaries(st.sampled_from(["city", "gender"]), st.sampled_from(["x", "y"]), max_size=2),
+    ),
     "points.earned": st.tuples(points_base, categories, expiry, purchase).map(
-        lambda t: {**t[0], "category": t[1], **t[2], **t[3]}),
+        lambda t: {**t[0], "category": t[1], **t[2], **t[3]}
+    ),
     "points.redeemed": points_base,
     "points.expired": st.tuples(points_base, categories).map(lambda t: {**t[0], "category": t[1]}),
-    "points.promoted": st.tuples(points_base, st.sampled_from(["DELAYED_ACCRUAL", "EXTERNAL_TRIGGER"]),
-                                 expiry).map(lambda t: {**t[0], "fromCategory": t[1], **t[2]}),
-    "points.returned": st.tuples(points_base, categories, purchase).map(
-        lambda t: {**t[0], "category": t[1], **t[2]}),
+    "points.promoted": st.tuples(points_base, st.sampled_from(["DELAYED_ACCRUAL", "EXTERNAL_TRIGGER"]), expiry).map(
+        lambda t: {**t[0], "fromCategory": t[1], **t[2]}
+    ),
+    "points.returned": st.tuples(points_base, categories, purchase).map(lambda t: {**t[0], "category": t[1], **t[2]}),
     "points.adjusted": st.tuples(points_base, st.booleans()).map(
-        lambda t: {**t[0], "points": f"-{t[0]['points']}" if t[1] else t[0]["points"]}),
-    "tier.changed": st.fixed_dictionaries({"programId": st.sampled_from([1, 2]), "slabSerial": st.integers(1, 3),
-                                           "slabName": st.sampled_from(["Silver", "Gold"])}),
+        lambda t: {**t[0], "points": f"-{t[0]['points']}" if t[1] else t[0]["points"]}
+    ),
+    "tier.changed": st.fixed_dictionaries(
+        {
+            "programId": st.sampled_from([1, 2]),
+            "slabSerial": st.integers(1, 3),
+            "slabName": st.sampled_from(["Silver", "Gold"]),
+        }
+    ),
 }
 DATA["customer.updated"] = DATA["customer.registered"]
 
@@ -69,8 +89,13 @@ def logs(draw, republish: bool = True) -> list[Record]:
             published.append(draw(st.sampled_from(published)))  # same eventId, later offset
             continue
         event_type = draw(st.sampled_from(sorted(DATA)))
-        doc = event(event_type, draw(DATA[event_type]), customer_id=draw(st.integers(1, 3)),
-                    event_id=f"e{i}", occurred_at=draw(st.sampled_from(TIMES)))
+        doc = event(
+            event_type,
+            draw(DATA[event_type]),
+            customer_id=draw(st.integers(1, 3)),
+            event_id=f"e{i}",
+            occurred_at=draw(st.sampled_from(TIMES)),
+        )
         published.append(("customers" if event_type.startswith("customer.") else "points", doc))
     offsets = defaultdict(int)
     records = []
@@ -124,7 +149,7 @@ def consume(records: list[Record], store: Store, data) -> None:
         batch = {}
         for p in data.draw(st.permutations(sorted(partitions)), label="partition order"):
             take = data.draw(st.integers(1, 6), label="batch size")
-            batch[p] = partitions[p][next_offset[p]:next_offset[p] + take]
+            batch[p] = partitions[p][next_offset[p] : next_offset[p] + take]
             next_offset[p] += len(batch[p])
         by_customer = defaultdict(list)
         for part in batch.values():
@@ -170,10 +195,14 @@ def test_state_round_trips_through_its_dict_form(records):
 
 # --- contract disagreement: valid customer events whose state cannot be stored ---
 
-@pytest.mark.parametrize("data", [
-    {"source": "INSTORE", "extendedFields": {"height": "<n>"}},
-    {"source": "INSTORE", "commChannels": [{"type": "mobile", "value": "1", "rank": "<n>"}]},
-])
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"source": "INSTORE", "extendedFields": {"height": "<n>"}},
+        {"source": "INSTORE", "commChannels": [{"type": "mobile", "value": "1", "rank": "<n>"}]},
+    ],
+)
 @pytest.mark.parametrize("raw_number", ["1.75", "18446744073709551616"])
 def test_state_with_numeric_free_form_fields_serialises_to_json(data, raw_number):
     # EVENTS.md: extendedFields (and commChannels) are free-form. A JSON decimal there is parsed

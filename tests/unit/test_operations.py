@@ -1,34 +1,24 @@
 """The operations helpers without servers: JSON logs, JSON-lines input, choosing dead letters."""
 
+import asyncio
 import json
 import logging
+import os
+import signal
 
 import pytest
 import structlog
 
+from cli.main import until_signalled
 from consumers.deadletter_admin import DeadLetter, DeadLetterError, select
-from service.logs import configure
-from service.produce import InvalidLine, stream_from_lines
+from devtools.produce import InvalidLine, stream_from_lines
 from tests.support import event
 
 
-@pytest.fixture
-def json_logs(capsys):
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    configure("INFO", "json")
-    capsys.readouterr()
-
-    def lines() -> list[dict]:
-        return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-
-    yield lines
-    root.handlers[:], root.level = handlers, level
-
-
 def test_stdlib_and_structlog_calls_are_json_lines_without_credentials(json_logs):
-    logging.getLogger("pointsview.projector").info("consuming into %s", "redis://user:s3cret@redis:6379/0",
-                                                    extra={"orgId": 100737})
+    logging.getLogger("pointsview.projector").info(
+        "consuming into %s", "redis://user:s3cret@redis:6379/0", extra={"orgId": 100737}
+    )
     structlog.get_logger("pointsview.deadletters").warning("replayed", orgId=100737, customerId=5)
     logging.getLogger("pointsview.projector").debug("below the level")
     first, second = json_logs()
@@ -63,3 +53,14 @@ def test_dead_letters_are_chosen_by_partition_and_offset_or_an_unambiguous_offse
         select(letters, ["0"])
     with pytest.raises(DeadLetterError, match="no dead letter at 2:0"):
         select(letters, ["2:0"])
+
+
+def test_a_signalled_command_exits_with_what_it_returned():
+    """`rebuild`, `generations switch` and `rollback` return 1 when interrupted; the wrapper keeps it."""
+
+    async def interrupted(stop):
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(stop.wait(), 5)
+        return 1
+
+    assert asyncio.run(until_signalled(interrupted)) == 1

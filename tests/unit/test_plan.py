@@ -3,7 +3,8 @@
 from calendar import timegm
 
 from projections.apply import figures
-from projections.plan import IndexChange, IndexKey, Record, epoch_ms, plan_customer
+from projections.identity import IndexKey
+from projections.plan import IndexChange, Record, epoch_ms, plan_customer
 from tests.unit.builders import earned, ev, redeemed, registered
 
 ORG = 100737
@@ -24,9 +25,14 @@ def index_key(type_, value, source="INSTORE", account="") -> IndexKey:
 
 # --- watermarks and duplicates ---
 
+
 def test_records_at_or_below_the_watermark_are_skipped_and_the_watermark_advances():
-    write = plan_customer(None, {POINTS: 5}, set(), [
-        rec(earned(1, event_id="a"), 4), rec(earned(2, event_id="b"), 5), rec(earned(4, event_id="c"), 6)])
+    write = plan_customer(
+        None,
+        {POINTS: 5},
+        set(),
+        [rec(earned(1, event_id="a"), 4), rec(earned(2, event_id="b"), 5), rec(earned(4, event_id="c"), 6)],
+    )
     assert write.applied_event_ids == ["c"]
     assert main_points(write.customer) == 4_000
     assert write.watermarks == {POINTS: 6}
@@ -54,8 +60,12 @@ def test_seen_event_ids_are_not_mutated():
 
 
 def test_a_duplicate_event_id_inside_one_batch_counts_once():
-    write = plan_customer(None, {}, set(), [
-        rec(earned(5, event_id="dup"), 0), rec(redeemed(1, event_id="r"), 1), rec(earned(5, event_id="dup"), 2)])
+    write = plan_customer(
+        None,
+        {},
+        set(),
+        [rec(earned(5, event_id="dup"), 0), rec(redeemed(1, event_id="r"), 1), rec(earned(5, event_id="dup"), 2)],
+    )
     assert write.applied_event_ids == ["dup", "r"]
     assert main_points(write.customer) == 4_000
     assert write.watermarks == {POINTS: 2}
@@ -75,24 +85,46 @@ def test_records_fold_onto_the_stored_state():
 
 
 def test_watermarks_are_kept_per_topic_partition():
-    write = plan_customer(None, {POINTS: 10, "customers:2": 3}, set(), [
-        rec(registered(event_id="p"), 3, "customers", 2),
-        rec(earned(1, event_id="e1"), 10),
-        rec(registered(event_id="q", lastName="Q"), 4, "customers", 2),
-        rec(earned(2, event_id="e2"), 11),
-        rec(earned(4, event_id="e3"), 0, "points", 1),
-    ])
+    write = plan_customer(
+        None,
+        {POINTS: 10, "customers:2": 3},
+        set(),
+        [
+            rec(registered(event_id="p"), 3, "customers", 2),
+            rec(earned(1, event_id="e1"), 10),
+            rec(registered(event_id="q", lastName="Q"), 4, "customers", 2),
+            rec(earned(2, event_id="e2"), 11),
+            rec(earned(4, event_id="e3"), 0, "points", 1),
+        ],
+    )
     assert write.applied_event_ids == ["q", "e2", "e3"]
     assert write.watermarks == {"customers:2": 4, POINTS: 11, "points:1": 0}
 
 
 # --- identifier index ---
 
+
 def test_registration_claims_indexed_identifiers_with_occurred_at_as_score():
-    write = plan_customer(None, {}, set(), [rec(registered(
-        identifiers=[("mobile", "1234512345"), ("Email", "Tom.Sawyer@Example.com"),
-                     ("EXTERNALID", "X-1"), ("loyaltyCard", "L-9")],
-        occurred_at="2026-01-08T10:03:21.250+01:00"), 0, "customers")])
+    write = plan_customer(
+        None,
+        {},
+        set(),
+        [
+            rec(
+                registered(
+                    identifiers=[
+                        ("mobile", "1234512345"),
+                        ("Email", "Tom.Sawyer@Example.com"),
+                        ("EXTERNALID", "X-1"),
+                        ("loyaltyCard", "L-9"),
+                    ],
+                    occurred_at="2026-01-08T10:03:21.250+01:00",
+                ),
+                0,
+                "customers",
+            )
+        ],
+    )
     score = timegm((2026, 1, 8, 9, 3, 21)) * 1000 + 250
     assert sorted(write.index_changes, key=lambda c: c.key.type) == [
         IndexChange(index_key("email", "tom.sawyer@example.com"), 1, True, score),
@@ -102,10 +134,19 @@ def test_registration_claims_indexed_identifiers_with_occurred_at_as_score():
 
 
 def test_identifiers_removed_by_an_update_are_unclaimed_and_kept_ones_reclaimed():
-    first = registered("MARTJACK", "acc", [("mobile", "1"), ("email", "A@x.com"), ("cardnumber", "C")],
-                       occurred_at="2026-01-01T00:00:00Z")
-    update = registered("MARTJACK", "acc", [("email", "a@X.com"), ("wechat", "W")],
-                        event_type="customer.updated", occurred_at="2026-01-02T00:00:00Z")
+    first = registered(
+        "MARTJACK",
+        "acc",
+        [("mobile", "1"), ("email", "A@x.com"), ("cardnumber", "C")],
+        occurred_at="2026-01-01T00:00:00Z",
+    )
+    update = registered(
+        "MARTJACK",
+        "acc",
+        [("email", "a@X.com"), ("wechat", "W")],
+        event_type="customer.updated",
+        occurred_at="2026-01-02T00:00:00Z",
+    )
     stored = plan_customer(None, {}, set(), [rec(first, 0, "customers")]).customer
     write = plan_customer(stored, {"customers:0": 0}, set(), [rec(update, 1, "customers")])
     score = timegm((2026, 1, 2, 0, 0, 0)) * 1000
@@ -119,10 +160,15 @@ def test_identifiers_removed_by_an_update_are_unclaimed_and_kept_ones_reclaimed(
 
 
 def test_an_update_within_the_same_batch_sees_the_earlier_profile():
-    write = plan_customer(None, {}, set(), [
-        rec(registered(identifiers=[("mobile", "1")], occurred_at="2026-01-01T00:00:00Z"), 0, "customers"),
-        rec(registered(identifiers=[], event_type="customer.updated"), 1, "customers"),
-    ])
+    write = plan_customer(
+        None,
+        {},
+        set(),
+        [
+            rec(registered(identifiers=[("mobile", "1")], occurred_at="2026-01-01T00:00:00Z"), 0, "customers"),
+            rec(registered(identifiers=[], event_type="customer.updated"), 1, "customers"),
+        ],
+    )
     assert [c for c in write.index_changes if not c.claimed] == [IndexChange(index_key("mobile", "1"), 1, False)]
 
 
@@ -143,9 +189,15 @@ def test_points_events_change_no_index():
 
 
 def test_skipped_records_change_no_index():
-    write = plan_customer(None, {"customers:0": 0}, {"seen"}, [
-        rec(registered(identifiers=[("mobile", "1")]), 0, "customers"),
-        rec(registered(identifiers=[("mobile", "2")], event_id="seen"), 1, "customers")])
+    write = plan_customer(
+        None,
+        {"customers:0": 0},
+        {"seen"},
+        [
+            rec(registered(identifiers=[("mobile", "1")]), 0, "customers"),
+            rec(registered(identifiers=[("mobile", "2")], event_id="seen"), 1, "customers"),
+        ],
+    )
     assert write.index_changes == []
 
 

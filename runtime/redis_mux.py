@@ -20,12 +20,12 @@ import collections
 import inspect
 
 import hiredis
+from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
-from redis.commands.core import AsyncScript
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
-from redis._parsers.base import BaseParser
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -138,9 +138,18 @@ class Multiplexer:
     """A `_Link` to one server, opened on first use and again after it is lost; concurrent callers
     share one connection attempt."""
 
-    def __init__(self, host: str, port: int, *, db: int = 0, username: str | None = None,
-                 password: str | None = None, resp3: bool = True, connect_timeout: float | None = None,
-                 timeout: float | None = None):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        resp3: bool = True,
+        connect_timeout: float | None = None,
+        timeout: float | None = None,
+    ):
         self.host, self.port, self.db = host, port, db
         self.username, self.password, self.resp3 = username, password, resp3
         self.connect_timeout, self.timeout = connect_timeout, timeout
@@ -186,7 +195,7 @@ class Multiplexer:
                 except BaseException:
                     link.close()
                     raise
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise RedisConnectionError(f"Error connecting to {self.host}:{self.port}: {exc or 'timed out'}") from None
         self._link = link
         return link
@@ -207,13 +216,23 @@ def _multiplexer_for(redis: Redis) -> Multiplexer | None:
     module does not handshake that kind of connection."""
     pool = redis.connection_pool
     kwargs = pool.connection_kwargs
-    if (pool.connection_class is not Connection or redis.single_connection_client
-            or kwargs.get("credential_provider") or kwargs.get("decode_responses")):
+    if (
+        pool.connection_class is not Connection
+        or redis.single_connection_client
+        or kwargs.get("credential_provider")
+        or kwargs.get("decode_responses")
+    ):
         return None
-    return Multiplexer(kwargs.get("host", "localhost"), int(kwargs.get("port", 6379)), db=int(kwargs.get("db") or 0),
-                       username=kwargs.get("username"), password=kwargs.get("password"),
-                       resp3=check_protocol_version(kwargs.get("protocol"), 3),
-                       connect_timeout=kwargs.get("socket_connect_timeout"), timeout=kwargs.get("socket_timeout"))
+    return Multiplexer(
+        kwargs.get("host", "localhost"),
+        int(kwargs.get("port", 6379)),
+        db=int(kwargs.get("db") or 0),
+        username=kwargs.get("username"),
+        password=kwargs.get("password"),
+        resp3=check_protocol_version(kwargs.get("protocol"), 3),
+        connect_timeout=kwargs.get("socket_connect_timeout"),
+        timeout=kwargs.get("socket_timeout"),
+    )
 
 
 async def _parsed(response_callbacks, command_name, reply, options: dict):
@@ -256,8 +275,9 @@ class MultiplexedRedis(Redis):
         return MultiplexedScript(self, script)
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
-        return MultiplexedPipeline(self._multiplexer(), self.connection_pool, self.response_callbacks,
-                                   transaction, shard_hint)
+        return MultiplexedPipeline(
+            self._multiplexer(), self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         if self._mux is not None:
@@ -273,8 +293,14 @@ class MultiplexedPipeline(Pipeline):
         self._mux = mux
 
     async def execute(self, raise_on_error: bool = True) -> list:
-        if (self._mux is None or self.is_transaction or self.explicit_transaction or self.watching
-                or self.scripts or not self.command_stack):
+        if (
+            self._mux is None
+            or self.is_transaction
+            or self.explicit_transaction
+            or self.watching
+            or self.scripts
+            or not self.command_stack
+        ):
             return await super().execute(raise_on_error)
         stack = self.command_stack
         try:

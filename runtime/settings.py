@@ -29,13 +29,17 @@ class Settings(BaseSettings):
     progress_interval_seconds: float = Field(1.0, gt=0)
     metrics_port: int = Field(0, ge=0, le=65535)  # projector's /metrics; 0 = off
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, so Prometheus can scrape it
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", pattern="(?i)^(CRITICAL|ERROR|WARNING|INFO|DEBUG)$")
     log_format: str = Field("auto", pattern="^(auto|json|console)$")  # auto: console on a TTY, else JSON
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     api_workers: int = Field(1, ge=1)
     redis_max_connections: int = Field(64, ge=1)  # per API worker
+    redis_timeout_seconds: float = Field(5.0, gt=0)  # connecting, and waiting for a reply: every Redis client
+    # How a partition's end offset is read: the client's ListOffsets request (Kafka), or the high watermark
+    # of a throwaway fetch, for brokers whose ListOffsets answer is wrong (the local Tansu broker).
+    kafka_end_offsets: str = Field("list-offsets", pattern="^(list-offsets|fetch)$")
 
     @field_validator("topics")
     @classmethod

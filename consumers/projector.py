@@ -10,10 +10,10 @@ holds, from the start of the log at worst.
 
 import asyncio
 import itertools
-import logging
 import time
 from collections import defaultdict
 
+import structlog
 from aiokafka import (
     AIOKafkaConsumer,
     AIOKafkaProducer,
@@ -23,7 +23,6 @@ from aiokafka import (
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
-from redis.asyncio import Redis
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 
 from consumers.deadletters import send_deadletters
@@ -34,15 +33,17 @@ from consumers.metrics import (
     KEY_MISMATCH,
     REPLAYS,
 )
-from consumers.offsets import end_offsets, reader
+from consumers.offsets import log_ends
 from consumers.topics import ensure_topics
 from projections.events import InvalidEvent, parse_event
-from projections.keys import FIRST_GENERATION, Keys
+from projections.generations import Control
+from projections.keys import position_name
 from projections.plan import Record, Stored, plan_customer, stored_after
-from projections.store import Control, CustomerId, Store
-from service.settings import Settings
+from projections.store import CustomerId, Store
+from runtime import bootstrap
+from runtime.settings import Settings
 
-log = logging.getLogger("pointsview.projector")
+log = structlog.get_logger("pointsview.projector")
 COMMIT_INTERVAL_SECONDS = 1.0
 REDIS_DOWN = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
 
@@ -51,8 +52,8 @@ class StartupError(RuntimeError):
     """A dependency stayed unreachable for the whole start-up timeout."""
 
 
-def position_name(tp: TopicPartition) -> str:
-    return f"{tp.topic}:{tp.partition}"
+def partition_name(tp: TopicPartition) -> str:
+    return position_name(tp.topic, tp.partition)
 
 
 def _went_back(position: int | None, seen: int) -> bool:
@@ -61,12 +62,6 @@ def _went_back(position: int | None, seen: int) -> bool:
 
 class LogTruncated(RuntimeError):
     """A stored position lies outside the partition's log: events were deleted, a rebuild is needed."""
-
-
-async def log_ends(bootstrap_servers: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-    """Each partition's end offset, from a throwaway reader's fetch responses."""
-    async with reader(bootstrap_servers) as probe:
-        return await end_offsets(probe, partitions)
 
 
 class Projector(ConsumerRebalanceListener):
@@ -78,8 +73,15 @@ class Projector(ConsumerRebalanceListener):
     it neither commits to Kafka nor dead-letters again (the live one did).
     """
 
-    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer | None,
-                 store: Store, stop: asyncio.Event, live: bool = True):
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer | None,
+        store: Store,
+        stop: asyncio.Event,
+        live: bool = True,
+    ):
         self.settings = settings
         self.consumer = consumer
         self.producer = producer
@@ -126,18 +128,19 @@ class Projector(ConsumerRebalanceListener):
                 self.fatal = exc
 
     async def _seek_to_stored(self, partitions: list[TopicPartition]) -> None:
-        found = await self.store.read_positions([position_name(tp) for tp in partitions])
+        found = await self.store.read_positions([partition_name(tp) for tp in partitions])
         if partitions:
             starts = await self.consumer.beginning_offsets(partitions)
-            ends = await log_ends(self.settings.kafka_bootstrap_servers, partitions)
+            ends = await log_ends(self.settings, partitions)
         for tp in partitions:
-            stored = found[position_name(tp)] or 0
+            stored = found[partition_name(tp)] or 0
             if not starts[tp] <= stored <= ends[tp]:
                 raise LogTruncated(
-                    f"{position_name(tp)}: the read-model needs offset {stored} but the log holds "
+                    f"{partition_name(tp)}: the read-model needs offset {stored} but the log holds "
                     f"{starts[tp]}..{ends[tp]}: events were deleted (retention) or the topic was recreated; "
-                    "rebuild from a complete log")
-            self._seek(tp, found[position_name(tp)], starts[tp])
+                    "rebuild from a complete log"
+                )
+            self._seek(tp, found[partition_name(tp)], starts[tp])
 
     def _seek(self, tp: TopicPartition, stored: int | None, start: int) -> None:
         self.positions[tp] = stored
@@ -153,7 +156,8 @@ class Projector(ConsumerRebalanceListener):
             if self.fatal:
                 raise self.fatal
             batch = await self.consumer.getmany(
-                timeout_ms=self.settings.batch_timeout_ms, max_records=self.settings.batch_max_records)
+                timeout_ms=self.settings.batch_timeout_ms, max_records=self.settings.batch_max_records
+            )
             async with self.lock:
                 await self._redis_retrying(self._process, batch)
             if time.monotonic() - last_report >= self.settings.progress_interval_seconds:
@@ -164,8 +168,11 @@ class Projector(ConsumerRebalanceListener):
         self._report()
 
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        batch = {tp: kept for tp, records in batch.items() if tp in self.expected
-                 and (kept := [r for r in records if r.offset >= self.expected[tp]])}
+        batch = {
+            tp: kept
+            for tp, records in batch.items()
+            if tp in self.expected and (kept := [r for r in records if r.offset >= self.expected[tp]])
+        }
         by_customer: dict[tuple[int, int], list[Record]] = defaultdict(list)
         rejected = []
         for tp, records in batch.items():
@@ -184,7 +191,7 @@ class Projector(ConsumerRebalanceListener):
         # fails the customers' compare-and-set.
         now_ms = int(time.time() * 1000)
         missing = [cid for cid in by_customer if cid not in self.cache]
-        loaded, found, control = await self.store.load(missing, [position_name(tp) for tp in self.positions], now_ms)
+        loaded, found, control = await self.store.load(missing, [partition_name(tp) for tp in self.positions], now_ms)
         if self.live and await self._follow(control):
             return self._fetch_again(batch)
         if await self._replay_lost(found):
@@ -202,7 +209,7 @@ class Projector(ConsumerRebalanceListener):
             self.cache.clear()  # some customers may have been written, and planning changed their states
             raise
         if lost:
-            log.info("another consumer wrote some of these customers; fetching the batch again")
+            log.info("another consumer wrote some of these customers; fetching the batch again", customers=len(lost))
             self.cache.clear()
             return self._fetch_again(batch)
         self._remember(stored, writes)
@@ -225,7 +232,7 @@ class Projector(ConsumerRebalanceListener):
     async def _follow(self, control: Control) -> bool:
         """Pauses for a hand-over, or moves to a new live generation; True when this batch must wait."""
         if control.live is not None and control.live != self.generation:
-            log.warning("live generation is now %d (was %d): continuing there", control.live, self.generation)
+            log.warning("live generation changed: continuing there", generation=control.live, previous=self.generation)
             self.store = self.store.for_generation(control.live)
             self.cache.clear()
             self.paused_for = None
@@ -234,14 +241,15 @@ class Projector(ConsumerRebalanceListener):
             return True
         if control.handover is not None and control.handover != self.generation:
             if self.paused_for != control.handover:
-                log.warning("pausing for the hand-over to generation %d", control.handover)
+                log.warning("pausing for a hand-over", generation=control.handover)
                 self.paused_for = control.handover
             self.consumer.pause(*self.positions)
-            await self.store.acknowledge_pause(control.handover, {
-                position_name(tp): offset for tp, offset in self.positions.items()})
+            await self.store.generations.acknowledge_pause(
+                control.handover, {partition_name(tp): offset for tp, offset in self.positions.items()}
+            )
             return True
         if self.paused_for is not None:  # the hand-over was abandoned (its lease expired)
-            log.warning("hand-over to generation %d abandoned: continuing on %d", self.paused_for, self.generation)
+            log.warning("hand-over abandoned: continuing", abandoned=self.paused_for, generation=self.generation)
             self.paused_for = None
             self.consumer.resume(*self.positions)
             await self._seek_to_stored(list(self.positions))
@@ -250,11 +258,20 @@ class Projector(ConsumerRebalanceListener):
 
     async def _replay_lost(self, found: dict[str, int | None]) -> bool:
         """Seeks back every partition whose Redis position went missing or backwards."""
-        lost = [tp for tp, seen in self.positions.items() if seen is not None and _went_back(found[position_name(tp)], seen)]
+        lost = [
+            tp
+            for tp, seen in self.positions.items()
+            if seen is not None and _went_back(found[partition_name(tp)], seen)
+        ]
         for tp in lost:
-            offset = found[position_name(tp)]
-            log.warning("Redis lost data of %s (position %s, had %s): replaying from %s", position_name(tp),
-                        offset, self.positions[tp], "the start of the log" if offset is None else offset)
+            offset = found[partition_name(tp)]
+            log.warning(
+                "Redis lost data: replaying the partition",
+                partition=partition_name(tp),
+                position=offset,
+                had=self.positions[tp],
+                replay_from=offset or 0,
+            )
             REPLAYS.inc()
         if lost:
             self.cache.clear()
@@ -270,8 +287,8 @@ class Projector(ConsumerRebalanceListener):
         """Positions in Redis first (compare-and-set), then the Kafka commit."""
         if not next_offsets:
             return
-        expected = {position_name(tp): self.positions.get(tp) for tp in next_offsets}
-        saved = await self.store.save_positions(expected, {position_name(tp): o for tp, o in next_offsets.items()})
+        expected = {partition_name(tp): self.positions.get(tp) for tp in next_offsets}
+        saved = await self.store.save_positions(expected, {partition_name(tp): o for tp, o in next_offsets.items()})
         if not saved:
             return  # Redis lost data under us: the next batch's check replays it
         self.positions.update(next_offsets)
@@ -290,7 +307,7 @@ class Projector(ConsumerRebalanceListener):
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-            log.info("commit skipped (%s); Redis holds the positions", exc.__class__.__name__)
+            log.info("commit skipped; Redis holds the positions", error=exc.__class__.__name__)
 
     async def _redis_retrying(self, step, *args):
         """Runs a step until Redis answers; never moves on (or commits) past a failed write."""
@@ -301,7 +318,7 @@ class Projector(ConsumerRebalanceListener):
             except REDIS_DOWN as exc:
                 if self.stop.is_set():
                     raise
-                log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
+                log.warning("Redis unavailable; retrying", error=str(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -310,11 +327,12 @@ class Projector(ConsumerRebalanceListener):
         for tp, position in self.positions.items():
             end = self.consumer.highwater(tp)
             if end is not None and position is not None:
-                lag[position_name(tp)] = max(0, end - position)
-                CONSUMER_LAG.labels(tp.topic, tp.partition).set(lag[position_name(tp)])
+                lag[partition_name(tp)] = max(0, end - position)
+                CONSUMER_LAG.labels(tp.topic, tp.partition).set(lag[partition_name(tp)])
         report = (self.applied, self.deadlettered, sum(lag.values()), len(self.positions))
         if report != self._last_report:  # quiet while idle
-            log.info("applied=%d deadlettered=%d lag=%d partitions=%d", *report)
+            applied, deadlettered, lag, partitions = report
+            log.info("progress", applied=applied, deadlettered=deadlettered, lag=lag, partitions=partitions)
             self._last_report = report
 
 
@@ -331,36 +349,48 @@ async def _start_with_deadline(what: str, start, timeout: float) -> None:
 
 
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
-    redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
-    store = Store(redis, Keys(settings.key_prefix), settings.dedup_window_seconds * 1000)
+    redis = bootstrap.redis_client(settings)
+    store = bootstrap.store(settings, redis)
     servers = settings.kafka_bootstrap_servers
     timeout = settings.startup_timeout_seconds
     started = []
     try:
         await _start_with_deadline(f"Redis at {settings.redis_url}", redis.ping, timeout)
-        store = store.for_generation(await store.live_generation(default=FIRST_GENERATION))
+        store = store.for_generation(await store.generations.live_or_first())
         admin = AIOKafkaAdminClient(bootstrap_servers=servers)
         await _start_with_deadline(f"Kafka at {servers}", admin.start, timeout)
         started.append(admin.close)
-        await ensure_topics(admin, [*settings.topic_list, settings.deadletter_topic],
-                            settings.topic_partitions, settings.topic_replication_factor)
-        producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", enable_idempotence=False,
-                                    linger_ms=5)
+        await ensure_topics(
+            admin,
+            [*settings.topic_list, settings.deadletter_topic],
+            settings.topic_partitions,
+            settings.topic_replication_factor,
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", enable_idempotence=False, linger_ms=5)
         await _start_with_deadline(f"Kafka at {servers}", producer.start, timeout)
         started.append(producer.stop)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=servers, group_id=settings.group_id, enable_auto_commit=False,
+            bootstrap_servers=servers,
+            group_id=settings.group_id,
+            enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=settings.heartbeat_interval_ms, max_poll_records=settings.batch_max_records,
-            isolation_level="read_committed", fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            max_poll_records=settings.batch_max_records,
+            isolation_level="read_committed",
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
         projector = Projector(settings, consumer, producer, store, stop)
         consumer.subscribe(settings.topic_list, listener=projector)
         await _start_with_deadline(f"Kafka at {servers}", consumer.start, timeout)
         started.append(consumer.stop)
-        log.info("projector consuming %s into %s (prefix %s, generation %d)", settings.topics,
-                 settings.redis_url, settings.key_prefix, store.keys.generation)
+        log.info(
+            "projector consuming",
+            topics=settings.topic_list,
+            redis=settings.redis_url,
+            key_prefix=settings.key_prefix,
+            generation=store.keys.generation,
+        )
         await projector.run()
     finally:
         for close in reversed(started):

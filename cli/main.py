@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from service.logs import configure
-from service.settings import Settings
+from runtime.logs import configure
+from runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Loyalty points read-model.")
 bench = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures next to same-run baselines.")
@@ -31,13 +31,14 @@ def load_settings() -> Settings:
         raise typer.Exit(2)
 
 
-async def until_signalled(main, *args) -> None:
-    """Runs `main(*args, stop)`; SIGTERM/SIGINT set `stop` so the current batch finishes first."""
+async def until_signalled(main, *args):
+    """Runs `main(*args, stop)` and returns what it returns (an exit code, say); SIGTERM/SIGINT set `stop`
+    so the current batch finishes first."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await main(*args, stop)
+    return await main(*args, stop)
 
 
 @contextmanager
@@ -45,8 +46,8 @@ def one_line_errors():
     from aiokafka.errors import KafkaError
     from redis.exceptions import RedisError
 
-    from consumers.runner import LogTruncated, StartupError
-    from service.localstack import LocalServerError
+    from consumers.projector import LogTruncated, StartupError
+    from devtools.localstack import LocalServerError
 
     try:
         yield
@@ -61,7 +62,7 @@ def one_line_errors():
 @app.command()
 def projector() -> None:
     """Consume the event topics into the Redis read-model (KAFKA_BOOTSTRAP_SERVERS, REDIS_URL)."""
-    from consumers.runner import run_projector
+    from consumers.projector import run_projector
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
@@ -86,13 +87,13 @@ def api(
 
     import uvicorn
 
-    from service.config import ConfigError, load_config
-    from service.logs import uvicorn_log_config
+    from runtime.logs import uvicorn_log_config
+    from service.loyalty import ConfigError, load_loyalty_config
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
     try:
-        load_config(settings.loyalty_config)  # refuse a bad file once, before any worker starts
+        load_loyalty_config(settings.loyalty_config)  # refuse a bad file once, before any worker starts
     except ConfigError as exc:
         typer.echo(f"pointsview: {exc}", err=True)
         raise typer.Exit(2)
@@ -101,10 +102,19 @@ def api(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pointsview-metrics-")
     try:
-        uvicorn.run("service.app:app_from_environment", factory=True, host=host or settings.api_host,
-                    port=port or settings.api_port, workers=workers, loop="uvloop", http="httptools",
-                    access_log=False, log_level="warning", lifespan="on",
-                    log_config=uvicorn_log_config(settings.log_level, settings.log_format))
+        uvicorn.run(
+            "service.app:app_from_environment",
+            factory=True,
+            host=host or settings.api_host,
+            port=port or settings.api_port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level="warning",
+            lifespan="on",
+            log_config=uvicorn_log_config(settings.log_level, settings.log_format),
+        )
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -113,7 +123,7 @@ def api(
 @app.command()
 def dev(customers: int = typer.Option(50, help="Demo customers to load.")) -> None:
     """Local stack: broker, Redis, projector, demo data. Ctrl-C stops everything."""
-    from service.devstack import run_dev
+    from devtools.devstack import run_dev
 
     configure("INFO")
     with one_line_errors():
@@ -125,53 +135,60 @@ app.add_typer(generations, name="generations")
 
 
 @app.command()
-def rebuild(switch: bool = typer.Option(True, "--switch/--no-switch",
-                                        help="Hand over and make the new generation live when built.")) -> None:
+def rebuild(
+    switch: bool = typer.Option(
+        True, "--switch/--no-switch", help="Hand over and make the new generation live when built."
+    ),
+) -> None:
     """Replay every topic from offset 0 into a new generation beside the live one, then switch atomically."""
-    from service import replay
+    from cli.rebuild import rebuild as run
 
     settings = load_settings()
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     with one_line_errors():
-        raise typer.Exit(asyncio.run(until_signalled(replay.rebuild, settings, switch)))
+        raise typer.Exit(asyncio.run(until_signalled(run, settings, switch)))
 
 
 @generations.callback()
 def generations_list(ctx: typer.Context) -> None:
     """List generations; the live one is marked *."""
     if ctx.invoked_subcommand is None:
-        from service import replay
+        from cli.rebuild import list_generations
 
-        asyncio.run(replay.list_generations(load_settings()))
+        with one_line_errors():
+            asyncio.run(list_generations(load_settings()))
 
 
 @generations.command("drop")
 def generations_drop(generation: int) -> None:
     """Delete every key of a generation that is not live."""
-    from service import replay
+    from cli.rebuild import drop_generation
 
-    raise typer.Exit(asyncio.run(replay.drop_generation(load_settings(), generation)))
+    with one_line_errors():
+        raise typer.Exit(asyncio.run(drop_generation(load_settings(), generation)))
 
 
 @generations.command("switch")
 def generations_switch(generation: int) -> None:
     """Catch GENERATION up to the end of the log, then make it live (the same hand-over as rebuild)."""
-    from service import replay
+    from cli.rebuild import rebuild as run
 
     settings = load_settings()
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     with one_line_errors():
-        raise typer.Exit(asyncio.run(until_signalled(
-            lambda s, stop: replay.rebuild(s, True, stop, generation=generation), settings)))
+        raise typer.Exit(
+            asyncio.run(until_signalled(lambda s, stop: run(s, True, stop, generation=generation), settings))
+        )
 
 
 @app.command()
 def rollback() -> None:
     """Make the generation that was live before the current one live again (caught up first)."""
-    from service import replay
+    from cli.rebuild import previous_generation
 
     settings = load_settings()
-    previous = asyncio.run(replay.previous_generation(settings))
+    with one_line_errors():
+        previous = asyncio.run(previous_generation(settings))
     if previous is None:
         typer.echo("pointsview: the live generation has no previous one to roll back to", err=True)
         raise typer.Exit(2)
@@ -184,12 +201,12 @@ def verify(
     against: int = typer.Option(None, help="Compare with this generation instead of a fresh fold of the log."),
 ) -> None:
     """Compare a generation with a fresh fold of the log (or another generation); exit 1 when they differ."""
-    from service import replay
+    from cli.rebuild import verify as run
 
     settings = load_settings()
-    configure("WARNING")
+    configure("WARNING", settings.log_format)
     with one_line_errors():
-        raise typer.Exit(asyncio.run(replay.verify(settings, generation, against)))
+        raise typer.Exit(asyncio.run(run(settings, generation, against)))
 
 
 def _positive(value: float | None) -> float | None:
@@ -219,7 +236,7 @@ def _bench(run, show, as_json: bool, report: Path | None) -> None:
     with one_line_errors():
         result = asyncio.run(run)
     if report:
-        from service.bench_report import write_report
+        from devtools.bench.report import write_report
 
         typer.echo(f"report: {write_report(report, result)}", err=True)
     show(result, as_json)
@@ -236,10 +253,11 @@ def bench_projector(
 ) -> None:
     """Projector apply rate (events/s, one process) next to a bare aiokafka consumer on the same topics, then
     the produce-to-visible latency through the API at a fixed rate."""
-    from service.bench import run_projector_bench, show_rates
+    from devtools.bench.projector import run_projector_bench, show_rates
 
-    _bench(run_projector_bench(events, customers, visible_rate=rate, visible_seconds=duration), show_rates,
-           as_json, report)
+    _bench(
+        run_projector_bench(events, customers, visible_rate=rate, visible_seconds=duration), show_rates, as_json, report
+    )
 
 
 @bench.command("rebuild")
@@ -250,7 +268,7 @@ def bench_rebuild(
     report: Path = REPORT_OPTION,
 ) -> None:
     """Rebuild rate (events/s) next to the live projector and a bare consumer, same log, same run."""
-    from service.bench import run_projector_bench, show_rates
+    from devtools.bench.projector import run_projector_bench, show_rates
 
     _bench(run_projector_bench(events, customers, rebuild=True), show_rates, as_json, report)
 
@@ -264,32 +282,46 @@ def bench_memory(
     report: Path = REPORT_OPTION,
 ) -> None:
     """Redis bytes per customer (state, identifier index) and per identifier; the eventId dedup window apart."""
-    from service.bench import run_memory_bench, show_memory
+    from devtools.bench.projector import run_memory_bench, show_memory
 
     _bench(run_memory_bench(customers, events, programs), show_memory, as_json, report)
 
 
 @bench.command("api")
 def bench_api(
-    workers: str = typer.Option("1", callback=_worker_counts, help="uvicorn worker processes, for the API and "
-                                "the bare app alike; a list (1,2) measures each."),
+    workers: str = typer.Option(
+        "1",
+        callback=_worker_counts,
+        help="uvicorn worker processes, for the API and the bare app alike; a list (1,2) measures each.",
+    ),
     connections: int = typer.Option(32, min=1, help="Concurrent keep-alive connections of the load generator."),
     duration: float = typer.Option(10.0, min=0.1, help="Seconds measured per row (after up to 1 s of warm-up)."),
-    customers: int = typer.Option(100_000, min=1, help="Customers projected (20 events each, 2 programs); "
-                                                       "requests rotate over all."),
-    rate: float = typer.Option(None, callback=_positive, help="Open-loop requests/s for every endpoint "
-                                                              "(default: half of its closed-loop maximum)."),
-    config: Path = typer.Option(None, exists=True, dir_okay=False, resolve_path=True,
-                                help="LOYALTY_CONFIG of the API (default: the package's config/loyalty.yaml)."),
+    customers: int = typer.Option(
+        100_000, min=1, help="Customers projected (20 events each, 2 programs); requests rotate over all."
+    ),
+    rate: float = typer.Option(
+        None,
+        callback=_positive,
+        help="Open-loop requests/s for every endpoint (default: half of its closed-loop maximum).",
+    ),
+    config: Path = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        resolve_path=True,
+        help="LOYALTY_CONFIG of the API (default: the package's config/loyalty.yaml).",
+    ),
     as_json: bool = JSON_OPTION,
     report: Path = REPORT_OPTION,
 ) -> None:
     """The API's endpoints' req/s and latency, closed and open loop, next to a bare FastAPI endpoint and raw
     Redis GETs, same workers, same run."""
-    from service.bench_api import DEFAULT_CONFIG, run_api_bench, show_api
+    from devtools.bench.api import run_api_bench, show_api
+    from devtools.demo import DEMO_CONFIG
 
-    _bench(run_api_bench(workers, connections, duration, customers, rate, config or DEFAULT_CONFIG),
-           show_api, as_json, report)
+    _bench(
+        run_api_bench(workers, connections, duration, customers, rate, config or DEMO_CONFIG), show_api, as_json, report
+    )
 
 
 @app.command()
@@ -313,15 +345,17 @@ def produce(
     org_id: int = typer.Option(100737, min=1, help="Synthetic load: orgId."),
     seed: int = typer.Option(7, help="Synthetic load: random seed (the same seed, the same events)."),
     rate: float = typer.Option(0, min=0, help="Events per second at most (0: as fast as possible)."),
-    customers_topic: str = typer.Option(None, help="Topic of customer.* events (default: the first of POINTSVIEW_TOPICS)."),
+    customers_topic: str = typer.Option(
+        None, help="Topic of customer.* events (default: the first of POINTSVIEW_TOPICS)."
+    ),
     points_topic: str = typer.Option(None, help="Topic of other events (default: the second of POINTSVIEW_TOPICS)."),
 ) -> None:
     """Publish events from a JSON-lines file, or a synthetic load (by default the demo data of `make dev`)."""
     import time
 
     from consumers.topics import create_topics
-    from service.produce import InvalidLine, produce as send, stream_from_lines, summary
-    from service.synthetic import Load, generate
+    from devtools.produce import InvalidLine, stream_from_lines, summary
+    from devtools.synthetic import Load, generate
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
@@ -332,14 +366,30 @@ def produce(
         except InvalidLine as exc:
             raise typer.BadParameter(str(exc), param_hint="--file")
     else:
-        stream = generate(Load(org_id=org_id, customers=customers, programs=_program_ids(programs),
-                               events_per_customer=events_per_customer, seed=seed,
-                               customers_topic=topics[0], points_topic=topics[1]))
+        stream = generate(
+            Load(
+                org_id=org_id,
+                customers=customers,
+                programs=_program_ids(programs),
+                events_per_customer=events_per_customer,
+                seed=seed,
+                customers_topic=topics[0],
+                points_topic=topics[1],
+            )
+        )
     started = time.monotonic()
     with one_line_errors():
         asyncio.run(create_topics(settings))  # else the broker may auto-create other partition counts
-        asyncio.run(send(settings.kafka_bootstrap_servers, stream, rate))
+        asyncio.run(_produce_shown(settings.kafka_bootstrap_servers, stream, rate))
     typer.echo(summary(stream, time.monotonic() - started))
+
+
+async def _produce_shown(servers: str, stream, rate: float) -> None:
+    from devtools.produce import produce
+    from runtime.progress import Progress, shown
+
+    async with shown(Progress("producing")) as progress:
+        await produce(servers, stream, rate, progress)
 
 
 def _program_ids(text: str) -> tuple[int, ...]:
@@ -356,7 +406,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for ma
 
     from rich.console import Console
 
-    from service.status import collect, render
+    from cli.status import collect, render
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
@@ -375,8 +425,8 @@ def deadletters_list(as_json: bool = typer.Option(False, "--json", help="Print J
 
     from rich.console import Console
 
+    from cli.deadletters import as_dict, render_list
     from consumers.deadletter_admin import read_deadletters
-    from service.deadletter_view import as_dict, render_list
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
@@ -398,8 +448,8 @@ def deadletters_show(
 
     from rich.console import Console
 
+    from cli.deadletters import as_dict, render_show
     from consumers.deadletter_admin import read_deadletters, select
-    from service.deadletter_view import as_dict, render_show
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
@@ -411,20 +461,20 @@ def deadletters_show(
         render_show(letter, Console())
 
 
-@deadletters.command("replay")
-def deadletters_replay(
+@deadletters.command("redrive")
+def deadletters_redrive(
     refs: list[str] = typer.Argument(..., metavar="OFFSET...", help="PARTITION:OFFSET (or OFFSET) of each record."),
 ) -> None:
     """Re-publish dead letters to their original topic and partition, key and bytes unchanged (after a fix)."""
-    from consumers.deadletter_admin import read_deadletters, replay, select
+    from consumers.deadletter_admin import read_deadletters, redrive, select
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
     with one_line_errors(), dead_letter_errors():
         chosen = select(asyncio.run(read_deadletters(settings)), refs)
-        replayed = asyncio.run(replay(settings, chosen))
-    for letter, topic, partition, offset in replayed:
-        typer.echo(f"replayed {letter.ref} -> {topic}[{partition}]@{offset}")
+        redriven = asyncio.run(redrive(settings, chosen))
+    for letter, topic, partition, offset in redriven:
+        typer.echo(f"redriven {letter.ref} -> {topic}[{partition}]@{offset}")
 
 
 @contextmanager

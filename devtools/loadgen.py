@@ -11,7 +11,7 @@ a Content-Length (no chunked bodies); with `protocol="redis"`, GET of keys in RE
 baseline where `redis-benchmark` is missing).
 
 `measure(plan)` runs in the calling process; `measure_in_subprocess(plan)` runs it in
-`python -m service.loadgen` (plan as JSON on stdin, summary as JSON on stdout), so the generator shares
+`python -m devtools.loadgen` (plan as JSON on stdin, summary as JSON on stdout), so the generator shares
 its event loop and GIL with nothing else.
 """
 
@@ -69,7 +69,7 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
     at = head.find(b"\r\ncontent-length:")
     if at < 0:
         raise ProtocolError(f"response without Content-Length: {head[:200]!r}")
-    length = int(head[at + 17:head.index(b"\r\n", at + 2)])
+    length = int(head[at + 17 : head.index(b"\r\n", at + 2)])
     body = await reader.readexactly(length)
     return status, body, b"\r\nconnection: close" in head
 
@@ -87,8 +87,9 @@ async def read_redis_reply(reader: asyncio.StreamReader) -> tuple[int, bytes, bo
     return (404, b"", False) if length < 0 else (200, (await reader.readexactly(length + 2))[:-2], False)
 
 
-async def fetch(port: int, path: str, headers: dict[str, str] | None = None,
-                host: str = "127.0.0.1") -> tuple[int, bytes]:
+async def fetch(
+    port: int, path: str, headers: dict[str, str] | None = None, host: str = "127.0.0.1"
+) -> tuple[int, bytes]:
     """One GET on a connection of its own: readiness polls and pre-flight checks."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -158,11 +159,13 @@ def percentile_ms(ordered: list[int], q: float) -> float:
 
 
 async def _measure(plan: Plan) -> Summary:
-    requests = [redis_get_bytes(key) for key in plan.paths] if plan.protocol == "redis" else \
-        [request_bytes(plan.host, plan.port, path, plan.headers) for path in plan.paths]
+    requests = (
+        [redis_get_bytes(key) for key in plan.paths]
+        if plan.protocol == "redis"
+        else [request_bytes(plan.host, plan.port, path, plan.headers) for path in plan.paths]
+    )
     now = perf_counter_ns()
-    window = _Window(origin=now, start=now + int(plan.warmup * 1e9),
-                     end=now + int((plan.warmup + plan.duration) * 1e9))
+    window = _Window(origin=now, start=now + int(plan.warmup * 1e9), end=now + int((plan.warmup + plan.duration) * 1e9))
     cpu_started, wall_started = time.process_time(), time.perf_counter()
     # Connections open one at a time, inside the warm-up: a burst would be taken whole by one uvicorn worker
     # (its accept loop drains the backlog), leaving the others idle for the whole keep-alive run.
@@ -174,10 +177,16 @@ async def _measure(plan: Plan) -> Summary:
     await asyncio.gather(*running)
     cpu = (time.process_time() - cpu_started) / (time.perf_counter() - wall_started)
     ordered = sorted(window.latencies)
-    return Summary(requests=len(ordered), errors=window.errors, rps=len(ordered) / plan.duration,
-                   p50_ms=percentile_ms(ordered, 0.50), p90_ms=percentile_ms(ordered, 0.90),
-                   p99_ms=percentile_ms(ordered, 0.99), p999_ms=percentile_ms(ordered, 0.999),
-                   cpu=round(cpu, 3))
+    return Summary(
+        requests=len(ordered),
+        errors=window.errors,
+        rps=len(ordered) / plan.duration,
+        p50_ms=percentile_ms(ordered, 0.50),
+        p90_ms=percentile_ms(ordered, 0.90),
+        p99_ms=percentile_ms(ordered, 0.99),
+        p999_ms=percentile_ms(ordered, 0.999),
+        cpu=round(cpu, 3),
+    )
 
 
 def measure(plan: Plan) -> Summary:
@@ -187,8 +196,13 @@ def measure(plan: Plan) -> Summary:
 async def measure_in_subprocess(plan: Plan) -> Summary:
     """`measure` in a process of its own; killed if the caller is cancelled (Ctrl-C) or fails."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service.loadgen", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        start_new_session=True)  # a terminal's Ctrl-C reaches only us; we stop it
+        sys.executable,
+        "-m",
+        "devtools.loadgen",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )  # a terminal's Ctrl-C reaches only us; we stop it
     try:
         out, _ = await process.communicate(json.dumps(asdict(plan)).encode())
     finally:

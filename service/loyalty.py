@@ -4,6 +4,7 @@ Validated at start; a bad file stops the process with its path and the line
 (YAML syntax) or field (content) at fault.
 """
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from projections.identity import INDEXED_TYPES
+from projections.money import to_thousandths
 
 HASH_PREFIXES = ("$2a$", "$2b$", "$2y$", "$argon2id$", "$argon2i$", "$argon2d$")
 
@@ -28,7 +30,12 @@ class TierConfig(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
     upgradeBasedOn: Literal["CUMULATIVE_PURCHASES", "CURRENT_POINTS", "LIFETIME_POINTS"] | None = None
-    upgradeThreshold: float | None = Field(None, ge=0)
+    upgradeThreshold: Decimal | None = Field(None, ge=0, decimal_places=3)
+
+    @property
+    def threshold(self) -> int:
+        """upgradeThreshold in thousandths (projections.money), like every figure it is compared with."""
+        return to_thousandths(self.upgradeThreshold or 0)
 
 
 class ProgramConfig(_Strict):
@@ -111,7 +118,7 @@ class LoyaltyConfig(_Strict):
         return None
 
 
-def load_config(path: str | Path) -> LoyaltyConfig:
+def load_loyalty_config(path: str | Path) -> LoyaltyConfig:
     path = Path(path)
     try:
         document = yaml.safe_load(path.read_text())

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 
+from runtime.progress import Progress
+
 Stream = list[tuple[str, bytes, bytes]]  # (topic, key, value)
 
 
@@ -18,10 +20,17 @@ class InvalidLine(ValueError):
     pass
 
 
-async def produce(bootstrap_servers: str, stream: Stream, rate: float = 0) -> None:
+async def produce(bootstrap_servers: str, stream: Stream, rate: float = 0, progress: Progress | None = None) -> None:
     """Sends the stream in order; `rate` events per second at most (0: as fast as possible)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all",
-                                enable_idempotence=False, linger_ms=10, max_batch_size=256 * 1024)
+    progress = progress or Progress()
+    progress.total = len(stream)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=10,
+        max_batch_size=256 * 1024,
+    )
     await producer.start()
     try:
         started = time.monotonic()
@@ -29,6 +38,7 @@ async def produce(bootstrap_servers: str, stream: Stream, rate: float = 0) -> No
             if rate:
                 await _pace(started, sent, rate)
             await producer.send(topic, value=value, key=key)
+            progress.done = sent + 1
         await producer.flush()
     finally:
         await producer.stop()
@@ -61,5 +71,7 @@ def summary(stream: Stream, seconds: float) -> str:
     per_topic = ", ".join(f"{topic} {count}" for topic, count in Counter(t for t, _, _ in stream).items())
     customers = len({key for _, key, _ in stream})
     rate = len(stream) / seconds if seconds else 0
-    return (f"produced {len(stream)} events of {customers} customers ({per_topic or 'nothing'}) "
-            f"in {seconds:.1f}s, {rate:,.0f} events/s")
+    return (
+        f"produced {len(stream)} events of {customers} customers ({per_topic or 'nothing'}) "
+        f"in {seconds:.1f}s, {rate:,.0f} events/s"
+    )

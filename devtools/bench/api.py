@@ -1,0 +1,369 @@
+"""`pointsview bench api`: the API's endpoints' throughput and latency next to a bare FastAPI endpoint and
+raw Redis GETs, same run, same worker count.
+
+Projects a synthetic load into Redis (the helpers of `bench projector`), then, for each worker count,
+serves it with `pointsview api` and serves `bare_app` below with the same uvicorn settings, both as
+subprocesses, and drives each endpoint in turn with devtools.loadgen in a process of its own: closed loop
+(the maximum), then open loop at a fixed rate. Everything started here is stopped on leaving, errors and
+Ctrl-C included.
+"""
+
+import asyncio
+import dataclasses
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import orjson
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from devtools.bench.common import (
+    BenchError,
+    bench_settings,
+    local_servers,
+    print_table,
+    produce_load,
+    progress,
+    projector_rate,
+    start_api,
+    start_process,
+    synthetic_load,
+    wait_ready,
+)
+from devtools.demo import AUTH_HEADERS, DEMO_CONFIG
+from devtools.loadgen import Plan, Summary, fetch, measure_in_subprocess
+from devtools.localstack import free_port
+from devtools.synthetic import Load
+from runtime import bootstrap
+from runtime.settings import Settings
+
+EVENTS_PER_CUSTOMER = 20
+REDIS_GETS_PER_SECOND = 50_000  # redis-benchmark counts requests, not seconds: about `duration` here
+
+# The shape and about the size of a balance response (service.balance.balance_body).
+BARE_BODY = {
+    "entityId": 1000,
+    "entityType": "CUSTOMER",
+    "totalPoints": 1520.25,
+    "mainPoints": 1290.5,
+    "promisedPoints": 229.75,
+    "promisedPointsBreakup": {"delayedAccrualPoints": 180.0, "externalTriggerBasedPoints": 49.75},
+    "warnings": [],
+}
+
+bare_app = FastAPI()  # served by `uvicorn devtools.bench.api:bare_app`: the floor under any endpoint
+
+
+@bare_app.get("/bare")
+async def bare() -> Response:
+    return Response(orjson.dumps(BARE_BODY), media_type="application/json")  # rendered per request, as the API does
+
+
+@dataclass(frozen=True)
+class Target:
+    endpoint: str  # short name, the JSON's
+    label: str  # the table's
+    port: int
+    paths: list[str]  # rotated over
+    baseline: bool = False  # measured closed loop only
+
+
+@dataclass(frozen=True)
+class Row:
+    workers: int
+    endpoint: str
+    label: str
+    mode: str  # "closed" (the maximum) or "open" (at `rate`)
+    rate: float | None
+    summary: Summary
+
+
+def _uvicorn_env(workers: int, stack: ExitStack) -> dict[str, str]:
+    env = dict(os.environ)
+    if workers > 1:  # the API's multi-worker metrics need one; `pointsview api` would leave its own behind
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pointsview-bench-metrics-")
+        stack.callback(shutil.rmtree, env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    return env
+
+
+async def _start_bare(workers: int, env: dict, stack: ExitStack) -> int:
+    port = free_port()
+    process = start_process(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "devtools.bench.api:bare_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env,
+        stack,
+    )
+    await wait_ready(process, port, "/bare", "the bare app")
+    return port
+
+
+async def _preflight(port: int, path: str) -> None:
+    """A benchmark of 404s or 401s would measure nothing useful: refuse at once."""
+    status, body = await fetch(port, path, AUTH_HEADERS)
+    if status != 200:
+        raise BenchError(f"GET {path} answered {status}: {body[:200].decode(errors='replace')}")
+
+
+def _targets(bare_port: int, api_port: int, load: Load) -> list[Target]:
+    """The bare baseline, then every customer of the load by userId, by mobile, by mobile and email (dual
+    eligibility: the demo org's primary identifier, mobile, decides), and its details."""
+    ids = range(load.first_customer_id, load.first_customer_id + load.customers)
+    lookup = "/v2/customers/lookup/points/balance?source=INSTORE&identifierName="
+    details = "/v2/customers/lookup/customerDetails?source=INSTORE&embed=mlp,points&identifierName=mobile"
+    return [
+        Target("bare", "bare FastAPI (baseline)", bare_port, ["/bare"], baseline=True),
+        Target("userId", "userId balance", api_port, [f"/v2/customers/{n}/points/balance" for n in ids]),
+        Target("lookup", "lookup balance, mobile", api_port, [f"{lookup}mobile&identifierValue=9{n:09d}" for n in ids]),
+        Target(
+            "dual",
+            "lookup balance, mobile+email",
+            api_port,
+            [f"{lookup}mobile,email&identifierValue=9{n:09d},user{n}%40example.com" for n in ids],
+        ),
+        Target(
+            "details", "customerDetails, mlp,points", api_port, [f"{details}&identifierValue=9{n:09d}" for n in ids]
+        ),
+    ]
+
+
+async def _measure(target: Target, workers: int, connections: int, duration: float, rate: float | None) -> list[Row]:
+    """The closed-loop maximum; for the API's endpoints also the open loop at `rate` (default: half that)."""
+    await _preflight(target.port, target.paths[0])
+    plan = Plan(
+        port=target.port,
+        paths=target.paths,
+        headers=AUTH_HEADERS,
+        connections=connections,
+        duration=duration,
+        warmup=min(1.0, duration),
+    )
+    closed = await measure_in_subprocess(plan)
+    rows = [Row(workers, target.endpoint, target.label, "closed", None, closed)]
+    if not target.baseline:
+        open_rate = rate or max(1.0, closed.rps / 2)
+        rows.append(
+            Row(
+                workers,
+                target.endpoint,
+                target.label,
+                "open",
+                open_rate,
+                await measure_in_subprocess(dataclasses.replace(plan, rate=open_rate)),
+            )
+        )
+    return rows
+
+
+async def _stored_value(settings: Settings, load: Load) -> tuple[str, int]:
+    """A plain string key holding as many bytes as Redis holds for the first customer: what a raw GET reads."""
+    redis = bootstrap.redis_client(settings)
+    keys = bootstrap.keys(settings)
+    try:
+        stored = keys.customer(load.org_id, load.first_customer_id)
+        if await redis.type(stored) == b"string":
+            size = await redis.strlen(stored)
+        else:  # a hash: its values
+            size = sum(len(value) for value in (await redis.hgetall(stored)).values())
+        key = keys.scratch("raw-get")
+        await redis.set(key, b"x" * size)
+        return key, size
+    finally:
+        await redis.aclose()
+
+
+def _percentiles(text: str) -> list[tuple[float, float]]:
+    """redis-benchmark's "Latency by percentile distribution": (percent, ms) pairs, ascending."""
+    section = text.split("Latency by percentile distribution:", 1)[-1].split("Cumulative distribution", 1)[0]
+    return [(float(p), float(ms)) for p, ms in re.findall(r"([\d.]+)% <= ([\d.]+) milliseconds", section)]
+
+
+def _redis_benchmark_summary(output: str, requests: int) -> Summary:
+    throughput = re.search(r"throughput summary: ([\d.]+) requests per second", output)
+    distribution = _percentiles(output)
+    if not throughput or not distribution:
+        raise BenchError(f"redis-benchmark printed no figures: {output[-300:]!r}")
+
+    def at(q: float) -> float:  # the first listed percentile at or above q (HdrHistogram's steps)
+        return next(ms for percent, ms in distribution if percent >= q * 100)
+
+    return Summary(
+        requests=requests,
+        errors=0,
+        rps=float(throughput[1]),
+        p50_ms=at(0.5),
+        p90_ms=at(0.9),
+        p99_ms=at(0.99),
+        p999_ms=at(0.999),
+        cpu=None,
+    )
+
+
+async def _raw_redis_get(settings: Settings, key: str, workers: int, connections: int, duration: float) -> Row:
+    """GETs of `key` by `redis-benchmark` when on PATH, else by the load generator in RESP (closed loop)."""
+    url = urlparse(settings.redis_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 6379
+    binary = shutil.which("redis-benchmark")
+    if not binary:
+        plan = Plan(
+            port=port,
+            host=host,
+            paths=[key],
+            connections=connections,
+            duration=duration,
+            warmup=min(1.0, duration),
+            protocol="redis",
+        )
+        return Row(workers, "redis", "raw Redis GET (loadgen)", "closed", None, await measure_in_subprocess(plan))
+    requests = max(1_000, round(REDIS_GETS_PER_SECOND * duration))
+    process = await asyncio.create_subprocess_exec(
+        binary,
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "-c",
+        str(connections),
+        "-n",
+        str(requests),
+        "GET",
+        key,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        out, _ = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    summary = _redis_benchmark_summary(out.decode(errors="replace").replace("\r", "\n"), requests)
+    return Row(workers, "redis", "raw Redis GET (redis-benchmark)", "closed", None, summary)
+
+
+async def run_api_bench(
+    workers: list[int],
+    connections: int,
+    duration: float,
+    customers: int,
+    rate: float | None = None,
+    config: Path = DEMO_CONFIG,
+) -> dict:
+    """Every target at every worker count; the raw Redis GETs once per worker count, beside them."""
+    rows = []
+    with local_servers() as servers:
+        settings = bench_settings(servers)
+        load = synthetic_load(settings, customers, EVENTS_PER_CUSTOMER)
+        progress.print(
+            f"producing {customers * EVENTS_PER_CUSTOMER:,} events ({customers:,} customers, "
+            f"{len(load.programs)} programs) and projecting them ..."
+        )
+        stream = await produce_load(settings, load)
+        await projector_rate(settings, len(stream))  # runs the projector until all is applied; rate unused
+        key, size = await _stored_value(settings, load)
+        for count in workers:
+            progress.print(
+                f"{count} worker(s): starting the API and the bare app; each endpoint "
+                f"{duration:g}s closed loop, then {duration:g}s open loop, {connections} connections ..."
+            )
+            with ExitStack() as stack:
+                env = _uvicorn_env(count, stack)
+                api_port = await start_api(settings, count, config, env, stack)
+                bare_port = await _start_bare(count, env, stack)
+                for target in _targets(bare_port, api_port, load):
+                    rows += await _measure(target, count, connections, duration, rate)
+                    if target.baseline:
+                        rows.append(await _raw_redis_get(settings, key, count, connections, duration))
+    return {
+        "benchmark": "api",
+        "workers": workers,
+        "connections": connections,
+        "duration": duration,
+        "customers": customers,
+        "programs": len(load.programs),
+        "events_per_customer": EVENTS_PER_CUSTOMER,
+        "redis_value_bytes": size,
+        "results": _as_json(rows),
+    }
+
+
+def _as_json(rows: list[Row]) -> list[dict]:
+    bare = {row.workers: row.summary.rps for row in rows if row.endpoint == "bare"}
+    return [
+        {
+            "workers": row.workers,
+            "endpoint": row.endpoint,
+            "label": row.label,
+            "mode": row.mode,
+            "rate": row.rate,
+            **asdict(row.summary),
+            "vs_bare": round(row.summary.rps / bare[row.workers], 3)
+            if row.mode == "closed" and bare[row.workers]
+            else None,
+        }
+        for row in rows
+    ]
+
+
+API_COLUMNS = ["endpoint", "load", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "errors", "vs bare"]
+
+
+def api_title(result: dict, workers: int) -> str:
+    return (
+        f"API, {workers} worker(s), {result['connections']} connections, {result['duration']:g}s per row, "
+        f"{result['customers']:,} customers x {result['events_per_customer']} events, "
+        f"{result['programs']} programs"
+    )
+
+
+def api_rows(result: dict, workers: int) -> list[list[str]]:
+    return [
+        [
+            row["label"],
+            "max" if row["mode"] == "closed" else f"at {row['rate']:,.0f}/s",
+            f"{row['rps']:,.0f}",
+            *(f"{row[p]:.2f}" for p in ("p50_ms", "p90_ms", "p99_ms", "p999_ms")),
+            f"{row['errors']:,}",
+            f"{row['vs_bare']:.2f}x" if row["vs_bare"] is not None else "",
+        ]
+        for row in result["results"]
+        if row["workers"] == workers
+    ]
+
+
+def show_api(result: dict, as_json: bool) -> None:
+    if as_json:
+        return print(json.dumps(result, indent=2))
+    for workers in result["workers"]:
+        print_table(
+            api_title(result, workers),
+            API_COLUMNS,
+            api_rows(result, workers),
+            caption="max: closed loop; at R/s: open loop, latency from the scheduled send",
+        )

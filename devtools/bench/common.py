@@ -1,0 +1,188 @@
+"""What every benchmark shares: its servers, per-run settings, the synthetic load, the projector timed
+in-process, `pointsview api` started as a subprocess, and the terminal's tables."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from consumers.projector import run_projector
+from consumers.topics import create_topics
+from devtools.loadgen import fetch
+from devtools.localstack import LocalBroker, LocalRedis, LocalServerError, free_port
+from devtools.produce import produce
+from devtools.synthetic import Load, generate
+from runtime import bootstrap
+from runtime.progress import Progress, shown
+from runtime.settings import Settings
+
+READY_TIMEOUT_SECONDS = 30
+
+
+class BenchError(LocalServerError):
+    """A server of the benchmark would not start or answered wrongly (one line, no traceback)."""
+
+
+def start_process(command: list[str], env: dict[str, str], stack: ExitStack) -> subprocess.Popen:
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+    )  # a terminal's Ctrl-C reaches only us; we stop it
+    stack.callback(_stop, process)
+    return process
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM lets uvicorn's supervisor stop its workers; then SIGKILL to whatever is left in its group."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the group is the server's own (start_new_session)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+async def wait_ready(process: subprocess.Popen, port: int, path: str, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + READY_TIMEOUT_SECONDS
+    while loop.time() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"{what} exited with code {process.returncode} at start")
+        try:
+            if (await fetch(port, path))[0] == 200:
+                return
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        await asyncio.sleep(0.1)
+    raise BenchError(f"{what} not ready on 127.0.0.1:{port}{path} within {READY_TIMEOUT_SECONDS}s")
+
+
+async def start_api(settings: Settings, workers: int, config: Path, env: dict, stack: ExitStack) -> int:
+    port = free_port()
+    env = {**env, **settings_env(settings), "LOYALTY_CONFIG": str(config)}
+    process = start_process(
+        [sys.executable, "-m", "cli", "api", "--port", str(port), "--workers", str(workers)], env, stack
+    )
+    await wait_ready(process, port, "/health/ready", "the API")
+    return port
+
+
+progress = Console(stderr=True)  # what a run is doing; the figures go to stdout
+
+
+@dataclass(frozen=True)
+class Applied:
+    rate: float  # events per second, from the last poll that saw nothing applied to the last record
+    timeline: list[tuple[float, int]]  # (seconds since the projector started, events applied), every 0.1 s
+
+
+async def projector_rate(settings: Settings, total: int) -> Applied:
+    """Runs the projector in-process until Redis positions cover `total` records, then stops it."""
+    redis = bootstrap.redis_client(settings)
+    positions = bootstrap.keys(settings).positions()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_projector(settings, stop))
+    timeline = []
+    try:
+        launched = started = time.perf_counter()
+        while True:
+            polled = time.perf_counter()
+            done = sum(int(v) for v in (await redis.hgetall(positions)).values())
+            if not timeline or polled - launched - timeline[-1][0] >= 0.1 or done >= total:
+                timeline.append((round(polled - launched, 3), done))
+            if not done:
+                started = polled  # the clock starts at the last poll that saw nothing applied
+            elif done >= total:
+                return Applied(done / (time.perf_counter() - started), timeline)
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await task
+        await redis.aclose()
+
+
+@contextmanager
+def local_servers() -> Iterator[dict[str, str]]:
+    """The settings that reach the servers: KAFKA_BOOTSTRAP_SERVERS / REDIS_URL when set, else local servers
+    started here (with their settings, LocalBroker.SETTINGS) and stopped on leaving, errors and Ctrl-C
+    included."""
+    broker = redis_server = None
+    try:
+        servers: dict[str, str] = {}
+        if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            broker = LocalBroker().start()
+            servers.update(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, **LocalBroker.SETTINGS)
+        if not os.environ.get("REDIS_URL"):
+            servers["REDIS_URL"] = (redis_server := LocalRedis().start()).url
+        yield servers
+    finally:
+        if redis_server:
+            redis_server.cleanup()
+        if broker:
+            broker.stop()
+
+
+def bench_settings(servers: dict[str, str]) -> Settings:
+    """Topics, group and key prefix of this run only: runs against shared servers never mix."""
+    run = uuid.uuid4().hex[:8]
+    return Settings(
+        **servers,
+        topics=f"bench-customers-{run},bench-points-{run}",
+        deadletter_topic=f"bench-deadletter-{run}",
+        group_id=f"bench-projector-{run}",
+        key_prefix=f"bench-{run}",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a `pointsview` subprocess these settings."""
+    return {
+        str(field.validation_alias or f"POINTSVIEW_{name.upper()}"): str(getattr(settings, name))
+        for name, field in Settings.model_fields.items()
+    }
+
+
+def synthetic_load(settings: Settings, customers: int, events_per_customer: int) -> Load:
+    customers_topic, points_topic = settings.topic_list
+    return Load(
+        customers=customers,
+        events_per_customer=events_per_customer,
+        customers_topic=customers_topic,
+        points_topic=points_topic,
+    )
+
+
+async def produce_load(settings: Settings, load: Load) -> list[tuple[str, bytes, bytes]]:
+    """Creates the run's topics (the broker would auto-create other partition counts), then produces."""
+    await create_topics(settings)
+    stream = generate(load)
+    async with shown(Progress("producing")) as sent:
+        await produce(settings.kafka_bootstrap_servers, stream, progress=sent)
+    return stream
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]], caption: str | None = None) -> None:
+    table = Table(title=title, caption=caption)
+    for n, column in enumerate(columns):
+        table.add_column(column, justify="left" if n == 0 else "right", no_wrap=n == 0)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)

@@ -1,0 +1,245 @@
+"""`pointsview bench projector`: the projector's apply rate next to a bare consumer, same run, same topics.
+
+Starts its own broker and Redis unless KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are
+set. Both rates are timed from the first record seen to the last, so group
+joins and start-up are left out of both. The servers, per-run settings and
+synthetic load helpers are shared with `pointsview bench api` (devtools.bench.api).
+"""
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import replace
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from redis.asyncio import Redis
+
+from devtools.bench.common import (
+    bench_settings,
+    local_servers,
+    print_table,
+    produce_load,
+    progress,
+    projector_rate,
+    synthetic_load,
+)
+from devtools.demo import DEMO_PROGRAMS
+from devtools.synthetic import Load
+from projections.keys import Keys
+from runtime import bootstrap
+from runtime.settings import Settings
+
+
+async def _bare_consumer_rate(servers: str, topics: list[str], total: int) -> float:
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=servers,
+        group_id=f"bench-{uuid.uuid4().hex}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        max_poll_records=5000,
+    )
+    await consumer.start()
+    try:
+        seen, started = 0, time.perf_counter()
+        while seen < total:
+            asked = time.perf_counter()
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            if not seen:
+                started = asked  # the clock starts with the request that brought the first records
+            seen += sum(len(records) for records in batch.values())
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def _rebuild_rate(settings: Settings, total: int) -> float:
+    """Replays the whole log into a new generation (no switch); events per second of the replay."""
+    from consumers.rebuild import Rebuild
+    from runtime.progress import Progress
+
+    redis = bootstrap.redis_client(settings)
+    progress = Progress()
+    try:
+        started = time.perf_counter()
+        await Rebuild(settings, redis, asyncio.Event(), progress).run(switch=False)
+        return progress.total / (time.perf_counter() - started)
+    finally:
+        await redis.aclose()
+
+
+async def run_projector_bench(
+    events: int, customers: int, rebuild: bool = False, visible_rate: float = 0, visible_seconds: float = 0
+) -> dict:
+    """The projector's rate next to a bare consumer's over the same log; with `rebuild`, the rebuild's too;
+    with `visible_rate`, then the produce-to-visible latency at that rate (devtools.bench.freshness)."""
+    with local_servers() as servers:
+        settings = bench_settings(servers)
+        load = synthetic_load(settings, customers, max(1, events // customers))
+        progress.print(
+            f"producing {load.customers * load.events_per_customer:,} events "
+            f"({customers:,} customers) to {settings.topic_partitions} partitions per topic ..."
+        )
+        stream = await produce_load(settings, load)
+        bare = await _bare_consumer_rate(settings.kafka_bootstrap_servers, settings.topic_list, len(stream))
+        progress.print(f"bare consumer: {bare:,.0f} events/s; projecting ...")
+        applied = await projector_rate(settings, len(stream))
+        rates = {"bare aiokafka consumer (baseline)": bare, "pointsview projector": applied.rate}
+        if rebuild:
+            progress.print("rebuilding into a new generation ...")
+            rates["pointsview rebuild"] = await _rebuild_rate(settings, len(stream))
+        result = {
+            "benchmark": "rebuild" if rebuild else "projector",
+            "events": len(stream),
+            "customers": customers,
+            "events_per_second": rates,
+            "timeline": applied.timeline,
+        }
+        if visible_rate:
+            from devtools.bench.freshness import visible_latency
+
+            progress.print(
+                f"producing {visible_rate:,.0f} events/s for {visible_seconds:g}s beside the projector "
+                "and the API, timing probes until the API shows them ..."
+            )
+            result["visible"] = await visible_latency(settings, load, visible_rate, visible_seconds)
+    return result
+
+
+RATE_COLUMNS = ["what", "events/s", "vs bare consumer", "vs live projector"]
+VISIBLE_COLUMNS = ["what", "p50 ms", "p90 ms", "p99 ms", "max ms", "not visible"]
+
+
+def rate_rows(result: dict) -> list[list[str]]:
+    rates = result["events_per_second"]
+    bare, live = rates["bare aiokafka consumer (baseline)"], rates["pointsview projector"]
+    return [[what, f"{rate:,.0f}", f"{rate / bare:.2f}x", f"{rate / live:.2f}x"] for what, rate in rates.items()]
+
+
+def visible_title(visible: dict) -> str:
+    return (
+        f"produce-to-visible through the API: {visible['events']:,} events at {visible['rate']:,.0f}/s "
+        f"(held {visible['produced_per_second']:,.0f}/s), {visible['probes']:,} probes"
+    )
+
+
+def visible_rows(visible: dict) -> list[list[str]]:
+    """The bare consumer's produce-to-receive (the baseline), then pointsview's produce-to-visible."""
+    baseline = visible["baseline"]
+    return [
+        [f"{baseline['what']} (baseline)", *_latency_cells(baseline), f"{visible['probes'] - baseline['probes']:,}"],
+        ["pointsview, produce to visible", *_latency_cells(visible), f"{visible['not_visible']:,}"],
+    ]
+
+
+def _latency_cells(figures: dict) -> list[str]:
+    return [f"{figures[p]:.1f}" for p in ("p50_ms", "p90_ms", "p99_ms", "max_ms")]
+
+
+def show_rates(result: dict, as_json: bool) -> None:
+    if as_json:
+        return print(json.dumps(result))
+    print_table(f"{result['benchmark']}, one process, {result['events']:,} events", RATE_COLUMNS, rate_rows(result))
+    if visible := result.get("visible"):
+        print_table(visible_title(visible), VISIBLE_COLUMNS, visible_rows(visible))
+
+
+async def _memory_by_kind(redis: Redis, keys: Keys, sample: int = 2_000) -> dict[str, tuple[int, float]]:
+    """Per key kind: (number of keys, mean MEMORY USAGE of a sample of them)."""
+    prefixes = keys.kinds()
+    found: dict[str, list[bytes]] = {kind: [] for kind in prefixes}
+    counts = dict.fromkeys(prefixes, 0)
+    async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=5_000):
+        for kind, prefix in prefixes.items():
+            if key.decode().startswith(prefix):
+                counts[kind] += 1
+                if len(found[kind]) < sample:
+                    found[kind].append(key)
+                break
+    figures = {}
+    for kind, sampled in found.items():
+        pipe = redis.pipeline(transaction=False)
+        for key in sampled:
+            pipe.memory_usage(key, samples=0)
+        sizes = await pipe.execute()
+        figures[kind] = (counts[kind], sum(sizes) / len(sizes) if sizes else 0.0)
+    return figures
+
+
+async def _identifiers(redis: Redis, keys: Keys) -> int:
+    """Identifiers in the index: the fields of its hashes."""
+    prefix = keys.kinds()["identifier index"]
+    pipe = redis.pipeline(transaction=False)
+    async for key in redis.scan_iter(match=f"{prefix}*", count=5_000):
+        pipe.hlen(key)
+    return sum(await pipe.execute())
+
+
+async def _state_json_sizes(redis: Redis, settings: Settings, load: Load, sample: int = 2_000) -> list[int]:
+    """Sizes of compact JSON of the state of a sample of customers, as the store reads it."""
+    store = bootstrap.store(settings, redis)
+    ids = range(load.first_customer_id, load.first_customer_id + min(sample, load.customers))
+    return [len(orjson.dumps(await store.customer_doc(load.org_id, cid))) for cid in ids]
+
+
+async def run_memory_bench(customers: int, events_per_customer: int, programs: int = 1) -> dict:
+    """Redis bytes per customer and per identifier after projecting a synthetic load, the dedup window apart."""
+    with local_servers() as servers:
+        settings = bench_settings(servers)
+        load = replace(synthetic_load(settings, customers, events_per_customer), programs=DEMO_PROGRAMS[:programs])
+        redis = bootstrap.redis_client(settings)
+        try:
+            before = (await redis.info("memory"))["used_memory"]
+            progress.print(f"projecting {customers:,} customers x {events_per_customer} events ...")
+            stream = await produce_load(settings, load)
+            await projector_rate(settings, len(stream))
+            after = (await redis.info("memory"))["used_memory"]
+            keys = bootstrap.keys(settings)
+            kinds = await _memory_by_kind(redis, keys)
+            identifiers = await _identifiers(redis, keys)
+            state_json = await _state_json_sizes(redis, settings, load)
+        finally:
+            await redis.aclose()
+    per_customer = {kind: count * mean / customers for kind, (count, mean) in kinds.items()}
+    index_keys, index_bytes = kinds["identifier index"]
+    return {
+        "benchmark": "memory",
+        "customers": customers,
+        "events_per_customer": events_per_customer,
+        "programs": programs,
+        "identifiers": identifiers,
+        "bytes_per_customer": {
+            "state JSON, raw (baseline)": sum(state_json) / len(state_json),
+            **per_customer,
+            "read-model (state + index)": per_customer["customer state"] + per_customer["identifier index"],
+            "used_memory growth (everything)": (after - before) / customers,
+        },
+        "bytes_per_identifier": index_keys * index_bytes / identifiers if identifiers else 0.0,
+    }
+
+
+MEMORY_COLUMNS = ["what", "bytes"]
+
+
+def memory_title(result: dict) -> str:
+    return (
+        f"Redis memory, {result['customers']:,} customers x {result['events_per_customer']} events, "
+        f"{result['programs']} program(s), {result['identifiers']:,} identifiers"
+    )
+
+
+def memory_rows(result: dict) -> list[list[str]]:
+    return [
+        *([f"{what}, per customer", f"{size:,.0f}"] for what, size in result["bytes_per_customer"].items()),
+        ["one identifier's index entry", f"{result['bytes_per_identifier']:,.0f}"],
+    ]
+
+
+def show_memory(result: dict, as_json: bool) -> None:
+    if as_json:
+        return print(json.dumps(result))
+    print_table(memory_title(result), MEMORY_COLUMNS, memory_rows(result))

@@ -1,0 +1,58 @@
+"""The API's view of the store: the live generation, followed without a round trip per request (pub/sub on
+the pointer's channel, re-read every second in case a message was missed), and each org's sources cached
+briefly for source=ALL lookups."""
+
+import time
+
+from projections.generations import Generations
+from projections.identity import IndexKey
+from projections.state import Customer
+from projections.store import Store
+
+SOURCES_CACHE_SECONDS = 1.0  # source=ALL: the org's sources, re-read at most this often (and on a miss)
+
+
+class ReadModel:
+    def __init__(self, store: Store):
+        self.generations = Generations(store.redis, store.keys.meta.prefix)
+        self._stores = {store.keys.generation: store}
+        self.store = store
+        self._sources: dict[int, tuple[list[tuple[str, str]], float]] = {}
+
+    def use(self, generation: int) -> None:
+        if generation != self.store.keys.generation:
+            self._stores.setdefault(generation, self.store.for_generation(generation))
+            self.store = self._stores[generation]
+            self._sources.clear()
+
+    async def follow_live(self) -> None:
+        """Runs until cancelled: requests read the live generation (Redis down: they answer 503 meanwhile)."""
+        await self.generations.follow(self.use)
+
+    async def customer(self, org_id: int, customer_id: int) -> Customer | None:
+        return await self.store.customer(org_id, customer_id)
+
+    async def sources(self, org_id: int, fresh: bool = False) -> list[tuple[str, str]]:
+        cached = self._sources.get(org_id)
+        if cached and not fresh and time.monotonic() - cached[1] < SOURCES_CACHE_SECONDS:
+            return cached[0]
+        sources = await self.store.sources(org_id)
+        self._sources[org_id] = (sources, time.monotonic())
+        return sources
+
+    async def resolve(
+        self, org_id: int, scope: tuple[str, str] | None, identifier: tuple[str, str]
+    ) -> tuple[int, Customer | None] | None:
+        """The latest claimant of `identifier` (type, value) on one (source, accountId), or on every source
+        of the org when `scope` is None, and its state: one round trip."""
+        scopes = [scope] if scope else await self.sources(org_id)
+        found = await self.store.resolve_customer(org_id, _index_keys(org_id, scopes, identifier))
+        stale = scope is None and time.monotonic() - self._sources[org_id][1] > 0.05
+        if found is None and stale:  # a source new since the cache was filled?
+            scopes = await self.sources(org_id, fresh=True)
+            found = await self.store.resolve_customer(org_id, _index_keys(org_id, scopes, identifier))
+        return found
+
+
+def _index_keys(org_id: int, scopes: list[tuple[str, str]], identifier: tuple[str, str]) -> list[IndexKey]:
+    return [IndexKey(org_id, source, account, *identifier) for source, account in scopes]

@@ -1,0 +1,49 @@
+"""The composition root: every process builds its Redis clients, key layout and stores here, from settings.
+
+One timeout policy for every Redis client (POINTSVIEW_REDIS_TIMEOUT_SECONDS, connecting and waiting for
+a reply); the API's client is the multiplexed one (runtime.redis_mux), everyone else's redis-py's own.
+"""
+
+from redis.asyncio import Redis
+
+from projections.generations import Generations
+from projections.keys import FIRST_GENERATION, Keys
+from projections.read_model import ReadModel
+from projections.store import Store
+from runtime.redis_mux import MultiplexedRedis
+from runtime.settings import Settings
+
+
+def redis_client(settings: Settings) -> Redis:
+    return Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        socket_timeout=settings.redis_timeout_seconds,
+    )
+
+
+def api_redis_client(settings: Settings) -> MultiplexedRedis:
+    """Single commands and plain pipelines on one pipelined connection per worker; Redis down fails at once."""
+    return MultiplexedRedis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        socket_timeout=settings.redis_timeout_seconds,
+        max_connections=settings.redis_max_connections,
+    )
+
+
+def keys(settings: Settings, generation: int = FIRST_GENERATION) -> Keys:
+    return Keys(settings.key_prefix, generation)
+
+
+def store(settings: Settings, redis: Redis, generation: int = FIRST_GENERATION) -> Store:
+    return Store(redis, keys(settings, generation), settings.dedup_window_seconds * 1000)
+
+
+def generations(settings: Settings, redis: Redis) -> Generations:
+    return Generations(redis, settings.key_prefix)
+
+
+def read_model(settings: Settings) -> ReadModel:
+    """The API's read-model (its client connects on first use, inside the worker's event loop)."""
+    return ReadModel(store(settings, api_redis_client(settings)))

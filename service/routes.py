@@ -1,0 +1,198 @@
+"""The read routes of API.md, declared once: what each answers, its parameters (the OpenAPI document is
+built from them) and how its requests are matched.
+
+Requests for them (GET, and HEAD: the same answer without the body) are answered here in pure ASGI,
+before FastAPI's middleware and router: FastAPI's stack (middlewares, route matching, Request and
+Response objects, dependency solving) cost more per request than the Redis read behind a balance. The
+app (service.app) registers each route with FastAPI from the same declaration, for the OpenAPI
+document and for requests that arrive through FastAPI (a root path), and answers those with `respond`
+below: one table, one way to answer.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from redis.exceptions import RedisError
+
+from service.endpoints import Endpoints, Query
+from service.errors import ApiError, error_answer, unavailable_answer
+from service.metrics import record
+
+_JSON = (b"content-type", b"application/json")
+Answer = Callable[[Endpoints, str | None, str, dict[str, str], Query], Awaitable[bytes]]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    description: str
+    schema: dict  # OpenAPI schema of the value (what it must be; anything else is that parameter's error)
+    required: bool = False
+    where: str = "query"
+
+
+@dataclass(frozen=True)
+class ReadRoute:
+    path: str  # the template; `{name}` is one path segment, handed to `answer` by name
+    name: str
+    tag: str
+    summary: str
+    parameters: tuple[Parameter, ...]
+    answer: Answer  # (endpoints, Authorization header, client address, path parameters, query) -> body
+    response_model: type | None = None
+
+    def match(self, path: str) -> dict[str, str] | None:
+        head, brace, rest = self.path.partition("{")
+        if not brace:
+            return {} if path == self.path else None
+        name, _, tail = rest.partition("}")
+        if not (path.startswith(head) and path.endswith(tail)):
+            return None
+        value = path[len(head) : len(path) - len(tail)]
+        return {name: value} if value and "/" not in value else None  # what Starlette's {name} matches
+
+
+_INT32, _INT64 = 2**31 - 1, 2**63 - 1
+LOOKUP = (
+    Parameter("source", "INSTORE, MARTJACK, WECHAT, MAPP_SDK or ALL (any case)", {"type": "string"}, True),
+    Parameter("accountId", "required unless source is INSTORE or ALL", {"type": "string"}),
+    Parameter(
+        "identifierName",
+        "mobile, email, externalId, cardnumber, wechat (any case); comma-separated with dual eligibility",
+        {"type": "string"},
+        True,
+    ),
+    Parameter("identifierValue", "the values, in the order of identifierName", {"type": "string"}, True),
+)
+PROGRAMS = (
+    Parameter(
+        "programId",
+        "a program of the caller's org (default: the org's default program)",
+        {"type": "integer", "minimum": 1, "maximum": _INT32},
+    ),
+    Parameter("fetchDataForAllPrograms", "sum every program of the org", {"type": "boolean", "default": False}),
+    Parameter("entityType", "CUSTOMER (any case)", {"type": "string", "default": "CUSTOMER"}),
+)
+DETAILS = (
+    Parameter(
+        "embed",
+        "comma-separated: points, mlp, expirySchedules, expiredPoints, alternateCurrencies, ignoreCardDetails, ...",
+        {"type": "string"},
+    ),
+    Parameter("gapToUpgrade", "days ahead, with embed=mlp", {"type": "integer", "minimum": 0}),
+    Parameter("gapToRenew", "days ahead, with embed=mlp", {"type": "integer", "minimum": 0}),
+)
+USER_ID = Parameter(
+    "userId", "the customer's userId", {"type": "integer", "minimum": 1, "maximum": _INT64}, True, "path"
+)
+
+
+def _user_balance(endpoints: Endpoints, authorization, address, path, query) -> Awaitable[bytes]:
+    return endpoints.user_balance(authorization, address, path["userId"], query)
+
+
+def _lookup_balance(endpoints: Endpoints, authorization, address, _path, query) -> Awaitable[bytes]:
+    return endpoints.lookup_balance(authorization, address, query)
+
+
+def _customer_details(endpoints: Endpoints, authorization, address, _path, query) -> Awaitable[bytes]:
+    return endpoints.customer_details(authorization, address, query)
+
+
+def read_routes(balance_model: type) -> tuple[ReadRoute, ...]:
+    """In matching order: "lookup" is never taken for a userId."""
+    return (
+        ReadRoute(
+            "/v2/customers/lookup/points/balance",
+            "lookup_balance",
+            "balance",
+            "Points balance of the customer an identifier resolves to",
+            (*LOOKUP, *PROGRAMS),
+            _lookup_balance,
+            balance_model,
+        ),
+        ReadRoute(
+            "/v2/customers/lookup/customerDetails",
+            "customer_details",
+            "customers",
+            "The customer an identifier resolves to (seeds 002/003)",
+            (*LOOKUP, *DETAILS),
+            _customer_details,
+        ),
+        ReadRoute(
+            "/v2/customers/{userId}/points/balance",
+            "user_balance",
+            "balance",
+            "Points balance by userId",
+            (USER_ID, *PROGRAMS),
+            _user_balance,
+            balance_model,
+        ),
+    )
+
+
+def query_of(scope) -> dict[str, str]:
+    """Each parameter's last value, decoded as Starlette's QueryParams decodes them (parse_qsl, blank
+    values kept), which without escapes (% or +) is a plain split."""
+    text = scope["query_string"].decode("latin-1")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    return dict(piece.partition("=")[::2] for piece in text.split("&") if piece)
+
+
+def _caller(scope) -> tuple[str | None, str]:
+    """(the Authorization header, the client's address)."""
+    authorization = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+            break
+    client = scope.get("client")
+    return authorization, client[0] if client else ""
+
+
+class ReadRoutes:
+    def __init__(self, routes: tuple[ReadRoute, ...], endpoints: Endpoints):
+        self.routes = routes
+        self.endpoints = endpoints
+
+    def route(self, scope) -> tuple[ReadRoute, dict[str, str]] | None:
+        """The route a request is for, and its path parameters, when it is answered here first."""
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD") or scope.get("root_path"):
+            return None
+        for route in self.routes:
+            path_parameters = route.match(scope["path"])
+            if path_parameters is not None:
+                return route, path_parameters
+        return None
+
+    async def answer(self, route: ReadRoute, path_parameters: dict[str, str], scope, send) -> None:
+        started = time.perf_counter()
+        status = 500
+        try:
+            status, body, headers = await self.respond(route, path_parameters, scope)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(b"content-length", str(len(body)).encode()), _JSON, *headers],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+        finally:
+            record(route.path, status, time.perf_counter() - started)
+
+    async def respond(
+        self, route: ReadRoute, path_parameters: dict[str, str], scope
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        authorization, address = _caller(scope)
+        try:
+            body = await route.answer(self.endpoints, authorization, address, path_parameters, query_of(scope))
+            return 200, body, []
+        except ApiError as error:
+            status, body, headers = error_answer(error)
+        except RedisError:
+            status, body, headers = unavailable_answer()
+        return status, body, [(name.lower().encode(), value.encode()) for name, value in headers.items()]

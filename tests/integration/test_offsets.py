@@ -1,0 +1,23 @@
+"""Both ways of reading a partition's end offset (POINTSVIEW_KAFKA_END_OFFSETS) against the real broker."""
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from consumers.offsets import end_offsets, read_all, reader
+
+
+async def test_list_offsets_and_fetch_agree_on_records_sent_one_by_one(settings, topics):
+    # One record per produce request: the local broker's ListOffsets answer is right for single-record
+    # batches (for larger ones it answers the last batch's base offset, hence the fetch path), Kafka's always.
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=False)
+    await producer.start()
+    try:
+        for n in range(7):
+            await producer.send_and_wait(topics[0], b"x", partition=n % 2)
+    finally:
+        await producer.stop()
+    tps = [TopicPartition(topics[0], p) for p in range(3)]
+    expected = {tps[0]: 4, tps[1]: 3, tps[2]: 0}
+    for how in ("list-offsets", "fetch"):
+        async with reader(settings.kafka_bootstrap_servers) as consumer:
+            assert await end_offsets(consumer, tps, how) == expected, how
+            assert len(await read_all(consumer, tps, how)) == 7, how
