@@ -60,12 +60,18 @@ def one_line_errors():
 
 
 @app.command()
-def projector() -> None:
+def projector(
+    processes: int = typer.Option(1, min=1, help="Consumer-group members, one process each (a core each)."),
+) -> None:
     """Consume the event topics into the Redis read-model (KAFKA_BOOTSTRAP_SERVERS, REDIS_URL)."""
     from consumers.projector import run_projector
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
+    if processes > 1:
+        from consumers.members import run_members
+
+        raise typer.Exit(run_members(settings, processes))
     if settings.metrics_port:
         from prometheus_client import start_http_server
 

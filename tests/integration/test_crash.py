@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import psutil
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -48,11 +49,12 @@ def _env(settings) -> dict[str, str]:
         "POINTSVIEW_BATCH_MAX_RECORDS": "300",
         "POINTSVIEW_BATCH_TIMEOUT_MS": "50",
         "POINTSVIEW_LOG_LEVEL": "WARNING",
+        "POINTSVIEW_KAFKA_END_OFFSETS": settings.kafka_end_offsets,
     }
 
 
-def _spawn(settings) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "cli", "projector"], env=_env(settings))
+def _spawn(settings, *options: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cli", "projector", *options], env=_env(settings))
 
 
 async def _partitions(settings):
@@ -187,3 +189,17 @@ async def test_a_position_outside_the_log_stops_the_projector_with_a_clear_error
     await redis.hset(keys.positions(), f"{topics[1]}:0", 10_000)  # far past the end: the topic was recreated
     with pytest.raises(LogTruncated, match=rf"{topics[1]}:0: the read-model needs offset 10000"):
         await asyncio.wait_for(run_projector(settings, asyncio.Event()), timeout=60)
+
+
+async def test_two_member_processes_under_one_command_fold_the_log_and_stop_together(settings, redis, keys, topics):
+    stream = _stream(settings, customers=2_000)
+    await produce(settings.kafka_bootstrap_servers, stream)
+    command = _spawn(settings, "--processes", "2")
+    try:
+        await _equals_fold(redis, keys, reference_fold(stream))
+        members = [p for p in psutil.Process(command.pid).children() if "python" in p.name()]
+        assert len(members) >= 2, members
+    finally:
+        command.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(command.wait, 60) == 0
+    assert not [p for p in members if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
