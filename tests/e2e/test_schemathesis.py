@@ -110,3 +110,24 @@ def test_no_request_yields_a_server_error(case, app_under_test, fuzz_world):
             assert body["entityType"] == "CUSTOMER"
             for name in ("totalPoints", "mainPoints", "promisedPoints"):
                 assert Decimal(str(body[name])) == Decimal(str(body[name])).quantize(Decimal("0.001"))
+
+
+def test_the_document_shows_parameter_types_what_is_required_and_400_for_invalid_input():
+    document = _openapi()
+    user = document["paths"]["/v2/customers/{userId}/points/balance"]["get"]
+    lookup = document["paths"]["/v2/customers/lookup/points/balance"]["get"]
+    parameters = {p["name"]: p for p in user["parameters"] + lookup["parameters"]}
+    assert parameters["userId"]["in"] == "path" and parameters["userId"]["schema"]["type"] == "integer"
+    assert parameters["programId"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+    assert parameters["fetchDataForAllPrograms"]["schema"]["type"] == "boolean"
+    assert {name for name, p in parameters.items() if p["required"]} == {
+        "userId",
+        "source",
+        "identifierName",
+        "identifierValue",
+    }
+    for operation in (user, lookup, document["paths"]["/v2/customers/lookup/customerDetails"]["get"]):
+        assert {"200", "400", "401", "404", "503"} <= set(operation["responses"]) and "422" not in operation[
+            "responses"
+        ]
+    assert "head" not in document["paths"]["/v2/customers/{userId}/points/balance"]
