@@ -17,8 +17,10 @@ from runtime.settings import Settings
 
 def run_members(settings: Settings, processes: int) -> int:
     context = multiprocessing.get_context("spawn")  # no inherited event loop, sockets or locks
-    members = [context.Process(target=_member, args=(settings.model_dump(by_alias=False), index),
-                               name=f"projector-{index}") for index in range(processes)]
+    members = [
+        context.Process(target=_member, args=(settings.model_dump(by_alias=False), index), name=f"projector-{index}")
+        for index in range(processes)
+    ]
     for member in members:
         member.start()
 
