@@ -145,6 +145,7 @@ def rebuild(
     switch: bool = typer.Option(
         True, "--switch/--no-switch", help="Hand over and make the new generation live when built."
     ),
+    processes: int = typer.Option(1, min=1, help="Processes replaying the partitions in parallel (a core each)."),
 ) -> None:
     """Replay every topic from offset 0 into a new generation beside the live one, then switch atomically."""
     from cli.rebuild import rebuild as run
@@ -152,7 +153,9 @@ def rebuild(
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
     with one_line_errors():
-        raise typer.Exit(asyncio.run(until_signalled(run, settings, switch)))
+        raise typer.Exit(
+            asyncio.run(until_signalled(lambda s, stop: run(s, switch, stop, processes=processes), settings))
+        )
 
 
 @generations.callback()
@@ -221,15 +224,30 @@ def _positive(value: float | None) -> float | None:
     return value
 
 
-def _worker_counts(value: str) -> list[int]:
+def _counts(value: str) -> list[int]:
     """`--workers 1,2`: the option's value becomes the list."""
     try:
         counts = [int(part) for part in value.split(",")]
     except ValueError:
         counts = []
     if not counts or min(counts) < 1:
-        raise typer.BadParameter(f"{value!r}: worker counts are positive integers separated by commas, e.g. 1,2")
+        raise typer.BadParameter(f"{value!r}: counts are positive integers separated by commas, e.g. 1,2")
     return counts
+
+
+def _with_one(value: str) -> list[int]:
+    """`--processes 2`: one process is measured first, the baseline of the scaling."""
+    return sorted({1, *_counts(value)})
+
+
+PROCESSES_OPTION = typer.Option(
+    "1", callback=_with_one, help="Projector (and rebuild) processes; a list (1,2) measures each: the scaling."
+)
+CUSTOMERS_OPTION = typer.Option(
+    "50000",
+    callback=_counts,
+    help="Distinct customers; a list (10000,50000,200000) measures each with the first's events per customer.",
+)
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Print the figures as JSON (progress goes to stderr).")
@@ -250,33 +268,35 @@ def _bench(run, show, as_json: bool, report: Path | None) -> None:
 
 @bench.command("projector")
 def bench_projector(
-    events: int = typer.Option(1_000_000, min=1, help="Events to pre-produce."),
-    customers: int = typer.Option(50_000, min=1, help="Distinct customers in the stream."),
+    events: int = typer.Option(1_000_000, min=1, help="Events to pre-produce (for the first customer count)."),
+    customers: str = CUSTOMERS_OPTION,
+    processes: str = PROCESSES_OPTION,
     rate: float = typer.Option(2000, callback=_positive, help="Events/s produced while timing produce-to-visible."),
     duration: float = typer.Option(20.0, callback=_positive, help="Seconds of produce-to-visible timing."),
     as_json: bool = JSON_OPTION,
     report: Path = REPORT_OPTION,
 ) -> None:
-    """Projector apply rate (events/s, one process) next to a bare aiokafka consumer on the same topics, then
-    the produce-to-visible latency through the API at a fixed rate."""
+    """Projector apply rate (events/s) next to a bare aiokafka consumer on the same topics, per process count
+    and customer count, then the produce-to-visible latency through the API at a fixed rate."""
     from devtools.bench.projector import run_projector_bench, show_rates
 
-    _bench(
-        run_projector_bench(events, customers, visible_rate=rate, visible_seconds=duration), show_rates, as_json, report
-    )
+    run = run_projector_bench(events, customers, processes, visible_rate=rate, visible_seconds=duration)
+    _bench(run, show_rates, as_json, report)
 
 
 @bench.command("rebuild")
 def bench_rebuild(
     events: int = typer.Option(1_000_000, min=1, help="Events to pre-produce."),
     customers: int = typer.Option(50_000, min=1, help="Distinct customers in the stream."),
+    processes: str = PROCESSES_OPTION,
     as_json: bool = JSON_OPTION,
     report: Path = REPORT_OPTION,
 ) -> None:
-    """Rebuild rate (events/s) next to the live projector and a bare consumer, same log, same run."""
+    """`pointsview rebuild` (wall clock, switch included) next to the live projector and a bare consumer,
+    same log, same run."""
     from devtools.bench.projector import run_projector_bench, show_rates
 
-    _bench(run_projector_bench(events, customers, rebuild=True), show_rates, as_json, report)
+    _bench(run_projector_bench(events, [customers], processes, rebuild=True), show_rates, as_json, report)
 
 
 @bench.command("memory")
@@ -297,7 +317,7 @@ def bench_memory(
 def bench_api(
     workers: str = typer.Option(
         "1",
-        callback=_worker_counts,
+        callback=_counts,
         help="uvicorn worker processes, for the API and the bare app alike; a list (1,2) measures each.",
     ),
     connections: int = typer.Option(32, min=1, help="Concurrent keep-alive connections of the load generator."),

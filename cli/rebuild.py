@@ -15,12 +15,14 @@ from runtime.settings import Settings
 console = Console(stderr=True)
 
 
-async def rebuild(settings: Settings, switch: bool, stop: asyncio.Event, generation: int | None = None) -> int:
-    redis = bootstrap.redis_client(settings)
+async def rebuild(
+    settings: Settings, switch: bool, stop: asyncio.Event, generation: int | None = None, processes: int = 1
+) -> int:
+    redis = bootstrap.pipelined_redis_client(settings)
     started = time.monotonic()
     try:
         async with shown(Progress()) as progress:
-            built = await Rebuild(settings, redis, stop, progress).run(switch=switch, generation=generation)
+            built = await Rebuild(settings, redis, stop, progress).run(switch, generation, processes)
     finally:
         await redis.aclose()
     if stop.is_set():

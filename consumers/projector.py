@@ -38,8 +38,8 @@ from consumers.topics import ensure_topics
 from projections.events import InvalidEvent, parse_event
 from projections.generations import Control
 from projections.keys import position_name
-from projections.plan import Record, Stored, plan_customer, stored_after
-from projections.store import CustomerId, Store
+from projections.plan import Record, plan_customer, stored_after
+from projections.store import CustomerId, Store, decode_value, encode_value, marks_of
 from runtime import bootstrap
 from runtime.settings import Settings
 
@@ -94,11 +94,20 @@ class Projector(ConsumerRebalanceListener):
         # or a replay) and come again after it, so they are dropped rather than applied or dead-lettered twice.
         self.expected: dict[TopicPartition, int] = {}
         self.paused_for: int | None = None  # the generation a hand-over is pausing us for
-        # Customers as this projector last wrote them: a customer seen again is planned without a read.
-        # Redis stays the judge: every write is a compare-and-set on the watermarks the cache holds, so
-        # a write by anyone else (another consumer, a rebuild, a Redis that lost data) fails it, and the
-        # cache is dropped whenever what it stands on changes (rebalance, replay, generation, failure).
-        self.cache: dict[CustomerId, Stored] = {}
+        # Customers' stored values as this projector last wrote them: a customer seen again is planned
+        # without a read. Kept encoded (one bytes object each, decoded for the batch that touches it):
+        # decoding a compact value costs less than reaching into a large cache of scattered objects, and
+        # the garbage collector has nothing to scan. Redis stays the judge: every write is a
+        # compare-and-set on the watermarks the value starts with, so a write by anyone else (another
+        # consumer, a rebuild, a Redis that lost data) fails it, and the cache is dropped whenever what it
+        # stands on changes (rebalance, replay, generation, failure).
+        self.cache: dict[CustomerId, bytes] = {}
+        # Write-behind while catching up: customers planned but not written yet ([the watermarks Redis holds,
+        # the newest value, the writes merged]), and the offsets the positions move to once they are.
+        self.pending: dict[CustomerId, list] = {}
+        self.pending_offsets: dict[TopicPartition, int] = {}
+        self.pending_records = 0
+        self.rewind = False  # a write of pending customers failed: read again from the saved positions
         self.uncommitted: dict[TopicPartition, int] = {}
         self.committed_at = 0.0
         self.fatal: Exception | None = None
@@ -113,6 +122,7 @@ class Projector(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked) -> None:
         async with self.lock:
+            await self._flush_if_reachable()
             await self._commit()
             self.cache.clear()
             for tp in revoked:
@@ -164,10 +174,15 @@ class Projector(ConsumerRebalanceListener):
                 self._report()
                 last_report = time.monotonic()
         async with self.lock:
+            await self._flush_if_reachable()
             await self._commit()
         self._report()
 
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        if self.rewind:  # what was pending is gone: this batch and what came before it are read again
+            self.rewind = False
+            return await self._seek_to_stored(list(self.positions))
+        caught_up = sum(len(records) for records in batch.values()) < self.settings.batch_max_records
         batch = {
             tp: kept
             for tp, records in batch.items()
@@ -190,41 +205,85 @@ class Projector(ConsumerRebalanceListener):
         # intact, the customers were read before any loss, and a loss after that
         # fails the customers' compare-and-set.
         now_ms = int(time.time() * 1000)
-        missing = [cid for cid in by_customer if cid not in self.cache]
-        loaded, found, control = await self.store.load(missing, [partition_name(tp) for tp in self.positions], now_ms)
+        missing = [cid for cid in by_customer if cid not in self.cache and cid not in self.pending]
+        loaded, found, control = await self.store.load(missing, [partition_name(tp) for tp in self.positions])
         if self.live and await self._follow(control):
             return self._fetch_again(batch)
         if await self._replay_lost(found):
             return self._fetch_again(batch)
-        stored = {cid: self.cache.pop(cid, None) or loaded[cid] for cid in by_customer}
-        writes = []
+        stored = {cid: loaded[cid] if (held := self._held_value(cid)) is None else held for cid in by_customer}
+        window_ms = self.store.dedup_window_ms
         for cid, records in by_customer.items():
-            before = stored[cid]
+            value = stored[cid]
+            before = decode_value(value)
             write = plan_customer(before.customer, before.watermarks, before.seen, records)
             if write.watermarks:
-                writes.append((before, stored_after(before, write, now_ms, self.store.dedup_window_ms), write))
-        try:
-            lost = await self.store.write(writes, now_ms)
-        except BaseException:
-            self.cache.clear()  # some customers may have been written, and planning changed their states
-            raise
-        if lost:
-            log.info("another consumer wrote some of these customers; fetching the batch again", customers=len(lost))
-            self.cache.clear()
-            return self._fetch_again(batch)
-        self._remember(stored, writes)
-        applied = sum(len(w.applied_event_ids) for _, _, w in writes)
-        EVENTS_APPLIED.inc(applied)
-        EVENTS_SKIPPED.inc(sum(len(r) for r in by_customer.values()) - applied)
-        self.applied += applied
+                stored[cid] = encode_value(stored_after(before, write, now_ms, window_ms))
+                self._hold(cid, marks_of(value), stored[cid], write)
+        self._remember(stored)
         if rejected:
             if self.producer:
                 await send_deadletters(self.producer, self.settings.deadletter_topic, rejected)
             self.deadlettered += len(rejected)
-        await self._advance({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        consumed = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        self.expected.update(consumed)
+        self.pending_offsets.update(consumed)
+        self.pending_records += sum(len(records) for records in batch.values())
+        limit = self.settings.write_behind_records
+        if caught_up or self.pending_records >= limit or len(self.pending) >= self.settings.cache_customers // 2:
+            await self._flush()
 
-    def _remember(self, stored: dict[CustomerId, Stored], writes) -> None:
-        stored.update({(w.orgId, w.customerId): after for _, after, w in writes})
+    def _held_value(self, cid: CustomerId) -> bytes | None:
+        """What this projector last planned for the customer: pending (not written yet), or cached."""
+        if cid in self.pending:
+            self.cache.pop(cid, None)
+            return self.pending[cid][1]
+        return self.cache.pop(cid, None)
+
+    def _hold(self, cid: CustomerId, expected: bytes, value: bytes, write) -> None:
+        """Adds a customer's write to the pending ones (its newest value; the watermarks Redis holds)."""
+        held = self.pending.get(cid)
+        if held is None:
+            write.customer = None  # the value holds the state
+            self.pending[cid] = [expected, value, write]
+        else:
+            held[1] = value
+            held[2].absorb(write)
+
+    async def _flush(self) -> None:
+        """Writes the pending customers (compare-and-set), then moves the positions past what they hold."""
+        if not self.pending_offsets:
+            return
+        writes = list(self.pending.values())
+        try:
+            lost = await self.store.write(writes)
+        except BaseException:
+            self._forget_pending()  # some customers may have been written: start again from what Redis holds
+            raise
+        if lost:
+            log.info("another consumer wrote some of these customers; reading again", customers=len(lost))
+            return self._forget_pending()
+        applied = sum(len(write.applied_event_ids) for _, _, write in writes)
+        EVENTS_APPLIED.inc(applied)
+        EVENTS_SKIPPED.inc(self.pending_records - applied)
+        self.applied += applied
+        offsets = self.pending_offsets
+        self.pending, self.pending_offsets, self.pending_records = {}, {}, 0
+        await self._advance(offsets)
+
+    async def _flush_if_reachable(self) -> None:
+        """Before giving partitions up or stopping; Redis down: what was pending is read again later."""
+        try:
+            await self._flush()
+        except REDIS_DOWN as exc:
+            log.warning("Redis unavailable; pending customers are read again from the saved positions", error=str(exc))
+
+    def _forget_pending(self) -> None:
+        self.pending, self.pending_offsets, self.pending_records = {}, {}, 0
+        self.cache.clear()
+        self.rewind = True
+
+    def _remember(self, stored: dict[CustomerId, bytes]) -> None:
         self.cache.update(stored)  # most recently used last
         for cid in list(itertools.islice(self.cache, max(0, len(self.cache) - self.settings.cache_customers))):
             del self.cache[cid]
@@ -235,11 +294,15 @@ class Projector(ConsumerRebalanceListener):
             log.warning("live generation changed: continuing there", generation=control.live, previous=self.generation)
             self.store = self.store.for_generation(control.live)
             self.cache.clear()
+            self.pending, self.pending_offsets, self.pending_records = {}, {}, 0  # the old generation's
             self.paused_for = None
             self.consumer.resume(*self.positions)
             await self._seek_to_stored(list(self.positions))
             return True
         if control.handover is not None and control.handover != self.generation:
+            await self._flush()  # the paused generation holds everything up to the positions acknowledged
+            if self.rewind:
+                return True
             if self.paused_for != control.handover:
                 log.warning("pausing for a hand-over", generation=control.handover)
                 self.paused_for = control.handover
@@ -273,10 +336,12 @@ class Projector(ConsumerRebalanceListener):
                 replay_from=offset or 0,
             )
             REPLAYS.inc()
-        if lost:
-            self.cache.clear()
-        await self._seek_to_stored(lost)
-        return bool(lost)
+        if not lost:
+            return False
+        self.cache.clear()
+        self.pending, self.pending_offsets, self.pending_records = {}, {}, 0
+        await self._seek_to_stored(list(self.positions))  # the other partitions' pending records come again
+        return True
 
     def _fetch_again(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp, records in batch.items():
@@ -349,7 +414,7 @@ async def _start_with_deadline(what: str, start, timeout: float) -> None:
 
 
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
-    redis = bootstrap.redis_client(settings)
+    redis = bootstrap.pipelined_redis_client(settings)
     store = bootstrap.store(settings, redis)
     servers = settings.kafka_bootstrap_servers
     timeout = settings.startup_timeout_seconds

@@ -1,7 +1,7 @@
 """Creates the projector's topics when they are missing (existing ones are left as they are)."""
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 
 async def ensure_topics(admin: AIOKafkaAdminClient, names: list[str], partitions: int, replication: int):
@@ -26,5 +26,19 @@ async def create_topics(settings) -> None:
             settings.topic_partitions,
             settings.topic_replication_factor,
         )
+    finally:
+        await admin.close()
+
+
+async def group_members(settings) -> int | None:
+    """How many members the projector's consumer group has (None when the broker does not say)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        await admin.start()
+        (response,) = await admin.describe_consumer_groups([settings.group_id])
+        (group,) = response.groups
+        return None if group[0] else len(group[-1])  # (error_code, ..., members)
+    except (KafkaError, ValueError, IndexError):
+        return None
     finally:
         await admin.close()

@@ -16,7 +16,7 @@ async def generation_customers(redis: Redis, keys: Keys) -> dict[tuple[int, int]
     found = {}
     async for key in redis.scan_iter(match=keys.customer_pattern(), count=1000):
         value = await redis.get(key)
-        customer = value and decode_value(value)[1]
+        customer = value and decode_value(value).customer
         if customer:
             found[(customer.orgId, customer.customerId)] = customer
     return found

@@ -37,7 +37,7 @@ def fold(state: Customer | None, events: list[Event]) -> Customer:
 def apply_in_place(customer: Customer | None, event: Event) -> Customer:
     if customer is None:
         customer = Customer(orgId=event.orgId, customerId=event.customerId)
-    _apply(event.data, customer, event)
+    _apply.dispatch(type(event.data))(event.data, customer, event)  # (the wrapper's lookups, once)
     return customer
 
 
@@ -140,7 +140,11 @@ def _tier(data: TierData, customer: Customer, event: Event) -> None:
 
 
 def _balance(customer: Customer, program_id: int, currency: str) -> Balance:
-    return customer.balances.setdefault(balance_key(program_id, currency), Balance())
+    key = balance_key(program_id, currency)
+    balance = customer.balances.get(key)
+    if balance is None:  # not setdefault: a Balance built for every event costs more than the rest
+        balance = customer.balances[key] = Balance()
+    return balance
 
 
 def _add(balance: Balance, category: Category | None, points: int) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 from typing import Annotated, Any
 
 import msgspec
@@ -47,6 +48,11 @@ def _timestamp(v: object) -> str:
     """RFC 3339 (offset required), normalised to UTC `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`."""
     if not isinstance(v, str):
         raise ValueError(f"{v!r} is not an RFC 3339 timestamp with an offset")
+    return _utc_timestamp(v)
+
+
+@lru_cache(maxsize=8192)  # events arrive many to a second, and expiry dates repeat: most are checked once
+def _utc_timestamp(v: str) -> str:
     canonical = _CANONICAL_UTC.fullmatch(v)  # the common case: kept as it is
     if not canonical and not _RFC3339.fullmatch(v):
         raise ValueError(f"{v!r} is not an RFC 3339 timestamp with an offset")
@@ -89,21 +95,27 @@ def _amount(field: str, value: object, signed: bool = False) -> int:
 
 
 def _storable(value: Any) -> Any:
-    """Free-form JSON as the state stores it: decimals as numbers, integers within 64 bits."""
+    """Free-form JSON as the state stores it: numbers as JSON gave them (profiles are decoded with binary
+    floats: only amounts need decimals), integers within 64 bits. Checked by encoding it as the state
+    will (a fraction of walking it); only a value that does not fit is walked."""
+    try:
+        _MSGPACK.encode(value)
+        return value
+    except OverflowError:
+        return _fitted(value)
+
+
+def _fitted(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _storable(v) for k, v in value.items()}
+        return {k: _fitted(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_storable(v) for v in value]
-    if (
-        isinstance(value, Decimal)
-        or isinstance(value, int)
-        and not isinstance(value, bool)
-        and not -(2**63) <= value < 2**64
-    ):
+        return [_fitted(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         return float(value)
     return value
 
 
+_MSGPACK = msgspec.msgpack.Encoder()
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
@@ -286,7 +298,10 @@ def _json_float(text: str) -> Decimal | float:
 
 
 _ENVELOPE = msgspec.json.Decoder(Envelope, float_hook=_json_float)
-_DATA = {name: msgspec.json.Decoder(model, float_hook=_json_float) for name, model in DATA_MODELS.items()}
+_DATA = {  # amounts exact (decimals); profiles' free-form numbers as binary floats, as the state stores them
+    name: msgspec.json.Decoder(model) if model is ProfileData else msgspec.json.Decoder(model, float_hook=_json_float)
+    for name, model in DATA_MODELS.items()
+}
 _ANY = msgspec.json.Decoder(float_hook=_json_float)
 _MISSING = re.compile(r"Object missing required field `([^`]*)`")
 _AT = re.compile(r"^(.*) - at `\$\.?([^`]*)`$", re.S)

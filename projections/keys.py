@@ -46,7 +46,8 @@ class Keys:
         self.meta = MetaKeys(prefix)
 
     def customer(self, org_id: int, customer_id: int) -> str:
-        """STRING: `topic:partition=offset,...` (last applied offsets), a newline, the state (MessagePack)."""
+        """STRING: `topic:partition=offset,...` (last applied offsets), a newline, the dedup window (its
+        length, 4 bytes, then per hour the 8-byte keys of the eventIds applied in it), the state (MessagePack)."""
         return f"{self.customers_of(org_id)}{customer_id}}}"
 
     def customers_of(self, org_id: int) -> str:
@@ -56,10 +57,6 @@ class Keys:
     def customer_pattern(self) -> str:
         """SCAN pattern of every customer key of this generation."""
         return f"{self.prefix}:c:*"
-
-    def dedup(self, org_id: int, customer_id: int) -> str:
-        """ZSET: eventId -> processing time (ms), trimmed to the dedup window."""
-        return f"{self.prefix}:e:{{{org_id}:{customer_id}}}"
 
     def identifier(self, key: IndexKey) -> tuple[str, str]:
         """(HASH, field): the identifier's value in one of INDEX_BUCKETS hashes of its org, source, account
@@ -83,11 +80,7 @@ class Keys:
     def kinds(self) -> dict[str, str]:
         """What each kind of per-customer key starts with (the memory benchmark sorts keys by it)."""
         claim = IndexKey(orgId=1, source="INSTORE", accountId="", type="mobile", value="1")
-        examples = {
-            "customer state": self.customer(1, 1),
-            "identifier index": self.identifier(claim)[0],
-            "eventId dedup window": self.dedup(1, 1),
-        }
+        examples = {"customer state": self.customer(1, 1), "identifier index": self.identifier(claim)[0]}
         return {kind: key.split("{", 1)[0] for kind, key in examples.items()}
 
     def scratch(self, name: str) -> str:

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from projections.apply import apply_in_place
+from projections.dedup import DedupWindow, dedup_key
 from projections.events import Event, ProfileData
 from projections.identity import IndexKey, indexed_identifiers
 from projections.keys import position_name
 from projections.state import Customer, profile_key
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
     """One consumed record that parsed into an event."""
 
@@ -27,7 +28,7 @@ class Record:
     position: str = field(init=False)  # the partition's name in the watermarks
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "position", position_name(self.topic, self.partition))
+        self.position = position_name(self.topic, self.partition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,16 @@ class CustomerWrite:
     customer: Customer | None  # None when nothing new was applied
     watermarks: dict[str, int]  # the partitions this write advances
     applied_event_ids: list[str] = field(default_factory=list)
+    applied_keys: list[bytes] = field(default_factory=list)  # their dedup keys
     index_changes: list[IndexChange] = field(default_factory=list)
+
+    def absorb(self, later: "CustomerWrite") -> None:
+        """This write followed by `later` (the same customer's next batch), as one write."""
+        self.customer = later.customer or self.customer
+        self.watermarks.update(later.watermarks)
+        self.applied_event_ids += later.applied_event_ids
+        self.applied_keys += later.applied_keys
+        self.index_changes += later.index_changes
 
 
 @dataclass(slots=True)
@@ -55,21 +65,19 @@ class Stored:
 
     customer: Customer | None
     watermarks: dict[str, int]  # position -> last applied offset; also the write's compare-and-set token
-    seen: dict[str, int]  # eventId -> when it was applied (ms), within the dedup window
+    seen: DedupWindow  # the eventIds it applied recently
 
 
 def stored_after(before: Stored, write: CustomerWrite, now_ms: int, window_ms: int) -> Stored:
     """What Redis holds once `write` is stored on top of `before`."""
-    since = now_ms - window_ms
-    seen = {event_id: at for event_id, at in before.seen.items() if at >= since}
-    seen.update(dict.fromkeys(write.applied_event_ids, now_ms))
+    seen = before.seen.added(write.applied_keys, now_ms, window_ms)
     return Stored(write.customer or before.customer, {**before.watermarks, **write.watermarks}, seen)
 
 
 def plan_customer(
     stored: Customer | None,
     watermarks: dict[str, int],
-    seen_event_ids: set[str] | dict[str, int],
+    seen: DedupWindow | set[bytes],
     records: list[Record],
 ) -> CustomerWrite:
     """Folds `records` (one customer's, in log order) onto `stored`, which the planner takes over."""
@@ -83,7 +91,8 @@ def plan_customer(
             continue
         write.watermarks[position] = record.offset
         event = record.event
-        if event.eventId in seen_event_ids or event.eventId in applied:
+        key = dedup_key(event.eventId)
+        if event.eventId in applied or key in seen:
             continue
         applied.add(event.eventId)
         if type(event.data) is ProfileData:
@@ -92,6 +101,7 @@ def plan_customer(
             )
         customer = apply_in_place(customer, event)
         write.applied_event_ids.append(event.eventId)
+        write.applied_keys.append(key)
     write.customer = customer if write.applied_event_ids else None
     return write
 

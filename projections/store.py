@@ -6,6 +6,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from projections.dedup import DedupWindow, dedup_key
 from projections.generations import Control, Generations
 from projections.identity import IndexKey
 from projections.keys import Keys, source_member, source_of_member
@@ -21,25 +22,42 @@ def _script(name: str) -> str:
 
 def encode_marks(watermarks: dict[str, int]) -> bytes:
     """`topic:partition=offset,...`, sorted: the same watermarks always give the same bytes."""
-    return ",".join(f"{position}={offset}" for position, offset in sorted(watermarks.items())).encode()
+    return ",".join([f"{position}={watermarks[position]}" for position in sorted(watermarks)]).encode()
 
 
 def decode_marks(raw: bytes) -> dict[str, int]:
-    return (
-        {position: int(offset) for position, _, offset in (mark.rpartition("=") for mark in raw.decode().split(","))}
-        if raw
-        else {}
+    marks: dict[str, int] = {}
+    if raw:
+        for mark in raw.decode().split(","):
+            position, _, offset = mark.rpartition("=")
+            marks[position] = int(offset)
+    return marks
+
+
+def encode_value(stored: Stored) -> bytes:
+    """A customer's stored value: its watermarks, a newline, the dedup window's length (4 bytes) and bytes,
+    then its state (MessagePack; empty for none). One key per customer: one read, one compare-and-set."""
+    seen = stored.seen.encode()
+    state = encode_customer(stored.customer) if stored.customer else b""
+    return b"".join((encode_marks(stored.watermarks), b"\n", len(seen).to_bytes(4, "big"), seen, state))
+
+
+def decode_value(value: bytes) -> Stored:
+    """What a stored value holds (b"": nothing, a customer never written)."""
+    if not value:
+        return Stored(None, {}, DedupWindow())
+    marks, _, rest = value.partition(b"\n")
+    length = int.from_bytes(rest[:4], "big")
+    state = rest[4 + length :]
+    return Stored(
+        decode_customer(state) if state else None, decode_marks(marks), DedupWindow.decode(rest[4 : 4 + length])
     )
 
 
-def encode_value(watermarks: dict[str, int], customer: Customer | None) -> bytes:
-    """A customer's stored value: its watermarks, a newline, its state (MessagePack; empty for none)."""
-    return encode_marks(watermarks) + b"\n" + (encode_customer(customer) if customer else b"")
-
-
-def decode_value(value: bytes) -> tuple[dict[str, int], Customer | None]:
-    marks, _, state = value.partition(b"\n")
-    return decode_marks(marks), decode_customer(state) if state else None
+def marks_of(value: bytes) -> bytes:
+    """The watermarks a stored value starts with: its compare-and-set token (b"" for none)."""
+    end = value.find(b"\n")
+    return value[:end] if end >= 0 else b""
 
 
 def _evalsha(pipe, script, keys: list, args: list) -> None:
@@ -47,8 +65,11 @@ def _evalsha(pipe, script, keys: list, args: list) -> None:
 
 
 def _customer_of(value: bytes | None) -> Customer | None:
-    """The state part of a stored value, without decoding the watermarks (the API's read)."""
-    state = value and value[value.index(b"\n") + 1 :]
+    """The state part of a stored value, without decoding the watermarks or the dedup window (the API's)."""
+    if not value:
+        return None
+    start = value.index(b"\n") + 1
+    state = value[start + 4 + int.from_bytes(value[start : start + 4], "big") :]
     return decode_customer(state) if state else None
 
 
@@ -86,34 +107,27 @@ class Store:
         return [items[i : i + self.script_chunk] for i in range(0, len(items), self.script_chunk)]
 
     async def load(
-        self, customers: list[CustomerId], positions: list[str], now_ms: int
-    ) -> tuple[dict[CustomerId, Stored], dict[str, int | None], Control]:
-        """Customers' states, watermarks and dedup windows; positions; and the live generation and
-        any hand-over in progress, all in one round trip."""
+        self, customers: list[CustomerId], positions: list[str]
+    ) -> tuple[dict[CustomerId, bytes], dict[str, int | None], Control]:
+        """Customers' stored values (b"" for none: decode_value reads them); positions; and the live
+        generation and any hand-over in progress, all in one round trip."""
         chunks = self._chunks(customers)
 
         def queue(pipe) -> None:
             for chunk in chunks:
-                keys = [k for org, cid in chunk for k in (self.keys.customer(org, cid), self.keys.dedup(org, cid))]
-                _evalsha(pipe, self._read_customers, keys, [now_ms - self.dedup_window_ms])
+                _evalsha(pipe, self._read_customers, [self.keys.customer(org, cid) for org, cid in chunk], [])
             pipe.hmget(self.keys.positions(), positions or ["-"])
             self.generations.queue_control(pipe)
 
         replies = await self._pipelined(queue)
-        flat = [part for reply in replies[: len(chunks)] for part in reply]
-        stored = {}
-        for i, customer_id in enumerate(customers):
-            watermarks, customer = decode_value(flat[2 * i]) if flat[2 * i] else ({}, None)
-            window = flat[2 * i + 1]
-            stored[customer_id] = Stored(
-                customer, watermarks, {e.decode(): int(at) for e, at in zip(window[::2], window[1::2])}
-            )
+        values = [value for reply in replies[: len(chunks)] for value in reply]
+        stored = {customer_id: value or b"" for customer_id, value in zip(customers, values)}
         found, control = replies[-2], self.generations.control(replies[-1])
         return stored, {p: int(v) if v is not None else None for p, v in zip(positions, found)}, control
 
-    async def write(self, writes: list[tuple[Stored, Stored, CustomerWrite]], now_ms: int) -> list[CustomerWrite]:
-        """Writes index changes, then each customer atomically (before -> after, compare-and-set on the
-        watermarks of `before`); returns the writes that lost a race."""
+    async def write(self, writes: list[tuple[bytes, bytes, CustomerWrite]]) -> list[CustomerWrite]:
+        """Writes index changes, then each customer atomically: (the watermarks its stored value must still
+        start with, its new stored value, the write); returns the writes that lost a race."""
         commands = []  # (script, keys, args): built once, sent again only if Redis lost the scripts
         changes = sorted((c for _, _, w in writes for c in w.index_changes), key=lambda c: c.at)  # log order
         for chunk in self._chunks(changes):
@@ -129,18 +143,10 @@ class Store:
                 sources.setdefault(change.key.orgId, set()).add(source_member(change.key.source, change.key.accountId))
         chunks = self._chunks(writes)
         for chunk in chunks:
-            keys, args = [], [now_ms, self.dedup_window_ms]
-            for before, after, write in chunk:
-                keys += [
-                    self.keys.customer(write.orgId, write.customerId),
-                    self.keys.dedup(write.orgId, write.customerId),
-                ]
-                args += [
-                    encode_marks(before.watermarks),
-                    encode_value(after.watermarks, after.customer),
-                    len(write.applied_event_ids),
-                    *write.applied_event_ids,
-                ]
+            keys, args = [], []
+            for expected, value, write in chunk:
+                keys.append(self.keys.customer(write.orgId, write.customerId))
+                args += [expected, value]
             commands.append((self._write_customers, keys, args))
 
         def queue(pipe) -> None:
@@ -185,6 +191,17 @@ class Store:
         hashes, fields = zip(*(self.keys.identifier(key) for key in keys))
         found = await self._resolve_customer(keys=list(hashes), args=[self.keys.customers_of(org_id), *fields])
         return (int(found[0]), _customer_of(found[1])) if found else None
+
+    async def applied(self, events: list[tuple[int, int, str]]) -> list[bool]:
+        """Whether each (orgId, customerId, eventId) is in its customer's dedup window: applied, recently."""
+        pipe = self.redis.pipeline(transaction=False)
+        for org_id, customer_id, _ in events:
+            pipe.get(self.keys.customer(org_id, customer_id))
+        values = await pipe.execute()
+        return [
+            bool(value) and dedup_key(event_id) in decode_value(value).seen
+            for value, (_, _, event_id) in zip(values, events)
+        ]
 
     async def sources(self, org_id: int) -> list[tuple[str, str]]:
         """(source, accountId) of every profile seen in the org."""

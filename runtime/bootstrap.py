@@ -1,7 +1,8 @@
 """The composition root: every process builds its Redis clients, key layout and stores here, from settings.
 
 One timeout policy for every Redis client (POINTSVIEW_REDIS_TIMEOUT_SECONDS, connecting and waiting for
-a reply); the API's client is the multiplexed one (runtime.redis_mux), everyone else's redis-py's own.
+a reply); the API, the projector and the rebuild use the multiplexed one (runtime.redis_mux), the
+operations commands redis-py's own.
 """
 
 from redis.asyncio import Redis
@@ -22,8 +23,9 @@ def redis_client(settings: Settings) -> Redis:
     )
 
 
-def api_redis_client(settings: Settings) -> MultiplexedRedis:
-    """Single commands and plain pipelines on one pipelined connection per worker; Redis down fails at once."""
+def pipelined_redis_client(settings: Settings) -> MultiplexedRedis:
+    """Single commands and plain pipelines on one pipelined connection, packed by hiredis; Redis down fails
+    at once. The API's and the projector's: redis-py's own packing costs microseconds per argument."""
     return MultiplexedRedis.from_url(
         settings.redis_url,
         socket_connect_timeout=settings.redis_timeout_seconds,
@@ -46,4 +48,4 @@ def generations(settings: Settings, redis: Redis) -> Generations:
 
 def read_model(settings: Settings) -> ReadModel:
     """The API's read-model (its client connects on first use, inside the worker's event loop)."""
-    return ReadModel(store(settings, api_redis_client(settings)))
+    return ReadModel(store(settings, pipelined_redis_client(settings)))

@@ -8,6 +8,9 @@ synthetic load helpers are shared with `pointsview bench api` (devtools.bench.ap
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import replace
@@ -17,17 +20,20 @@ from aiokafka import AIOKafkaConsumer
 from redis.asyncio import Redis
 
 from devtools.bench.common import (
+    BenchError,
     bench_settings,
     local_servers,
     print_table,
     produce_load,
     progress,
     projector_rate,
+    settings_env,
     synthetic_load,
 )
 from devtools.demo import DEMO_PROGRAMS
 from devtools.synthetic import Load
 from projections.keys import Keys
+from projections.store import decode_value
 from runtime import bootstrap
 from runtime.settings import Settings
 
@@ -57,56 +63,81 @@ async def _bare_consumer_rate(servers: str, topics: list[str], total: int) -> fl
         await consumer.stop()
 
 
-async def _rebuild_rate(settings: Settings, total: int) -> float:
-    """Replays the whole log into a new generation (no switch); events per second of the replay."""
-    from consumers.rebuild import Rebuild
-    from runtime.progress import Progress
+async def _rebuild_rate(settings: Settings, total: int, processes: int) -> float:
+    """`pointsview rebuild --processes N` into a new generation, switch included: events per second of the
+    command's wall clock (start-up, reading the log, writing, the hand-over and the switch)."""
+    # The live projector of the run has stopped. Kafka drops a stopped member from its group at once; the
+    # local broker lists it until its session times out, which the rebuild would wait for: a group of
+    # its own, without members, measures the rebuild rather than that.
+    env = {**os.environ, **settings_env(settings.model_copy(update={"group_id": f"{settings.group_id}-idle"}))}
+    command = [sys.executable, "-m", "cli", "rebuild", "--processes", str(processes)]
+    started = time.perf_counter()
+    done = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise BenchError(f"pointsview rebuild exited with code {done.returncode}: {done.stderr[-500:]}")
+    return total / (time.perf_counter() - started)
 
-    redis = bootstrap.redis_client(settings)
-    progress = Progress()
-    try:
-        started = time.perf_counter()
-        await Rebuild(settings, redis, asyncio.Event(), progress).run(switch=False)
-        return progress.total / (time.perf_counter() - started)
-    finally:
-        await redis.aclose()
+
+def _label(what: str, processes: int) -> str:
+    return f"pointsview {what}" + (f", {processes} processes" if processes > 1 else "")
 
 
 async def run_projector_bench(
-    events: int, customers: int, rebuild: bool = False, visible_rate: float = 0, visible_seconds: float = 0
+    events: int,
+    customers: list[int],
+    processes: list[int],
+    rebuild: bool = False,
+    visible_rate: float = 0,
+    visible_seconds: float = 0,
 ) -> dict:
-    """The projector's rate next to a bare consumer's over the same log; with `rebuild`, the rebuild's too;
-    with `visible_rate`, then the produce-to-visible latency at that rate (devtools.bench.freshness)."""
+    """The projector's rate next to a bare consumer's over the same log, for each process count; with
+    `rebuild`, the rebuild's too; then, for each further customer count, the same with as many events per
+    customer (the scale check); with `visible_rate`, the produce-to-visible latency at that rate
+    (devtools.bench.freshness) over the first log."""
+    runs = []
+    per_customer = max(1, events // customers[0])
     with local_servers() as servers:
-        settings = bench_settings(servers)
-        load = synthetic_load(settings, customers, max(1, events // customers))
-        progress.print(
-            f"producing {load.customers * load.events_per_customer:,} events "
-            f"({customers:,} customers) to {settings.topic_partitions} partitions per topic ..."
-        )
-        stream = await produce_load(settings, load)
-        bare = await _bare_consumer_rate(settings.kafka_bootstrap_servers, settings.topic_list, len(stream))
-        progress.print(f"bare consumer: {bare:,.0f} events/s; projecting ...")
-        applied = await projector_rate(settings, len(stream))
-        rates = {"bare aiokafka consumer (baseline)": bare, "pointsview projector": applied.rate}
-        if rebuild:
-            progress.print("rebuilding into a new generation ...")
-            rates["pointsview rebuild"] = await _rebuild_rate(settings, len(stream))
-        result = {
-            "benchmark": "rebuild" if rebuild else "projector",
-            "events": len(stream),
-            "customers": customers,
-            "events_per_second": rates,
-            "timeline": applied.timeline,
-        }
-        if visible_rate:
-            from devtools.bench.freshness import visible_latency
-
+        for count in customers:
+            settings = bench_settings(servers)
+            load = synthetic_load(settings, count, per_customer)
             progress.print(
-                f"producing {visible_rate:,.0f} events/s for {visible_seconds:g}s beside the projector "
-                "and the API, timing probes until the API shows them ..."
+                f"producing {count * per_customer:,} events ({count:,} customers) to "
+                f"{settings.topic_partitions} partitions per topic ..."
             )
-            result["visible"] = await visible_latency(settings, load, visible_rate, visible_seconds)
+            stream = await produce_load(settings, load)
+            bare = await _bare_consumer_rate(settings.kafka_bootstrap_servers, settings.topic_list, len(stream))
+            progress.print(f"bare consumer: {bare:,.0f} events/s")
+            rates, timeline = {"bare aiokafka consumer (baseline)": bare}, None
+            for n in processes:  # the first (one process) in the run's own key prefix and group
+                progress.print(f"projecting with {n} process(es) ...")
+                own = (
+                    settings
+                    if n == processes[0]
+                    else settings.model_copy(
+                        update={"key_prefix": f"{settings.key_prefix}-{n}", "group_id": f"{settings.group_id}-{n}"}
+                    )
+                )
+                applied = await projector_rate(own, len(stream), n)
+                rates[_label("projector", n)] = applied.rate
+                timeline = timeline or applied.timeline
+            if rebuild:
+                for n in processes:
+                    progress.print(f"rebuilding into a new generation with {n} process(es) ...")
+                    rates[_label("rebuild", n)] = await _rebuild_rate(settings, len(stream), n)
+            runs.append({"events": len(stream), "customers": count, "events_per_second": rates, "timeline": timeline})
+            if visible_rate and count == customers[0]:
+                from devtools.bench.freshness import visible_latency
+
+                progress.print(
+                    f"producing {visible_rate:,.0f} events/s for {visible_seconds:g}s beside the projector "
+                    "and the API, timing probes until the API shows them ..."
+                )
+                visible = await visible_latency(settings, load, visible_rate, visible_seconds)
+    result = {"benchmark": "rebuild" if rebuild else "projector", **runs[0]}
+    if len(runs) > 1:
+        result["scale"] = [{k: run[k] for k in ("customers", "events", "events_per_second")} for run in runs]
+    if visible_rate:
+        result["visible"] = visible
     return result
 
 
@@ -118,6 +149,20 @@ def rate_rows(result: dict) -> list[list[str]]:
     rates = result["events_per_second"]
     bare, live = rates["bare aiokafka consumer (baseline)"], rates["pointsview projector"]
     return [[what, f"{rate:,.0f}", f"{rate / bare:.2f}x", f"{rate / live:.2f}x"] for what, rate in rates.items()]
+
+
+SCALE_COLUMNS = ["customers", "events", "bare consumer events/s", "projector events/s", "vs bare consumer"]
+
+
+def scale_rows(result: dict) -> list[list[str]]:
+    rows = []
+    for run in result.get("scale", []):
+        rates = run["events_per_second"]
+        bare, live = rates["bare aiokafka consumer (baseline)"], rates["pointsview projector"]
+        rows.append(
+            [f"{run['customers']:,}", f"{run['events']:,}", f"{bare:,.0f}", f"{live:,.0f}", f"{live / bare:.2f}x"]
+        )
+    return rows
 
 
 def visible_title(visible: dict) -> str:
@@ -143,7 +188,13 @@ def _latency_cells(figures: dict) -> list[str]:
 def show_rates(result: dict, as_json: bool) -> None:
     if as_json:
         return print(json.dumps(result))
-    print_table(f"{result['benchmark']}, one process, {result['events']:,} events", RATE_COLUMNS, rate_rows(result))
+    print_table(
+        f"{result['benchmark']}, {result['events']:,} events of {result['customers']:,} customers",
+        RATE_COLUMNS,
+        rate_rows(result),
+    )
+    if result.get("scale"):
+        print_table("scale check: the same events per customer", SCALE_COLUMNS, scale_rows(result))
     if visible := result.get("visible"):
         print_table(visible_title(visible), VISIBLE_COLUMNS, visible_rows(visible))
 
@@ -186,8 +237,16 @@ async def _state_json_sizes(redis: Redis, settings: Settings, load: Load, sample
     return [len(orjson.dumps(await store.customer_doc(load.org_id, cid))) for cid in ids]
 
 
+async def _dedup_sizes(redis: Redis, keys: Keys, load: Load, sample: int = 2_000) -> list[int]:
+    """Bytes of the dedup window inside the stored value of a sample of customers."""
+    ids = range(load.first_customer_id, load.first_customer_id + min(sample, load.customers))
+    values = [await redis.get(keys.customer(load.org_id, cid)) for cid in ids]
+    return [len(decode_value(value).seen.encode()) + 4 for value in values if value]
+
+
 async def run_memory_bench(customers: int, events_per_customer: int, programs: int = 1) -> dict:
-    """Redis bytes per customer and per identifier after projecting a synthetic load, the dedup window apart."""
+    """Redis bytes per customer and per identifier after projecting a synthetic load (the customer state holds
+    its eventId dedup window)."""
     with local_servers() as servers:
         settings = bench_settings(servers)
         load = replace(synthetic_load(settings, customers, events_per_customer), programs=DEMO_PROGRAMS[:programs])
@@ -202,6 +261,7 @@ async def run_memory_bench(customers: int, events_per_customer: int, programs: i
             kinds = await _memory_by_kind(redis, keys)
             identifiers = await _identifiers(redis, keys)
             state_json = await _state_json_sizes(redis, settings, load)
+            dedup = await _dedup_sizes(redis, keys, load)
         finally:
             await redis.aclose()
     per_customer = {kind: count * mean / customers for kind, (count, mean) in kinds.items()}
@@ -215,6 +275,7 @@ async def run_memory_bench(customers: int, events_per_customer: int, programs: i
         "bytes_per_customer": {
             "state JSON, raw (baseline)": sum(state_json) / len(state_json),
             **per_customer,
+            "of which the eventId dedup window": sum(dedup) / len(dedup),
             "read-model (state + index)": per_customer["customer state"] + per_customer["identifier index"],
             "used_memory growth (everything)": (after - before) / customers,
         },

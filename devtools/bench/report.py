@@ -15,10 +15,12 @@ from devtools.bench.api import API_COLUMNS, api_rows, api_title
 from devtools.bench.projector import (
     MEMORY_COLUMNS,
     RATE_COLUMNS,
+    SCALE_COLUMNS,
     VISIBLE_COLUMNS,
     memory_rows,
     memory_title,
     rate_rows,
+    scale_rows,
     visible_rows,
     visible_title,
 )
@@ -117,6 +119,8 @@ def _rates(directory: Path, result: dict) -> list[str]:
     bottom.set_ylabel("events/s")
     bottom.set_xlabel("seconds since the projector started")
     lines.append(_save(figure, directory, f"{result['benchmark']}-rate.png", "projector rate over time"))
+    if result.get("scale"):
+        lines += ["## scale check: the same events per customer", "", *_table(SCALE_COLUMNS, scale_rows(result))]
     if visible := result.get("visible"):
         lines += [f"## {visible_title(visible)}", "", *_table(VISIBLE_COLUMNS, visible_rows(visible))]
     return lines

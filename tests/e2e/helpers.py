@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from devtools.produce import produce
 from projections.keys import Keys
+from projections.store import Store
 from runtime.settings import Settings
 from service.app import create_app
 from service.loyalty import LoyaltyConfig
@@ -165,11 +166,10 @@ class Stack:
         stream = [record(customers_topic if d["eventType"].startswith("customer.") else points_topic, d) for d in docs]
         await produce(self.settings.kafka_bootstrap_servers, stream)
 
+        store = Store(self.redis, self.keys, 0)
+
         async def applied():
-            pipe = self.redis.pipeline(transaction=False)
-            for d in docs:
-                pipe.zscore(self.keys.dedup(d["orgId"], d["customerId"]), d["eventId"])
-            return all(score is not None for score in await pipe.execute())
+            return all(await store.applied([(d["orgId"], d["customerId"], d["eventId"]) for d in docs]))
 
         await wait_until(applied, timeout=timeout, interval=0.05, message=f"{len(docs)} events to be applied")
 

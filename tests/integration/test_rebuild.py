@@ -165,3 +165,27 @@ def generation_keys(settings, generation):
     from projections.keys import Keys
 
     return Keys(settings.key_prefix, generation)
+
+
+async def test_without_a_projector_running_the_rebuild_hands_over_at_once(settings, topics, redis, json_logs):
+    customers_topic, points_topic = topics
+    stream = generate(
+        Load(customers=50, events_per_customer=4, customers_topic=customers_topic, points_topic=points_topic)
+    )
+    await produce(settings.kafka_bootstrap_servers, stream)
+    assert await Rebuild(settings, redis, asyncio.Event(), Progress()).run(switch=True) == 2
+    assert await Generations(redis, settings.key_prefix).live() == 2
+    await _caught_up(redis, generation_keys(settings, 2), reference_fold(stream))
+    assert not [line for line in json_logs() if "acknowledged the hand-over" in line["event"]]
+
+
+async def test_a_rebuild_in_two_processes_equals_the_fold(settings, topics, redis):
+    customers_topic, points_topic = topics
+    stream = generate(
+        Load(customers=300, events_per_customer=10, customers_topic=customers_topic, points_topic=points_topic, seed=5)
+    )
+    await produce(settings.kafka_bootstrap_servers, stream)
+    progress = Progress()
+    assert await Rebuild(settings, redis, asyncio.Event(), progress).run(switch=True, processes=2) == 2
+    await _caught_up(redis, generation_keys(settings, 2), reference_fold(stream))
+    assert progress.done == progress.total == len(stream)

@@ -343,3 +343,17 @@ def test_occurred_at_that_is_not_rfc3339_is_rejected(occurred_at):
 def test_rfc3339_lower_case_t_and_z_are_accepted():
     # RFC 3339 section 5.6: "T" and "Z" may alternatively be lower case
     assert parse({**earned(), "occurredAt": "2026-01-08t10:03:21z"}).occurredAt == "2026-01-08T10:03:21Z"
+
+
+def test_free_form_profile_numbers_are_stored_as_json_numbers_huge_integers_as_floats():
+    doc = event(
+        "customer.registered",
+        {
+            **PROFILE,
+            "extendedFields": {"a": "<a>", "b": "<b>", "c": 2**70, "d": 7},
+            "commChannels": [{"type": "mobile", "value": "1", "rank": "<b>"}],
+        },
+    )
+    data = parse(doc, a="12.5", b="1e3").data
+    assert data.extendedFields == {"a": 12.5, "b": 1000.0, "c": float(2**70), "d": 7}
+    assert type(data.extendedFields["d"]) is int and data.commChannels[0]["rank"] == 1000.0

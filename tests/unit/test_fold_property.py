@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from projections.apply import apply, apply_in_place
+from projections.dedup import dedup_key
 from projections.events import parse_event, to_decimal_str
 from projections.plan import Record, plan_customer
 from projections.state import customer_from_dict, customer_to_dict
@@ -133,7 +134,7 @@ class Store:
                 state = orjson.dumps(as_dict)
                 assert customer_from_dict(orjson.loads(state)) == write.customer
             if self.remember_event_ids:
-                seen = seen | set(write.applied_event_ids)
+                seen = seen | {dedup_key(e) for e in write.applied_event_ids}
             self.customers[customer_id] = (state, {**marks, **write.watermarks}, seen)
 
     def states(self) -> dict:

@@ -3,6 +3,7 @@
 from calendar import timegm
 
 from projections.apply import figures
+from projections.dedup import DedupWindow, dedup_key
 from projections.identity import IndexKey
 from projections.plan import IndexChange, Record, epoch_ms, plan_customer
 from tests.unit.builders import earned, ev, redeemed, registered
@@ -47,16 +48,16 @@ def test_a_fully_redelivered_batch_changes_nothing():
 
 
 def test_an_already_seen_event_id_is_skipped_but_its_offset_advances_the_watermark():
-    write = plan_customer(None, {}, {"seen"}, [rec(earned(1, event_id="seen"), 3)])
+    write = plan_customer(None, {}, {dedup_key("seen")}, [rec(earned(1, event_id="seen"), 3)])
     assert write.customer is None
     assert write.applied_event_ids == []
     assert write.watermarks == {POINTS: 3}
 
 
 def test_seen_event_ids_are_not_mutated():
-    seen = {"old"}
+    seen = {dedup_key("old")}
     plan_customer(None, {}, seen, [rec(earned(1, event_id="new"), 0)])
-    assert seen == {"old"}
+    assert seen == {dedup_key("old")}
 
 
 def test_a_duplicate_event_id_inside_one_batch_counts_once():
@@ -192,7 +193,7 @@ def test_skipped_records_change_no_index():
     write = plan_customer(
         None,
         {"customers:0": 0},
-        {"seen"},
+        {dedup_key("seen")},
         [
             rec(registered(identifiers=[("mobile", "1")]), 0, "customers"),
             rec(registered(identifiers=[("mobile", "2")], event_id="seen"), 1, "customers"),
@@ -211,3 +212,20 @@ def test_epoch_ms_is_exact_to_the_millisecond():
 def test_customer_of_the_write_is_taken_from_the_records():
     write = plan_customer(None, {}, set(), [rec(ev("points.redeemed", customer_id=77, programId=1, points=1), 0)])
     assert (write.orgId, write.customerId, write.customer.customerId) == (ORG, 77, 77)
+
+
+# --- the dedup window ---
+
+
+def test_the_dedup_window_round_trips_and_drops_whole_hours_that_left_it():
+    hour = 3_600_000
+    window = DedupWindow().added([dedup_key("a"), dedup_key("b")], 10 * hour, 2 * hour)
+    window = window.added([dedup_key("c")], 11 * hour + 5, 2 * hour)
+    assert DedupWindow.decode(window.encode()) == window and len(window) == 3
+    assert dedup_key("a") in window and dedup_key("c") in window and dedup_key("d") not in window
+    later = window.added([], 12 * hour + 1, 2 * hour)  # hour 10 is still within 2 hours of hour 12
+    assert dedup_key("a") in later
+    later = window.added([dedup_key("d")], 13 * hour, 2 * hour)  # hour 10 left it, hour 11 has not
+    assert dedup_key("a") not in later and dedup_key("b") not in later
+    assert dedup_key("c") in later and dedup_key("d") in later and len(later) == 2
+    assert dedup_key("d") not in window  # `added` leaves the window it was called on as it was
