@@ -39,7 +39,19 @@ def run_members(settings: Settings, processes: int) -> int:
     return next((m.exitcode for m in members if m.exitcode), 0)
 
 
+def stop_before_the_loop() -> None:
+    """A SIGTERM or SIGINT that comes while a process is still starting stops it at once, cleanly (exit 0):
+    it has nothing to finish yet. Its event loop's handlers take over once it runs."""
+
+    def stop(_signum, _frame):
+        raise SystemExit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+
+
 def _member(fields: dict, index: int) -> None:
+    stop_before_the_loop()
     from consumers.projector import run_projector
 
     settings = Settings.model_validate(fields)

@@ -108,6 +108,7 @@ class Projector(ConsumerRebalanceListener):
         self.pending_offsets: dict[TopicPartition, int] = {}
         self.pending_records = 0
         self.rewind = False  # a write of pending customers failed: read again from the saved positions
+        self.writing: asyncio.Future | None = None  # the write in flight
         self.uncommitted: dict[TopicPartition, int] = {}
         self.committed_at = 0.0
         self.fatal: Exception | None = None
@@ -201,6 +202,10 @@ class Projector(ConsumerRebalanceListener):
                     KEY_MISMATCH.inc()
                 by_customer[event.customer_key].append(Record(tp.topic, tp.partition, record.offset, event))
 
+        await self._written()  # the last batch's write went on while this one was parsed
+        if self.rewind:  # it failed: this batch, and what was planned before it, come again
+            self.rewind = False
+            return await self._seek_to_stored(list(self.positions))
         # Positions are read after the customers, in the same pipeline: if they are
         # intact, the customers were read before any loss, and a loss after that
         # fails the customers' compare-and-set.
@@ -231,7 +236,7 @@ class Projector(ConsumerRebalanceListener):
         self.pending_records += sum(len(records) for records in batch.values())
         limit = self.settings.write_behind_records
         if caught_up or self.pending_records >= limit or len(self.pending) >= self.settings.cache_customers // 2:
-            await self._flush()
+            await self._flush(wait=False)
 
     def _held_value(self, cid: CustomerId) -> bytes | None:
         """What this projector last planned for the customer: pending (not written yet), or cached."""
@@ -250,11 +255,25 @@ class Projector(ConsumerRebalanceListener):
             held[1] = value
             held[2].absorb(write)
 
-    async def _flush(self) -> None:
-        """Writes the pending customers (compare-and-set), then moves the positions past what they hold."""
+    async def _flush(self, wait: bool = True) -> None:
+        """Writes the pending customers (compare-and-set), then moves the positions past what they hold.
+        Without `wait` the write goes on while the next batch is parsed; `_written` waits for it."""
+        await self._written()
         if not self.pending_offsets:
             return
-        writes = list(self.pending.values())
+        writes, offsets, records = list(self.pending.values()), self.pending_offsets, self.pending_records
+        self.pending, self.pending_offsets, self.pending_records = {}, {}, 0
+        self.writing = asyncio.ensure_future(self._write(writes, offsets, records))
+        if wait:
+            await self._written()
+
+    async def _written(self) -> None:
+        """Waits for the write in flight (a failed one has dropped what was planned on it, and raises)."""
+        writing, self.writing = self.writing, None
+        if writing is not None:
+            await writing
+
+    async def _write(self, writes: list, offsets: dict[TopicPartition, int], records: int) -> None:
         try:
             lost = await self.store.write(writes)
         except BaseException:
@@ -265,10 +284,8 @@ class Projector(ConsumerRebalanceListener):
             return self._forget_pending()
         applied = sum(len(write.applied_event_ids) for _, _, write in writes)
         EVENTS_APPLIED.inc(applied)
-        EVENTS_SKIPPED.inc(self.pending_records - applied)
+        EVENTS_SKIPPED.inc(records - applied)
         self.applied += applied
-        offsets = self.pending_offsets
-        self.pending, self.pending_offsets, self.pending_records = {}, {}, 0
         await self._advance(offsets)
 
     async def _flush_if_reachable(self) -> None:

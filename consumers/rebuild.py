@@ -18,6 +18,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
+from consumers.members import stop_before_the_loop
 from consumers.offsets import log_ends
 from consumers.projector import Projector, partition_name
 from consumers.topics import group_members
@@ -176,6 +177,7 @@ def _same_partition_counts(partitions: list[TopicPartition]) -> bool:
 def _replay_share(fields: dict, generation: int, share: int, shares: int) -> None:
     """One process of a parallel rebuild: partitions whose index is `share` modulo `shares`, up to their
     end as it is now. SIGTERM stops it after its batch (what it wrote stays; the generation is unfinished)."""
+    stop_before_the_loop()
     settings = Settings.model_validate(fields)
 
     async def main() -> None:

@@ -1,5 +1,5 @@
-"""The API's Redis client: redis-py, with its single commands and plain pipelines multiplexed on one
-pipelined connection.
+"""The API's and the projector's Redis client: redis-py, with its single commands and plain pipelines
+multiplexed on one pipelined connection.
 
 redis-py's asyncio client spends about 100 us of CPU per command (pool checkout, retry and
 observability wrappers, a read loop per reply), more than the rest of a balance request. Here every

@@ -84,6 +84,9 @@ async def start_api(settings: Settings, workers: int, config: Path, env: dict, s
 progress = Console(stderr=True)  # what a run is doing; the figures go to stdout
 
 
+QUIET = {"POINTSVIEW_LOG_LEVEL": "WARNING"}  # the processes a benchmark starts: their progress lines aside
+
+
 @dataclass(frozen=True)
 class Applied:
     rate: float  # events per second, from the last poll that saw nothing applied to the last record
@@ -106,7 +109,7 @@ async def projector_rate(settings: Settings, total: int, processes: int = 1) -> 
             task = asyncio.create_task(run_projector(settings, stop))
         else:
             command = [sys.executable, "-m", "cli", "projector", "--processes", str(processes)]
-            member = start_process(command, {**os.environ, **settings_env(settings)}, stack)
+            member = start_process(command, {**os.environ, **settings_env(settings), **QUIET}, stack)
         timeline: list[tuple[float, int]] = []
         try:
             launched = idle_at = time.perf_counter()

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from redis.asyncio import Redis
 
 from devtools.bench.common import (
+    QUIET,
     BenchError,
     bench_settings,
     local_servers,
@@ -69,7 +70,8 @@ async def _rebuild_rate(settings: Settings, total: int, processes: int) -> float
     # The live projector of the run has stopped. Kafka drops a stopped member from its group at once; the
     # local broker lists it until its session times out, which the rebuild would wait for: a group of
     # its own, without members, measures the rebuild rather than that.
-    env = {**os.environ, **settings_env(settings.model_copy(update={"group_id": f"{settings.group_id}-idle"}))}
+    idle = settings.model_copy(update={"group_id": f"{settings.group_id}-idle"})
+    env = {**os.environ, **settings_env(idle), **QUIET}
     command = [sys.executable, "-m", "cli", "rebuild", "--processes", str(processes)]
     started = time.perf_counter()
     done = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True)

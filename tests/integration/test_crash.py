@@ -47,6 +47,8 @@ def _env(settings) -> dict[str, str]:
         "POINTSVIEW_SESSION_TIMEOUT_MS": "6000",
         "POINTSVIEW_HEARTBEAT_INTERVAL_MS": "1000",
         "POINTSVIEW_BATCH_MAX_RECORDS": "300",
+        # written behind by 5 batches: kills land mid-stream, with folded records not yet written
+        "POINTSVIEW_WRITE_BEHIND_RECORDS": "1500",
         "POINTSVIEW_BATCH_TIMEOUT_MS": "50",
         "POINTSVIEW_LOG_LEVEL": "WARNING",
         "POINTSVIEW_KAFKA_END_OFFSETS": settings.kafka_end_offsets,
