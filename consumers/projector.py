@@ -108,6 +108,10 @@ class Projector(ConsumerRebalanceListener):
         self.pending_offsets: dict[TopicPartition, int] = {}
         self.pending_records = 0
         self.rewind = False  # a write of pending customers failed: read again from the saved positions
+        # Records folded before writing: the setting, down to every batch after a lost compare-and-set (a
+        # lost write is read again from the saved positions: large spans would lose again and again when
+        # two members share customers), doubling back up with each write that holds.
+        self.behind = settings.write_behind_records
         self.writing: asyncio.Future | None = None  # the write in flight
         self.uncommitted: dict[TopicPartition, int] = {}
         self.committed_at = 0.0
@@ -234,8 +238,8 @@ class Projector(ConsumerRebalanceListener):
         self.expected.update(consumed)
         self.pending_offsets.update(consumed)
         self.pending_records += sum(len(records) for records in batch.values())
-        limit = self.settings.write_behind_records
-        if caught_up or self.pending_records >= limit or len(self.pending) >= self.settings.cache_customers // 2:
+        full = self.pending_records >= self.behind or len(self.pending) >= self.settings.cache_customers // 2
+        if caught_up or full:
             await self._flush(wait=False)
 
     def _held_value(self, cid: CustomerId) -> bytes | None:
@@ -281,7 +285,9 @@ class Projector(ConsumerRebalanceListener):
             raise
         if lost:
             log.info("another consumer wrote some of these customers; reading again", customers=len(lost))
+            self.behind = 0  # sharing customers with another writer: every batch on its own until it stops
             return self._forget_pending()
+        self.behind = min(self.settings.write_behind_records, max(2 * self.behind, self.settings.batch_max_records))
         applied = sum(len(write.applied_event_ids) for _, _, write in writes)
         EVENTS_APPLIED.inc(applied)
         EVENTS_SKIPPED.inc(records - applied)

@@ -55,8 +55,8 @@ def _env(settings) -> dict[str, str]:
     }
 
 
-def _spawn(settings, *options: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "cli", "projector", *options], env=_env(settings))
+def _spawn(settings, *options: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cli", "projector", *options], env={**_env(settings), **env})
 
 
 async def _partitions(settings):
@@ -206,3 +206,26 @@ async def test_two_member_processes_under_one_command_fold_the_log_and_stop_toge
         command.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(command.wait, 60) == 0
     assert not [p for p in members if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+async def test_two_members_sharing_customers_with_the_whole_log_written_behind_still_fold_it(settings, redis, keys):
+    # Topics of 5 and 6 partitions: most customers' two partitions belong to different members, and the
+    # default write-behind span holds the whole stream, so their first writes conflict: the loser reads
+    # everything again, writing every batch on its own until its writes hold.
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        customers_topic, points_topic = settings.topic_list
+        await ensure_topics(admin, [customers_topic, settings.deadletter_topic], 5, 1)
+        await ensure_topics(admin, [points_topic], 6, 1)
+    finally:
+        await admin.close()
+    stream = _stream(settings)
+    await produce(settings.kafka_bootstrap_servers, stream)
+    members = [_spawn(settings, POINTSVIEW_WRITE_BEHIND_RECORDS="100000") for _ in range(2)]
+    try:
+        await _equals_fold(redis, keys, reference_fold(stream))
+    finally:
+        for member in members:
+            member.terminate()
+        assert [member.wait(timeout=30) for member in members] == [0, 0]
