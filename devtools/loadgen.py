@@ -135,7 +135,10 @@ async def _connection(plan: Plan, requests: list[bytes], connection: int, window
                 continue
             if due is not None and due > now:
                 await asyncio.sleep((due - now) / 1e9)
-            started = perf_counter_ns() if due is None else due
+            sent = perf_counter_ns()
+            # open loop: from when it was due (a server behind shows), or from the send when the timer woke
+            # a little early (the event loop's timers round to the millisecond)
+            started = sent if due is None else min(due, sent)
             writer.write(requests[i % len(requests)])
             i += 1
             try:
