@@ -59,6 +59,18 @@ def _spawn(settings, *options: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "cli", "projector", *options], env={**_env(settings), **env})
 
 
+async def _topics_of_5_and_6_partitions(settings) -> None:
+    """A customer's two partitions then often belong to different members."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        customers_topic, points_topic = settings.topic_list
+        await ensure_topics(admin, [customers_topic, settings.deadletter_topic], 5, 1)
+        await ensure_topics(admin, [points_topic], 6, 1)
+    finally:
+        await admin.close()
+
+
 async def _partitions(settings):
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
@@ -117,14 +129,7 @@ async def test_two_projectors_sharing_a_group_one_killed_lose_nothing_and_count_
     # different processes, which then write it at the same time (compare-and-set conflicts, batches
     # fetched again); then one is killed and the other takes its partitions over, with customers in its
     # cache that the dead one wrote since.
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        customers_topic, points_topic = settings.topic_list
-        await ensure_topics(admin, [customers_topic, settings.deadletter_topic], 5, 1)
-        await ensure_topics(admin, [points_topic], 6, 1)
-    finally:
-        await admin.close()
+    await _topics_of_5_and_6_partitions(settings)
     stream = _stream(settings)
     await produce(settings.kafka_bootstrap_servers, stream)
     expected = reference_fold(stream)
@@ -212,14 +217,7 @@ async def test_two_members_sharing_customers_with_the_whole_log_written_behind_s
     # Topics of 5 and 6 partitions: most customers' two partitions belong to different members, and the
     # default write-behind span holds the whole stream, so their first writes conflict: the loser reads
     # everything again, writing every batch on its own until its writes hold.
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        customers_topic, points_topic = settings.topic_list
-        await ensure_topics(admin, [customers_topic, settings.deadletter_topic], 5, 1)
-        await ensure_topics(admin, [points_topic], 6, 1)
-    finally:
-        await admin.close()
+    await _topics_of_5_and_6_partitions(settings)
     stream = _stream(settings)
     await produce(settings.kafka_bootstrap_servers, stream)
     members = [_spawn(settings, POINTSVIEW_WRITE_BEHIND_RECORDS="100000") for _ in range(2)]
