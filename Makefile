@@ -1,4 +1,5 @@
-# The README's two commands: `make dev` (the local stack) and `make test` (the whole suite).
+# The README's two commands: `make dev` (the local stack) and `make test` (the whole suite on a single
+# Redis, then the integration and end-to-end suites again on a local Redis Cluster).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,6 +14,7 @@ test: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+	POINTSVIEW_TEST_REDIS=cluster $(BIN)/pytest tests/integration tests/e2e
 
 bench: $(VENV)/.installed
 	$(BIN)/pointsview bench projector

@@ -44,7 +44,7 @@ async def until_signalled(main, *args):
 @contextmanager
 def one_line_errors():
     from aiokafka.errors import KafkaError
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 
     from consumers.projector import LogTruncated, StartupError
     from devtools.localstack import LocalServerError
@@ -54,7 +54,8 @@ def one_line_errors():
     except (StartupError, LocalServerError, LogTruncated) as exc:
         typer.echo(f"pointsview: {exc}", err=True)
         raise typer.Exit(1)
-    except (KafkaError, RedisError, TimeoutError) as exc:  # the short-lived commands' dependencies
+    # the short-lived commands' dependencies (RedisClusterException: a cluster with a slot nobody serves)
+    except (KafkaError, RedisError, RedisClusterException, TimeoutError) as exc:
         typer.echo(f"pointsview: {exc.__class__.__name__}: {exc}", err=True)
         raise typer.Exit(1)
 
@@ -85,6 +86,9 @@ def api(
     host: str = typer.Option(None, help="Bind address (POINTSVIEW_API_HOST, default 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (POINTSVIEW_API_PORT, default 8000)."),
     workers: int = typer.Option(None, min=1, help="uvicorn worker processes (POINTSVIEW_API_WORKERS, default 1)."),
+    reuse_port: bool = typer.Option(
+        False, help="Bind with SO_REUSEPORT: several `pointsview api` processes share the port (Linux)."
+    ),
 ) -> None:
     """Serve the v2 balance API over the Redis read-model (uvicorn, uvloop, httptools)."""
     import os
@@ -107,23 +111,52 @@ def api(
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pointsview-metrics-")
+    config = uvicorn.Config(
+        "service.app:app_from_environment",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        log_config=uvicorn_log_config(settings.log_level, settings.log_format),
+    )
     try:
-        uvicorn.run(
-            "service.app:app_from_environment",
-            factory=True,
-            host=host or settings.api_host,
-            port=port or settings.api_port,
-            workers=workers,
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            log_level="warning",
-            lifespan="on",
-            log_config=uvicorn_log_config(settings.log_level, settings.log_format),
-        )
+        serve(config, reuse_port)
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def serve(config, reuse_port: bool) -> None:
+    """uvicorn.run's serving, on a socket bound here: workers share it, and with `reuse_port` so can other
+    processes (the kernel spreads connections over every socket bound to the port)."""
+    import socket
+
+    from uvicorn import Server
+    from uvicorn.supervisors import Multiprocess
+
+    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as exc:
+        typer.echo(f"pointsview: cannot bind {config.host}:{config.port}: {exc.strerror}", err=True)
+        raise typer.Exit(1)
+    sock.set_inheritable(True)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            config.load_app()
+            Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command()
@@ -250,6 +283,9 @@ CUSTOMERS_OPTION = typer.Option(
 )
 
 
+REDIS_CLUSTER_OPTION = typer.Option(
+    False, "--redis-cluster", help="Also on a local three-master Redis Cluster, reported beside one Redis."
+)
 JSON_OPTION = typer.Option(False, "--json", help="Print the figures as JSON (progress goes to stderr).")
 REPORT_OPTION = typer.Option(None, "--report", file_okay=False, help="Also write DIR/<benchmark>.md with PNG charts.")
 
@@ -273,6 +309,7 @@ def bench_projector(
     processes: str = PROCESSES_OPTION,
     rate: float = typer.Option(2000, callback=_positive, help="Events/s produced while timing produce-to-visible."),
     duration: float = typer.Option(20.0, callback=_positive, help="Seconds of produce-to-visible timing."),
+    redis_cluster: bool = REDIS_CLUSTER_OPTION,
     as_json: bool = JSON_OPTION,
     report: Path = REPORT_OPTION,
 ) -> None:
@@ -280,7 +317,9 @@ def bench_projector(
     and customer count, then the produce-to-visible latency through the API at a fixed rate."""
     from devtools.bench.projector import run_projector_bench, show_rates
 
-    run = run_projector_bench(events, customers, processes, visible_rate=rate, visible_seconds=duration)
+    run = run_projector_bench(
+        events, customers, processes, visible_rate=rate, visible_seconds=duration, redis_cluster=redis_cluster
+    )
     _bench(run, show_rates, as_json, report)
 
 
@@ -337,6 +376,7 @@ def bench_api(
         resolve_path=True,
         help="LOYALTY_CONFIG of the API (default: the package's config/loyalty.yaml).",
     ),
+    redis_cluster: bool = REDIS_CLUSTER_OPTION,
     as_json: bool = JSON_OPTION,
     report: Path = REPORT_OPTION,
 ) -> None:
@@ -345,9 +385,8 @@ def bench_api(
     from devtools.bench.api import run_api_bench, show_api
     from devtools.demo import DEMO_CONFIG
 
-    _bench(
-        run_api_bench(workers, connections, duration, customers, rate, config or DEMO_CONFIG), show_api, as_json, report
-    )
+    run = run_api_bench(workers, connections, duration, customers, rate, config or DEMO_CONFIG, redis_cluster)
+    _bench(run, show_api, as_json, report)
 
 
 @app.command()

@@ -23,7 +23,7 @@ from aiokafka import (
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.exceptions import AskError, BusyLoadingError, ClusterDownError, ConnectionError, TimeoutError, TryAgainError
 
 from consumers.deadletters import send_deadletters
 from consumers.metrics import (
@@ -45,7 +45,9 @@ from runtime.settings import Settings
 
 log = structlog.get_logger("pointsview.projector")
 COMMIT_INTERVAL_SECONDS = 1.0
-REDIS_DOWN = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
+# Redis cannot answer now: the step is tried again. On a cluster also: no master for a slot yet
+# (CLUSTERDOWN), a slot moving (TRYAGAIN), redirections still changing (a failover in progress).
+REDIS_DOWN = (ConnectionError, TimeoutError, BusyLoadingError, ClusterDownError, TryAgainError, AskError, OSError)
 
 
 class StartupError(RuntimeError):

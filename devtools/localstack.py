@@ -117,6 +117,8 @@ class LocalRedis:
     appendonly: bool = False
     appendfsync: str = "everysec"  # Redis's default: a crash may lose the last second
     directory: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="pointsview-redis-"))
+    cluster_node_timeout_ms: int | None = None  # a Redis Cluster node (LocalRedisCluster joins them)
+    bus_port: int = field(default_factory=free_port)  # a cluster node's bus (node-to-node) port
     process: subprocess.Popen | None = None
 
     @property
@@ -143,6 +145,10 @@ class LocalRedis:
             "--loglevel",
             "warning",
         ]
+        if self.cluster_node_timeout_ms:
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            args += ["--cluster-node-timeout", str(self.cluster_node_timeout_ms)]
+            args += ["--cluster-port", str(self.bus_port)]  # port + 10000 may pass 65535
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
@@ -165,3 +171,83 @@ class LocalRedis:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@dataclass
+class LocalRedisCluster:
+    """A Redis Cluster on free loopback ports: `masters` masters sharing the 16384 slots, each with
+    `replicas` replicas, joined from the client (CLUSTER ADDSLOTS, MEET, REPLICATE: no redis-cli needed).
+    Its URL names the first node; clients learn the rest from it (REDIS_CLUSTER=1)."""
+
+    masters: int = 3
+    replicas: int = 0
+    node_timeout_ms: int = 1000  # how soon a silent master is failed over
+    nodes: list[LocalRedis] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self, timeout: float = 30.0) -> "LocalRedisCluster":
+        import redis
+
+        count = self.masters * (1 + self.replicas)
+        self.nodes = [LocalRedis(cluster_node_timeout_ms=self.node_timeout_ms).start() for _ in range(count)]
+        clients = [redis.Redis(host=HOST, port=node.port) for node in self.nodes]
+        try:
+            share = 16384 // self.masters
+            for i, client in enumerate(clients[: self.masters]):
+                end = 16384 if i == self.masters - 1 else (i + 1) * share
+                client.execute_command("CLUSTER ADDSLOTS", *range(i * share, end))
+            for client in clients[1:]:
+                client.execute_command("CLUSTER MEET", HOST, self.nodes[0].port, self.nodes[0].bus_port)
+            ids = [client.execute_command("CLUSTER MYID").decode() for client in clients]
+            self._wait(clients, lambda c: int(c.cluster("info")["cluster_known_nodes"]) == count, timeout)
+            for j, client in enumerate(clients[self.masters :]):
+                client.execute_command("CLUSTER REPLICATE", ids[j % self.masters])
+            self._wait(clients, lambda c: c.cluster("info")["cluster_state"] == "ok", timeout)
+            self._wait(clients[: self.masters], self._replicas_in_sync, timeout)
+        except BaseException:
+            self.cleanup()
+            raise
+        finally:
+            for client in clients:
+                client.close()
+        return self
+
+    def _replicas_in_sync(self, master) -> bool:
+        """Every replica of this master online and holding all it has (a replica reported "up" may still
+        be loading its first copy)."""
+        info = master.info("replication")
+        replicas = [info[f"slave{i}"] for i in range(int(info["connected_slaves"]))]
+        offset = info["master_repl_offset"]
+        return len(replicas) == self.replicas and all(
+            r["state"] == "online" and int(r["offset"]) == offset for r in replicas
+        )
+
+    @staticmethod
+    def _wait(clients: list, ready, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not all(ready(client) for client in clients):
+            if time.monotonic() > deadline:
+                raise LocalServerError(f"the local Redis Cluster did not form within {timeout:.0f}s")
+            time.sleep(0.1)
+
+    def master_of(self, key: str) -> LocalRedis:
+        """The node serving `key`'s slot now."""
+        import redis
+        from redis.crc import key_slot
+
+        slot = key_slot(key.encode())
+        with redis.Redis(host=HOST, port=self.alive()[0].port) as client:
+            for start, end, master, *_ in client.execute_command("CLUSTER SLOTS"):
+                if start <= slot <= end:
+                    return next(node for node in self.nodes if node.port == int(master[1]))
+        raise LocalServerError(f"no node serves slot {slot}")
+
+    def alive(self) -> list[LocalRedis]:
+        return [node for node in self.nodes if node.process and node.process.poll() is None]
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            node.cleanup()

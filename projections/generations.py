@@ -6,6 +6,7 @@ acknowledges per partition), then the live pointer flips in one SET, published o
 """
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -13,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from projections.keys import FIRST_GENERATION, MetaKeys
 
+UNAVAILABLE = (RedisError, RedisClusterException, OSError)  # what "Redis cannot answer" raises, cluster included
 LEASE_SECONDS = 15  # a rebuild that dies mid hand-over releases the live projector after this
 
 
@@ -50,11 +52,13 @@ class Generations:
 
     def queue_control(self, pipe) -> None:
         """Adds the read of `Control` to a pipeline (the projector's batch read: no round trip of its own)."""
-        pipe.mget(self.meta.live(), self.meta.handover())
+        pipe.get(self.meta.live())  # two GETs, not an MGET: on a cluster the keys lie in different slots
+        pipe.get(self.meta.handover())
 
     @staticmethod
-    def control(reply: list) -> Control:
-        live, handover = reply
+    def control(replies: list) -> Control:
+        """Control from the two replies queue_control asked for."""
+        live, handover = replies
         return Control(int(live) if live else None, int(handover) if handover else None)
 
     async def follow(self, use: Callable[[int], None]) -> None:
@@ -67,7 +71,9 @@ class Generations:
                 while True:
                     use(await self.live() or FIRST_GENERATION)
                     await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            except (RedisError, OSError):
+            except UNAVAILABLE:  # the channel's node is gone (a cluster node may be): read the pointer meanwhile
+                with contextlib.suppress(*UNAVAILABLE):
+                    use(await self.live() or FIRST_GENERATION)
                 await asyncio.sleep(1)
             finally:
                 await pubsub.aclose()
@@ -129,7 +135,8 @@ class Generations:
             await asyncio.sleep(LEASE_SECONDS / 3)
 
     async def release(self, generation: int) -> None:
-        await self.redis.delete(self.meta.handover(), self.meta.paused(generation))
+        await self.redis.delete(self.meta.handover())
+        await self.redis.delete(self.meta.paused(generation))
 
     async def acknowledge_pause(self, generation: int, positions: dict[str, int | None]) -> None:
         """Tells the rebuild that these partitions stopped writing the old generation, and where."""

@@ -4,6 +4,8 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from projections.dedup import DedupWindow, dedup_key
@@ -73,28 +75,54 @@ def _customer_of(value: bytes | None) -> Customer | None:
     return decode_customer(state) if state else None
 
 
+def latest_claimant(claims: list[bytes | None]) -> int | None:
+    """Of index fields (`customerId:claimTime,...`), the claimant with the latest claim time (ties: the
+    higher customerId), as resolve_customer.lua decides on a single server."""
+    best: tuple[int, int] | None = None
+    for field in claims:
+        for claim in (field or b"").split(b","):
+            if claim:
+                customer_id, _, at = claim.partition(b":")
+                best = max(best or (int(at), int(customer_id)), (int(at), int(customer_id)))
+    return best[1] if best else None
+
+
+class NotReplicated(RedisConnectionError):
+    """Fewer replicas than asked hold a write: the caller writes it again later, as when Redis is down
+    (positions never move past a write a failover could lose)."""
+
+
 class Store:
-    def __init__(self, redis: Redis, keys: Keys, dedup_window_ms: int, script_chunk: int = 256):
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        dedup_window_ms: int,
+        script_chunk: int = 256,
+        cluster: bool = False,
+        wait: tuple[int, int] = (0, 1000),
+    ):
         self.redis: Any = redis  # redis-py's annotations mix its sync and async results
         self.keys = keys
         self.dedup_window_ms = dedup_window_ms
-        self.script_chunk = script_chunk  # customers per script call: bounds how long Redis is busy
+        self.script_chunk = script_chunk  # keys per command: bounds how long Redis is busy
+        self.cluster = cluster  # a Redis Cluster: each command's keys in one slot
+        self.wait_replicas, self.wait_timeout_ms = wait
         self.generations = Generations(redis, keys.meta.prefix)
         self._write_customers = redis.register_script(_script("write_customers.lua"))
         self._save_positions = redis.register_script(_script("save_positions.lua"))
-        self._read_customers = redis.register_script(_script("read_customers.lua"))
         self._claims = redis.register_script(_script("claims.lua"))
         self._resolve_customer = redis.register_script(_script("resolve_customer.lua"))
 
     async def _pipelined(self, queue) -> list:
         """The commands `queue(pipe)` adds, in one round trip. Scripts go as bare EVALSHA: redis-py would
-        first ask SCRIPT EXISTS, a round trip per pipeline. If Redis lost them (a restart, SCRIPT FLUSH),
-        they are loaded and everything is sent again, so every command queued here must be safe to run
-        twice (reads, set updates, claims, compare-and-set writes)."""
+        first ask SCRIPT EXISTS, a round trip per pipeline. If Redis lost them (a restart, SCRIPT FLUSH, a
+        replica that took over), they are loaded and everything is sent again, so every command queued
+        here must be safe to run twice (reads, set updates, claims, compare-and-set writes)."""
         try:
             return await self._send(queue)
         except NoScriptError:
-            for script in (self._read_customers, self._claims, self._write_customers):
+            for script in (self._claims, self._write_customers):
                 await self.redis.script_load(script.script)
             return await self._send(queue)
 
@@ -103,71 +131,105 @@ class Store:
         queue(pipe)
         return await pipe.execute()
 
-    def _chunks(self, items: list) -> list[list]:
-        return [items[i : i + self.script_chunk] for i in range(0, len(items), self.script_chunk)]
+    def _groups(self, items: list, key_of) -> list[list]:
+        """Items in groups of at most script_chunk whose keys (`key_of(item)`) lie in one cluster slot;
+        on a single Redis, in their order."""
+        by_slot: dict[int, list] = {}
+        for item in items:
+            by_slot.setdefault(key_slot(key_of(item).encode()) if self.cluster else 0, []).append(item)
+        size = self.script_chunk
+        return [group[i : i + size] for group in by_slot.values() for i in range(0, len(group), size)]
 
     async def load(
         self, customers: list[CustomerId], positions: list[str]
     ) -> tuple[dict[CustomerId, bytes], dict[str, int | None], Control]:
         """Customers' stored values (b"" for none: decode_value reads them); positions; and the live
         generation and any hand-over in progress, all in one round trip."""
-        chunks = self._chunks(customers)
+        groups = self._groups([(cid, self.keys.customer(*cid)) for cid in customers], lambda item: item[1])
 
         def queue(pipe) -> None:
-            for chunk in chunks:
-                _evalsha(pipe, self._read_customers, [self.keys.customer(org, cid) for org, cid in chunk], [])
+            for group in groups:
+                pipe.mget([key for _, key in group])
             pipe.hmget(self.keys.positions(), positions or ["-"])
             self.generations.queue_control(pipe)
 
         replies = await self._pipelined(queue)
-        values = [value for reply in replies[: len(chunks)] for value in reply]
-        stored = {customer_id: value or b"" for customer_id, value in zip(customers, values)}
-        found, control = replies[-2], self.generations.control(replies[-1])
+        stored = {cid: value or b"" for group, values in zip(groups, replies) for (cid, _), value in zip(group, values)}
+        found, control = replies[len(groups)], self.generations.control(replies[len(groups) + 1 :])
         return stored, {p: int(v) if v is not None else None for p, v in zip(positions, found)}, control
 
     async def write(self, writes: list[tuple[bytes, bytes, CustomerWrite]]) -> list[CustomerWrite]:
         """Writes index changes, then each customer atomically: (the watermarks its stored value must still
         start with, its new stored value, the write); returns the writes that lost a race."""
-        commands = []  # (script, keys, args): built once, sent again only if Redis lost the scripts
         changes = sorted((c for _, _, w in writes for c in w.index_changes), key=lambda c: c.at)  # log order
-        for chunk in self._chunks(changes):
-            keys, args = [], []
-            for change in chunk:
-                key, field = self.keys.identifier(change.key)
-                keys.append(key)
+        claims = []  # (script, keys, args): built once, sent again only if Redis lost the scripts
+        for group in self._groups([(c, self.keys.identifier(c.key)) for c in changes], lambda item: item[1][0]):
+            args = []
+            for change, (_, field) in group:
                 args += [field, change.customerId, change.score if change.claimed else "-"]
-            commands.append((self._claims, keys, args))
+            claims.append((self._claims, [key for _, (key, _) in group], args))
         sources: dict[int, set[str]] = {}
         for change in changes:
             if change.claimed:
                 sources.setdefault(change.key.orgId, set()).add(source_member(change.key.source, change.key.accountId))
-        chunks = self._chunks(writes)
-        for chunk in chunks:
-            keys, args = [], []
-            for expected, value, write in chunk:
-                keys.append(self.keys.customer(write.orgId, write.customerId))
+        keyed = [(write, self.keys.customer(write[2].orgId, write[2].customerId)) for write in writes]
+        customers = []
+        for group in self._groups(keyed, lambda item: item[1]):
+            args = []
+            for (expected, value, _), _ in group:
                 args += [expected, value]
-            commands.append((self._write_customers, keys, args))
+            customers.append((self._write_customers, [key for _, key in group], args))
 
-        def queue(pipe) -> None:
+        def queue_index(pipe) -> None:
             for org_id, members in sources.items():  # one SADD per org and batch, not one per claim
                 pipe.sadd(self.keys.sources(org_id), *members)
-            for script, keys, args in commands:  # claims first: a customer is findable once written
+            for script, keys, args in claims:
                 _evalsha(pipe, script, keys, args)
 
-        replies = await self._pipelined(queue)
-        results = [ok for reply in replies[len(replies) - len(chunks) :] for ok in reply]
-        return [write for (_, _, write), ok in zip(writes, results) if not ok]
+        def queue_customers(pipe) -> None:
+            for script, keys, args in customers:
+                _evalsha(pipe, script, keys, args)
+
+        def queue_both(pipe) -> None:
+            queue_index(pipe)
+            queue_customers(pipe)
+
+        # Claims first: a customer is findable once written. One server runs a pipeline in order; a
+        # cluster's masters run theirs side by side, so there the index is written a round trip earlier.
+        if self.cluster:
+            await self._pipelined(queue_index)
+            replies = await self._pipelined(queue_customers)
+        else:
+            replies = await self._pipelined(queue_both)
+            replies = replies[len(replies) - len(customers) :]
+        held = {key: ok for (_, keys, _), reply in zip(customers, replies) for key, ok in zip(keys, reply)}
+        return [write for (_, _, write), key in keyed if not held[key]]
+
+    async def _replicated(self) -> None:
+        """WAIT on every master this client's connection wrote to: Redis counts the replicas that hold the
+        connection's last write, so a customer re-planned on a value not yet replicated (a write retried
+        after this failed) is covered too."""
+        held = await self.redis.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+        if held < self.wait_replicas:
+            raise NotReplicated(
+                f"{held} of {self.wait_replicas} Redis replicas acknowledged the write within "
+                f"{self.wait_timeout_ms} ms (POINTSVIEW_REDIS_WAIT_REPLICAS): a failover could lose it"
+            )
 
     def for_generation(self, generation: int) -> "Store":
-        return Store(self.redis, Keys(self.keys.meta.prefix, generation), self.dedup_window_ms, self.script_chunk)
+        wait = (self.wait_replicas, self.wait_timeout_ms)
+        keys = Keys(self.keys.meta.prefix, generation)
+        return Store(self.redis, keys, self.dedup_window_ms, self.script_chunk, self.cluster, wait)
 
     async def read_positions(self, positions: list[str]) -> dict[str, int | None]:
         found = await self.redis.hmget(self.keys.positions(), positions) if positions else []
         return {p: int(v) if v is not None else None for p, v in zip(positions, found)}
 
     async def save_positions(self, expected: dict[str, int | None], positions: dict[str, int]) -> bool:
-        """Compare-and-set of partition positions; False when Redis no longer holds `expected`."""
+        """Compare-and-set of partition positions; False when Redis no longer holds `expected`. With
+        `wait_replicas`, only once that many replicas hold every write before it (NotReplicated if not)."""
+        if self.wait_replicas:
+            await self._replicated()
         args = []
         for position, offset in positions.items():
             old = expected.get(position)
@@ -185,10 +247,19 @@ class Store:
         return customer_to_dict(customer) if customer else None
 
     async def resolve_customer(self, org_id: int, keys: list[IndexKey]) -> tuple[int, Customer | None] | None:
-        """The latest claimant across the given identifier keys and its state, in one round trip."""
+        """The latest claimant across the given identifier keys and its state: one round trip (a script),
+        two on a cluster (the index hashes and the customer lie in different slots)."""
         if not keys:
             return None
         hashes, fields = zip(*(self.keys.identifier(key) for key in keys))
+        if self.cluster:
+            pipe = self.redis.pipeline(transaction=False)
+            for hash_key, field in zip(hashes, fields):
+                pipe.hget(hash_key, field)
+            customer_id = latest_claimant(await pipe.execute())
+            if customer_id is None:
+                return None
+            return customer_id, _customer_of(await self.redis.get(self.keys.customer(org_id, customer_id)))
         found = await self._resolve_customer(keys=list(hashes), args=[self.keys.customers_of(org_id), *fields])
         return (int(found[0]), _customer_of(found[1])) if found else None
 

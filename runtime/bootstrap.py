@@ -5,18 +5,22 @@ a reply); the API, the projector and the rebuild use the multiplexed one (runtim
 operations commands redis-py's own.
 """
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from projections.generations import Generations
 from projections.keys import FIRST_GENERATION, Keys
 from projections.read_model import ReadModel
 from projections.store import Store
+from runtime.redis_cluster import MultiplexedCluster
 from runtime.redis_mux import MultiplexedRedis
 from runtime.settings import Settings
 
 
 def redis_client(settings: Settings) -> Redis:
-    return Redis.from_url(
+    """redis-py's own client (the operations commands'); on a cluster its RedisCluster, which also scans
+    every master."""
+    client = RedisCluster if settings.redis_cluster else Redis
+    return client.from_url(
         settings.redis_url,
         socket_connect_timeout=settings.redis_timeout_seconds,
         socket_timeout=settings.redis_timeout_seconds,
@@ -26,7 +30,8 @@ def redis_client(settings: Settings) -> Redis:
 def pipelined_redis_client(settings: Settings) -> MultiplexedRedis:
     """Single commands and plain pipelines on one pipelined connection, packed by hiredis; Redis down fails
     at once. The API's and the projector's: redis-py's own packing costs microseconds per argument."""
-    return MultiplexedRedis.from_url(
+    client = MultiplexedCluster if settings.redis_cluster else MultiplexedRedis
+    return client.from_url(
         settings.redis_url,
         socket_connect_timeout=settings.redis_timeout_seconds,
         socket_timeout=settings.redis_timeout_seconds,
@@ -39,7 +44,13 @@ def keys(settings: Settings, generation: int = FIRST_GENERATION) -> Keys:
 
 
 def store(settings: Settings, redis: Redis, generation: int = FIRST_GENERATION) -> Store:
-    return Store(redis, keys(settings, generation), settings.dedup_window_seconds * 1000)
+    return Store(
+        redis,
+        keys(settings, generation),
+        settings.dedup_window_seconds * 1000,
+        cluster=settings.redis_cluster,
+        wait=(settings.redis_wait_replicas, settings.redis_wait_timeout_ms),
+    )
 
 
 def generations(settings: Settings, redis: Redis) -> Generations:

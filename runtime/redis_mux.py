@@ -171,6 +171,10 @@ class Multiplexer:
                 replies.append(error)
         return replies
 
+    @property
+    def connected(self) -> bool:
+        return self._link is not None and self._link.alive
+
     def close(self) -> None:
         if self._link is not None:
             self._link.close()
@@ -211,7 +215,7 @@ class Multiplexer:
             await link.send(_packed(("SELECT", self.db)))
 
 
-def _multiplexer_for(redis: Redis) -> Multiplexer | None:
+def multiplexer_for(redis: Redis) -> Multiplexer | None:
     """A Multiplexer speaking to the pool's server exactly as redis-py would, or None when this
     module does not handshake that kind of connection."""
     pool = redis.connection_pool
@@ -258,7 +262,7 @@ class MultiplexedRedis(Redis):
 
     def _multiplexer(self) -> Multiplexer | None:
         if not self._mux_checked:
-            self._mux, self._mux_checked = _multiplexer_for(self), True
+            self._mux, self._mux_checked = multiplexer_for(self), True
         return self._mux
 
     async def execute_command(self, *args, **options):

@@ -9,6 +9,7 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field("localhost:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     redis_url: str = Field("redis://localhost:6379/0", validation_alias="REDIS_URL")
+    redis_cluster: bool = Field(False, validation_alias="REDIS_CLUSTER")  # REDIS_URL names any node of a cluster
     loyalty_config: str = Field("config/loyalty.yaml", validation_alias="LOYALTY_CONFIG")
 
     topics: str = "loyalty.customers.v1,loyalty.points.v1"
@@ -41,6 +42,11 @@ class Settings(BaseSettings):
     api_workers: int = Field(1, ge=1)
     redis_max_connections: int = Field(64, ge=1)  # per API worker
     redis_timeout_seconds: float = Field(5.0, gt=0)  # connecting, and waiting for a reply: every Redis client
+    # Replicas that must hold a projector's or rebuild's writes before its positions move past them (Redis
+    # WAIT on every master written): with a replica per master, a failover then loses no applied event.
+    # Fewer replicas acknowledging within the timeout: the write is tried again, as when Redis is down.
+    redis_wait_replicas: int = Field(0, ge=0)
+    redis_wait_timeout_ms: int = Field(1000, ge=1)
     # How a partition's end offset is read: the client's ListOffsets request (Kafka), or the high watermark
     # of a throwaway fetch, for brokers whose ListOffsets answer is wrong (the local Tansu broker).
     kafka_end_offsets: str = Field("list-offsets", pattern="^(list-offsets|fetch)$")

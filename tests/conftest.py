@@ -7,18 +7,19 @@ import logging
 import os
 
 import pytest
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from consumers.projector import run_projector
 from consumers.topics import create_topics
-from devtools.localstack import LocalBroker, LocalRedis
+from devtools.localstack import LocalBroker, LocalRedis, LocalRedisCluster
 from projections.keys import Keys
+from projections.store import Store
+from runtime import bootstrap
 from runtime.logs import configure
 from runtime.settings import Settings
-from tests.support import isolated_settings
+from tests.support import ON_CLUSTER, isolated_settings, redis_client
 
 USE_CONTAINERS = os.environ.get("POINTSVIEW_TESTCONTAINERS") == "1"
 
@@ -62,9 +63,31 @@ def local_redis():
     server.cleanup()
 
 
+def pytest_collection_modifyitems(config, items):
+    """On a cluster, tests that stop or restart a server of their own (`local_redis`) or test the
+    single-server client do not apply: the cluster's faults have tests of their own."""
+    if ON_CLUSTER:
+        skip = pytest.mark.skip(reason="single Redis server only (POINTSVIEW_TEST_REDIS=cluster)")
+        for item in items:
+            if "local_redis" in getattr(item, "fixturenames", ()) or item.get_closest_marker("single_redis"):
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A three-master Redis Cluster shared by the session (tests keep apart by key prefix)."""
+    cluster = LocalRedisCluster(masters=3).start()
+    yield cluster
+    cluster.cleanup()
+
+
 @pytest.fixture
-def redis_url(local_redis):
-    return os.environ.get("REDIS_URL") or local_redis.url
+def redis_url(request):
+    """REDIS_URL when set; else the session's cluster (POINTSVIEW_TEST_REDIS=cluster) or a Redis of the
+    test's own."""
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    return request.getfixturevalue("redis_cluster" if ON_CLUSTER else "local_redis").url
 
 
 @pytest.fixture
@@ -82,7 +105,7 @@ async def topics(settings):
 
 @pytest.fixture
 async def redis(redis_url):
-    client = Redis.from_url(redis_url, retry=Retry(ExponentialBackoff(cap=1), 5), retry_on_error=[RedisConnectionError])
+    client = redis_client(redis_url, retry=Retry(ExponentialBackoff(cap=1), 5), retry_on_error=[RedisConnectionError])
     yield client
     await client.aclose()
 
@@ -90,6 +113,14 @@ async def redis(redis_url):
 @pytest.fixture
 def keys(settings) -> Keys:
     return Keys(settings.key_prefix)
+
+
+@pytest.fixture
+async def store(settings) -> Store:
+    """The projector's Store on the projector's client (on a cluster, the slot-routing one)."""
+    client = bootstrap.pipelined_redis_client(settings)
+    yield bootstrap.store(settings, client)
+    await client.aclose()
 
 
 @pytest.fixture

@@ -2,16 +2,26 @@
 
 import asyncio
 import json
+import os
 import time
 import uuid
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from consumers.verify import generation_customers
 from projections.fold import fold_log
 from projections.keys import Keys
 from projections.state import Customer
 from runtime.settings import Settings
+
+# POINTSVIEW_TEST_REDIS=cluster: the integration and end-to-end suites run on a local three-master Redis
+# Cluster (tests/conftest.py starts it) instead of a Redis server per test.
+ON_CLUSTER = os.environ.get("POINTSVIEW_TEST_REDIS") == "cluster"
+
+
+def redis_client(url: str, **options) -> Redis:
+    """redis-py's client for the suite's Redis: RedisCluster on a cluster (SCAN then covers every master)."""
+    return (RedisCluster if ON_CLUSTER else Redis).from_url(url, **options)
 
 
 def unique(prefix: str) -> str:
@@ -28,6 +38,7 @@ def isolated_settings(kafka_servers: dict[str, str], redis_url: str, name: str =
         group_id=unique(f"{name}-group"),
         key_prefix=unique(name),
         **{
+            "REDIS_CLUSTER": ON_CLUSTER,
             "session_timeout_ms": 6000,
             "heartbeat_interval_ms": 1000,
             "batch_timeout_ms": 50,

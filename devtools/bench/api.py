@@ -26,9 +26,11 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from devtools.bench.common import (
+    ON_CLUSTER,
     BenchError,
     bench_settings,
     local_servers,
+    on_cluster,
     print_table,
     produce_load,
     progress,
@@ -274,10 +276,12 @@ async def run_api_bench(
     customers: int,
     rate: float | None = None,
     config: Path = DEMO_CONFIG,
+    redis_cluster: bool = False,
 ) -> dict:
-    """Every target at every worker count; the raw Redis GETs once per worker count, beside them."""
+    """Every target at every worker count; the raw Redis GETs once per worker count, beside them. With
+    `redis_cluster`, the API's endpoints again on a local Redis Cluster holding the same load."""
     rows = []
-    with local_servers() as servers:
+    with local_servers(redis_cluster) as servers:
         settings = bench_settings(servers)
         load = synthetic_load(settings, customers, EVENTS_PER_CUSTOMER)
         progress.print(
@@ -286,6 +290,9 @@ async def run_api_bench(
         )
         stream = await produce_load(settings, load)
         await projector_rate(settings, len(stream))  # runs the projector until all is applied; rate unused
+        clustered = on_cluster(settings, servers) if redis_cluster else None
+        if clustered:
+            await projector_rate(clustered, len(stream))
         key, size = await _stored_value(settings, load)
         for count in workers:
             progress.print(
@@ -300,6 +307,13 @@ async def run_api_bench(
                     rows += await _measure(target, count, connections, duration, rate)
                     if target.baseline:
                         rows.append(await _raw_redis_get(settings, key, count, connections, duration))
+                if clustered:
+                    cluster_port = await start_api(clustered, count, config, env, stack)
+                    for target in _targets(bare_port, cluster_port, load)[1:]:
+                        on = dataclasses.replace(
+                            target, endpoint=f"{target.endpoint}-cluster", label=target.label + ON_CLUSTER
+                        )
+                        rows += await _measure(on, count, connections, duration, rate)
     return {
         "benchmark": "api",
         "workers": workers,

@@ -19,7 +19,7 @@ from rich.table import Table
 from consumers.projector import run_projector
 from consumers.topics import create_topics
 from devtools.loadgen import fetch
-from devtools.localstack import LocalBroker, LocalRedis, LocalServerError, free_port
+from devtools.localstack import LocalBroker, LocalRedis, LocalRedisCluster, LocalServerError, free_port
 from devtools.produce import produce
 from devtools.synthetic import Load, generate
 from runtime import bootstrap
@@ -139,31 +139,50 @@ async def projector_rate(settings: Settings, total: int, processes: int = 1) -> 
 
 
 @contextmanager
-def local_servers() -> Iterator[dict[str, str]]:
+def local_servers(redis_cluster: bool = False) -> Iterator[dict[str, str]]:
     """The settings that reach the servers: KAFKA_BOOTSTRAP_SERVERS / REDIS_URL when set, else local servers
     started here (with their settings, LocalBroker.SETTINGS) and stopped on leaving, errors and Ctrl-C
-    included."""
-    broker = redis_server = None
-    try:
+    included. With `redis_cluster`, also a local three-master Redis Cluster: its URL is CLUSTER_URL
+    (for on_cluster)."""
+    with ExitStack() as stack:
         servers: dict[str, str] = {}
         if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
             broker = LocalBroker().start()
+            stack.callback(broker.stop)
             servers.update(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, **LocalBroker.SETTINGS)
         if not os.environ.get("REDIS_URL"):
-            servers["REDIS_URL"] = (redis_server := LocalRedis().start()).url
+            redis_server = LocalRedis().start()
+            stack.callback(redis_server.cleanup)
+            servers["REDIS_URL"] = redis_server.url
+        if redis_cluster:
+            cluster = LocalRedisCluster(masters=CLUSTER_MASTERS)
+            stack.callback(cluster.cleanup)
+            servers[CLUSTER_URL] = cluster.start().url
         yield servers
-    finally:
-        if redis_server:
-            redis_server.cleanup()
-        if broker:
-            broker.stop()
+
+
+CLUSTER_URL = "cluster_url"  # in local_servers' answer: not a setting
+CLUSTER_MASTERS = 3
+ON_CLUSTER = f" on a Redis Cluster ({CLUSTER_MASTERS} masters)"  # the rows' label suffix
+
+
+def on_cluster(settings: Settings, servers: dict[str, str]) -> Settings:
+    """The same run's settings on the local cluster, in a key prefix and group of their own."""
+    return settings.model_copy(
+        update={
+            "redis_url": servers[CLUSTER_URL],
+            "redis_cluster": True,
+            "key_prefix": f"{settings.key_prefix}-cluster",
+            "group_id": f"{settings.group_id}-cluster",
+        }
+    )
 
 
 def bench_settings(servers: dict[str, str]) -> Settings:
     """Topics, group and key prefix of this run only: runs against shared servers never mix."""
     run = uuid.uuid4().hex[:8]
     return Settings(
-        **servers,
+        **{name: value for name, value in servers.items() if name != CLUSTER_URL},
         topics=f"bench-customers-{run},bench-points-{run}",
         deadletter_topic=f"bench-deadletter-{run}",
         group_id=f"bench-projector-{run}",

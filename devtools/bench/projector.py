@@ -20,10 +20,12 @@ from aiokafka import AIOKafkaConsumer
 from redis.asyncio import Redis
 
 from devtools.bench.common import (
+    ON_CLUSTER,
     QUIET,
     BenchError,
     bench_settings,
     local_servers,
+    on_cluster,
     print_table,
     produce_load,
     progress,
@@ -91,14 +93,16 @@ async def run_projector_bench(
     rebuild: bool = False,
     visible_rate: float = 0,
     visible_seconds: float = 0,
+    redis_cluster: bool = False,
 ) -> dict:
     """The projector's rate next to a bare consumer's over the same log, for each process count; with
     `rebuild`, the rebuild's too; then, for each further customer count, the same with as many events per
     customer (the scale check); with `visible_rate`, the produce-to-visible latency at that rate
-    (devtools.bench.freshness) over the first log."""
+    (devtools.bench.freshness) over the first log. With `redis_cluster`, each process count also on a local
+    Redis Cluster, over the same log."""
     runs = []
     per_customer = max(1, events // customers[0])
-    with local_servers() as servers:
+    with local_servers(redis_cluster) as servers:
         for count in customers:
             settings = bench_settings(servers)
             load = synthetic_load(settings, count, per_customer)
@@ -122,6 +126,10 @@ async def run_projector_bench(
                 applied = await projector_rate(own, len(stream), n)
                 rates[_label("projector", n)] = applied.rate
                 timeline = timeline or applied.timeline
+                if redis_cluster:
+                    progress.print(f"projecting with {n} process(es){ON_CLUSTER} ...")
+                    clustered = await projector_rate(on_cluster(own, servers), len(stream), n)
+                    rates[_label("projector", n) + ON_CLUSTER] = clustered.rate
             if rebuild:
                 for n in processes:
                     progress.print(f"rebuilding into a new generation with {n} process(es) ...")

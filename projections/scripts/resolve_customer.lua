@@ -1,7 +1,7 @@
 -- The API's lookup in one round trip: the latest claimant across identifier keys
 -- (the highest claim time; ties: the higher customerId), and its stored value.
 -- It reads a customer key it is not given (its name depends on what it finds):
--- fine on one Redis server; Redis Cluster would need two round trips instead.
+-- one Redis server only; on a cluster the Store asks in two round trips (latest_claimant).
 -- KEYS: index hashes. ARGV[1]: the customer keys' prefix up to the id
 -- ('<p>:<g>:c:{<org>:'), then per key the identifier (its field: `customerId:claimTime,...`).
 local best, best_score

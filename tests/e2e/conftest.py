@@ -13,14 +13,13 @@ import os
 import bcrypt
 import pytest
 from argon2 import PasswordHasher
-from redis.asyncio import Redis
 
 from consumers.projector import run_projector
 from consumers.topics import create_topics
 from devtools.localstack import LocalRedis
 from projections.keys import Keys
 from tests.e2e.helpers import A_ARGON2, CLIENTS, Api, Stack, loyalty_config, new_org_id, running_app
-from tests.support import isolated_settings
+from tests.support import ON_CLUSTER, isolated_settings, redis_client
 
 
 @pytest.fixture(scope="session")
@@ -35,9 +34,12 @@ def password_hashes() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def e2e_redis_url():
+def e2e_redis_url(request):
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
+        return
+    if ON_CLUSTER:
+        yield request.getfixturevalue("redis_cluster").url
         return
     server = LocalRedis().start()
     yield server.url
@@ -59,7 +61,7 @@ async def stack(kafka_servers, e2e_redis_url):
     await create_topics(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(run_projector(settings, stop))
-    redis = Redis.from_url(settings.redis_url)
+    redis = redis_client(settings.redis_url)
     try:
         yield Stack(settings, redis, Keys(settings.key_prefix))
     finally:

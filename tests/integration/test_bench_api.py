@@ -3,6 +3,8 @@ generator's open loop and Redis protocol on their own."""
 
 from urllib.parse import urlparse
 
+import pytest
+
 from devtools.demo import DEMO_CONFIG
 from devtools.loadgen import Plan, measure_in_subprocess
 from tests.integration.test_bench import assert_mentions, assert_png, bench_json
@@ -68,6 +70,7 @@ def test_bench_api_rate_option_sets_the_open_loop_rate():
     assert len(opened) == 4 and all(row["rate"] == 40 and row["errors"] == 0 for row in opened)
 
 
+@pytest.mark.single_redis  # raw GETs to one server
 async def test_open_loop_holds_its_rate_over_redis_gets(redis, redis_url, keys):
     """The raw Redis baseline where redis-benchmark is missing: the load generator speaking RESP."""
     key = f"{keys.prefix}:loadgen"

@@ -40,6 +40,7 @@ def _env(settings) -> dict[str, str]:
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "REDIS_URL": settings.redis_url,
+        "REDIS_CLUSTER": str(int(settings.redis_cluster)),
         "POINTSVIEW_TOPICS": settings.topics,
         "POINTSVIEW_DEADLETTER_TOPIC": settings.deadletter_topic,
         "POINTSVIEW_GROUP_ID": settings.group_id,
@@ -227,3 +228,45 @@ async def test_two_members_sharing_customers_with_the_whole_log_written_behind_s
         for member in members:
             member.terminate()
         assert [member.wait(timeout=30) for member in members] == [0, 0]
+
+
+async def test_members_joining_and_leaving_while_events_flow_fold_the_log_of_12_partitions(settings, redis, keys):
+    # Three members over topics of 12 partitions while the stream is being produced; one leaves cleanly
+    # (SIGTERM), one is killed (SIGKILL), two new ones join: every rebalance hands partitions over mid-stream.
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await ensure_topics(admin, [*settings.topic_list, settings.deadletter_topic], 12, 1)
+    finally:
+        await admin.close()
+    stream = _stream(settings, customers=3_000)
+    expected = reference_fold(stream)
+    members = [_spawn(settings) for _ in range(3)]
+    chunks = [stream[i : i + 1_000] for i in range(0, len(stream), 1_000)]
+
+    async def produce_slowly() -> None:
+        for chunk in chunks:
+            await produce(settings.kafka_bootstrap_servers, chunk)
+            await asyncio.sleep(0.3)
+
+    producing = asyncio.create_task(produce_slowly())
+    try:
+        for fraction, change in ((0.2, signal.SIGTERM), (0.45, signal.SIGKILL), (0.7, None)):
+
+            async def progressed(fraction=fraction):
+                return await _consumed(redis, keys) >= fraction * len(stream)
+
+            await wait_until(progressed, timeout=120, interval=0.05, message=f"{fraction:.0%} consumed")
+            if change is not None:
+                leaving = members.pop(0)
+                leaving.send_signal(change)
+                assert leaving.wait(timeout=30) == (0 if change == signal.SIGTERM else -signal.SIGKILL)
+            members.append(_spawn(settings))
+        await producing
+        await _equals_fold(redis, keys, expected, timeout=180)
+    finally:
+        producing.cancel()
+        for process in members:
+            process.terminate()
+        for process in members:
+            assert process.wait(timeout=30) == 0

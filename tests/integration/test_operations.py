@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import start_http_server
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.rebuild import rebuild
+from devtools.demo import AUTH_HEADERS, DEMO_CONFIG
 from devtools.localstack import free_port
 from devtools.synthetic import Load, generate
 from runtime.settings import Settings
@@ -202,3 +204,49 @@ async def test_rebuild_logs_in_the_configured_format_and_an_interrupted_one_exit
     stop = asyncio.Event()
     stop.set()
     assert await rebuild(settings, True, stop) == 1
+
+
+async def test_api_processes_sharing_one_port_answer_the_same_data(settings, topics, start_projector, redis, keys):
+    # `--workers 2` and a second process with --reuse-port on the same port; one stops, the rest go on.
+    await start_projector()
+    earned = event("points.earned", {"programId": 973, "points": 12.5, "category": "MAIN"}, customer_id=77)
+    await produce_records(settings, [record(settings.topic_list[1], earned)])
+
+    async def applied() -> bool:
+        return (100737, 77) in await read_model(redis, keys)
+
+    await wait_until(applied, message="the event applied")
+    port = free_port()
+    env = {**os.environ, **env_of(settings, LOYALTY_CONFIG=str(DEMO_CONFIG), POINTSVIEW_API_PORT=str(port))}
+    command = [sys.executable, "-m", "cli", "api", "--reuse-port"]
+    servers = [subprocess.Popen([*command, "--workers", "2"], env=env), subprocess.Popen(command, env=env)]
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=AUTH_HEADERS) as client:
+
+            async def listening() -> bool:
+                try:
+                    return (await client.get("/health/live")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            async def bodies(count: int = 40) -> set[bytes]:
+                # a connection each: the kernel spreads new connections over the processes
+                answers = []
+                for _ in range(count):
+                    response = await client.get("/v2/customers/77/points/balance", headers={"Connection": "close"})
+                    assert response.status_code == 200, response.text
+                    answers.append(response.content)
+                return set(answers)
+
+            await wait_until(listening, timeout=30, message="the API processes to listen")
+            assert len(first := await bodies()) == 1 and b"12.5" in next(iter(first))
+            assert [server.poll() for server in servers] == [None, None]  # both bound the port
+            servers[0].terminate()
+            assert servers[0].wait(timeout=30) == 0
+            assert await bodies() == first
+        alone = subprocess.run(command[:-1], env=env, capture_output=True, text=True, timeout=30)
+        assert alone.returncode == 1 and "cannot bind" in alone.stderr  # no --reuse-port: the port is taken
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)

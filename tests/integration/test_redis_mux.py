@@ -14,6 +14,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from devtools.localstack import free_port
 from runtime.redis_mux import MultiplexedRedis
 
+# the single-server client (tests/integration/test_redis_cluster.py tests the cluster's)
+pytestmark = pytest.mark.single_redis
 own_redis = pytest.mark.skipif(
     bool(os.environ.get("REDIS_URL")), reason="stops and restarts the test's own Redis (REDIS_URL is external)"
 )

@@ -32,10 +32,9 @@ async def _write(store: Store, value: bytes, record: Record) -> list:
     return await store.write([(marks_of(value), encode_value(stored_after(before, write, now, WINDOW_MS)), write)])
 
 
-async def test_a_customer_written_through_another_partition_since_it_was_read_is_not_overwritten(redis, keys):
+async def test_a_customer_written_through_another_partition_since_it_was_read_is_not_overwritten(store):
     # Two consumers own the customer's two partitions (customers topic, points topic) and both read it;
     # the second write would drop the first one's points if only its own partition's watermark were compared.
-    store = Store(redis, keys, WINDOW_MS)
     first_read, second_read = await _read(store), await _read(store)
     assert first_read == second_read == b"" and decode_value(b"") == Stored(None, {}, DedupWindow())
     assert await _write(store, first_read, _record("points:0", 0, 10, "a")) == []
@@ -51,8 +50,7 @@ async def test_a_customer_written_through_another_partition_since_it_was_read_is
     assert (await store.customer(100737, 5)).balances["973|POINTS"].lifetime == 30_000
 
 
-async def test_a_lookup_resolves_the_latest_claimant_and_reads_it_in_one_call(redis, keys):
-    store = Store(redis, keys, WINDOW_MS)
+async def test_a_lookup_resolves_the_latest_claimant_and_reads_it(store, redis, keys):
     before = await _read(store)
     assert await _write(store, before, _record("points:0", 0, 10, "a")) == []
     mobile, email = (IndexKey(100737, "INSTORE", "", "mobile", "1"), IndexKey(100737, "INSTORE", "", "email", "e"))
@@ -62,10 +60,11 @@ async def test_a_lookup_resolves_the_latest_claimant_and_reads_it_in_one_call(re
     assert customer_id == 5 and customer.balances["973|POINTS"].lifetime == 10_000
     assert await store.resolve_customer(100737, [mobile]) == (4, None)  # claimed, but no state (yet)
     assert await store.resolve_customer(100737, [IndexKey(100737, "INSTORE", "", "mobile", "2")]) is None
+    await redis.hset(*keys.identifier(mobile), "4:1000,6:2000")  # the same claim time as 5: the higher id
+    assert (await store.resolve_customer(100737, [mobile, email]))[0] == 6
 
 
-async def test_a_later_claim_in_the_log_outranks_earlier_ones_and_a_release_hands_back(redis, keys):
-    store = Store(redis, keys, WINDOW_MS)
+async def test_a_later_claim_in_the_log_outranks_earlier_ones_and_a_release_hands_back(store, redis, keys):
     mobile = IndexKey(100737, "INSTORE", "", "mobile", "1")
 
     async def latest_claimant() -> int | None:
@@ -89,8 +88,7 @@ async def test_a_later_claim_in_the_log_outranks_earlier_ones_and_a_release_hand
     assert await redis.hget(*keys.identifier(mobile)) is None
 
 
-async def test_scripts_lost_by_redis_are_loaded_again(redis, keys):
-    store = Store(redis, keys, WINDOW_MS)
+async def test_scripts_lost_by_redis_are_loaded_again(store, redis, keys):
     before = await _read(store)
     await redis.script_flush()
     assert await _write(store, before, _record("points:0", 0, 10, "a")) == []
