@@ -116,11 +116,16 @@ def keys(settings) -> Keys:
 
 
 @pytest.fixture
-async def store(settings) -> Store:
-    """The projector's Store on the projector's client (on a cluster, the slot-routing one)."""
+async def projector_redis(settings):
+    """The projector's and the rebuild's Redis client (on a cluster, the slot-routing one)."""
     client = bootstrap.pipelined_redis_client(settings)
-    yield bootstrap.store(settings, client)
+    yield client
     await client.aclose()
+
+
+@pytest.fixture
+def store(settings, projector_redis) -> Store:
+    return bootstrap.store(settings, projector_redis)
 
 
 @pytest.fixture

@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+# Each command starts servers of its own (a single Redis, and a cluster with --redis-cluster): nothing
+# for the cluster pass of the suite to add.
+pytestmark = pytest.mark.single_redis
+
 
 def bench(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
     """`pointsview bench ...` against servers of its own."""
@@ -146,4 +150,15 @@ def test_projector_benchmark_scales_over_processes_and_customers():
 def test_rebuild_benchmark_times_the_command_in_each_process_count():
     rates = bench_json("rebuild", "--events", "1000", "--customers", "50", "--processes", "1,2")["events_per_second"]
     assert list(rates)[-2:] == ["pointsview rebuild", "pointsview rebuild, 2 processes"]
+    assert all(rate > 0 for rate in rates.values())
+
+
+def test_projector_benchmark_reports_the_cluster_beside_one_redis():
+    result = bench_json("projector", "--events", "1000", "--customers", "50", "--duration", "0.5", "--redis-cluster")
+    rates = result["events_per_second"]
+    assert list(rates) == [
+        "bare aiokafka consumer (baseline)",
+        "pointsview projector",
+        "pointsview projector on a Redis Cluster (3 masters)",
+    ]
     assert all(rate > 0 for rate in rates.values())

@@ -10,6 +10,15 @@ from devtools.loadgen import Plan, measure_in_subprocess
 from tests.integration.test_bench import assert_mentions, assert_png, bench_json
 
 ENDPOINTS = ["bare", "redis", "userId", "lookup", "dual", "details"]
+pytestmark = pytest.mark.single_redis  # servers of its own (tests/integration/test_bench.py)
+
+
+def test_bench_api_reports_the_cluster_beside_one_redis():
+    result = bench_json("api", "--customers", "50", "--duration", "0.3", "--connections", "2", "--redis-cluster")
+    closed = [row for row in result["results"] if row["mode"] == "closed"]
+    assert [row["endpoint"] for row in closed] == [*ENDPOINTS, *(f"{e}-cluster" for e in ENDPOINTS[2:])]
+    assert all(row["rps"] > 0 and row["errors"] == 0 for row in result["results"])
+    assert closed[-1]["label"] == "customerDetails, mlp,points on a Redis Cluster (3 masters)"
 
 
 def test_bench_api_every_endpoint_closed_and_open_loop_per_worker_count(tmp_path):
@@ -70,7 +79,6 @@ def test_bench_api_rate_option_sets_the_open_loop_rate():
     assert len(opened) == 4 and all(row["rate"] == 40 and row["errors"] == 0 for row in opened)
 
 
-@pytest.mark.single_redis  # raw GETs to one server
 async def test_open_loop_holds_its_rate_over_redis_gets(redis, redis_url, keys):
     """The raw Redis baseline where redis-benchmark is missing: the load generator speaking RESP."""
     key = f"{keys.prefix}:loadgen"

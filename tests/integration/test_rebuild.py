@@ -43,7 +43,7 @@ async def _caught_up(redis, keys, expected):
     await wait_until(equal, timeout=120, interval=0.5, message="the live generation to equal the fold")
 
 
-async def test_rebuild_switches_while_reads_and_writes_go_on(settings, topics, redis, start_projector):
+async def test_rebuild_switches_while_reads_and_writes_go_on(settings, topics, redis, start_projector, projector_redis):
     customers_topic, points_topic = topics
     stream = generate(
         Load(
@@ -89,7 +89,7 @@ async def test_rebuild_switches_while_reads_and_writes_go_on(settings, topics, r
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         tasks = [asyncio.create_task(read_continuously(client)), asyncio.create_task(write_continuously())]
-        built = await Rebuild(settings, redis, asyncio.Event(), Progress()).run(switch=True)
+        built = await Rebuild(settings, projector_redis, asyncio.Event(), Progress()).run(switch=True)
         await asyncio.sleep(1)
         done.set()
         await asyncio.gather(*tasks)
@@ -109,13 +109,15 @@ async def test_rebuild_switches_while_reads_and_writes_go_on(settings, topics, r
     # rollback: generation 1 is caught up from where it paused, then live again
     previous = await rebuild_cli.previous_generation(settings)
     assert previous == 1
-    await Rebuild(settings, redis, asyncio.Event(), Progress()).run(generation=previous)
+    await Rebuild(settings, projector_redis, asyncio.Event(), Progress()).run(generation=previous)
     assert await generations.live() == 1
     await _caught_up(redis, generation_keys(settings, 1), reference_fold(stream + more))
     assert await rebuild_cli.verify(settings, 1, 2) == 0
 
 
-async def test_a_rebuild_killed_half_way_leaves_the_live_generation_alone(settings, topics, redis, start_projector):
+async def test_a_rebuild_killed_half_way_leaves_the_live_generation_alone(
+    settings, topics, redis, start_projector, projector_redis
+):
     customers_topic, points_topic = topics
     stream = generate(
         Load(
@@ -129,7 +131,7 @@ async def test_a_rebuild_killed_half_way_leaves_the_live_generation_alone(settin
 
     stop, progress = asyncio.Event(), Progress()
     slow = settings.model_copy(update={"batch_max_records": 200})
-    rebuild = asyncio.create_task(Rebuild(slow, redis, stop, progress).run(switch=True))
+    rebuild = asyncio.create_task(Rebuild(slow, projector_redis, stop, progress).run(switch=True))
     await wait_until(
         lambda: _true(progress.total and progress.done > progress.total // 3),
         timeout=60,
@@ -149,7 +151,7 @@ async def test_a_rebuild_killed_half_way_leaves_the_live_generation_alone(settin
     await produce(settings.kafka_bootstrap_servers, late)
     await _caught_up(redis, generation_keys(settings, 1), reference_fold(stream + late))  # still applying
 
-    assert await Rebuild(settings, redis, asyncio.Event(), Progress()).run() == 3
+    assert await Rebuild(settings, projector_redis, asyncio.Event(), Progress()).run() == 3
     assert await generations.live() == 3
     await _caught_up(redis, generation_keys(settings, 3), reference_fold(stream + late))
     assert await rebuild_cli.drop_generation(settings, 2) == 0
@@ -167,25 +169,27 @@ def generation_keys(settings, generation):
     return Keys(settings.key_prefix, generation)
 
 
-async def test_without_a_projector_running_the_rebuild_hands_over_at_once(settings, topics, redis, json_logs):
+async def test_without_a_projector_running_the_rebuild_hands_over_at_once(
+    settings, topics, redis, json_logs, projector_redis
+):
     customers_topic, points_topic = topics
     stream = generate(
         Load(customers=50, events_per_customer=4, customers_topic=customers_topic, points_topic=points_topic)
     )
     await produce(settings.kafka_bootstrap_servers, stream)
-    assert await Rebuild(settings, redis, asyncio.Event(), Progress()).run(switch=True) == 2
+    assert await Rebuild(settings, projector_redis, asyncio.Event(), Progress()).run(switch=True) == 2
     assert await Generations(redis, settings.key_prefix).live() == 2
     await _caught_up(redis, generation_keys(settings, 2), reference_fold(stream))
     assert not [line for line in json_logs() if "acknowledged the hand-over" in line["event"]]
 
 
-async def test_a_rebuild_in_two_processes_equals_the_fold(settings, topics, redis):
+async def test_a_rebuild_in_two_processes_equals_the_fold(settings, topics, redis, projector_redis):
     customers_topic, points_topic = topics
     stream = generate(
         Load(customers=300, events_per_customer=10, customers_topic=customers_topic, points_topic=points_topic, seed=5)
     )
     await produce(settings.kafka_bootstrap_servers, stream)
     progress = Progress()
-    assert await Rebuild(settings, redis, asyncio.Event(), progress).run(switch=True, processes=2) == 2
+    assert await Rebuild(settings, projector_redis, asyncio.Event(), progress).run(switch=True, processes=2) == 2
     await _caught_up(redis, generation_keys(settings, 2), reference_fold(stream))
     assert progress.done == progress.total == len(stream)
