@@ -97,10 +97,8 @@ class ClusterRouter:
             return
         raise RedisConnectionError(f"no Redis Cluster node answered ({'; '.join(errors)})")
 
-    async def _node_for(self, slot: int | None) -> Multiplexer:
-        if self.stale:
-            await self.refresh()
-        address = self.masters[0] if slot is None and self.masters else self.slots[slot] if slot is not None else None
+    def _node_for(self, slot: int | None) -> Multiplexer:
+        address = self.slots[slot] if slot is not None else self.masters[0] if self.masters else None
         if address is None:
             self.stale = True
             raise RedisConnectionError(f"no Redis Cluster node serves slot {slot}")
@@ -130,9 +128,11 @@ class ClusterRouter:
         todo = list(range(len(commands)))
         asking: dict[int, Address] = {}
         for _ in range(REDIRECTIONS):
+            if self.stale:
+                await self.refresh()
             by_node: dict[Multiplexer, list[int]] = defaultdict(list)
             for i in todo:
-                node = self.node(asking[i]) if i in asking else await self._node_for(command_slot(commands[i]))
+                node = self.node(asking[i]) if i in asking else self._node_for(command_slot(commands[i]))
                 by_node[node].append(i)
             try:
                 sent = (self._send(node, commands, at, asking) for node, at in by_node.items())
