@@ -61,16 +61,23 @@ class Generations:
         live, handover = replies
         return Control(int(live) if live else None, int(handover) if handover else None)
 
-    async def follow(self, use: Callable[[int], None]) -> None:
+    async def follow(self, use: Callable[[int], None], applied: Callable[[], None] | None = None) -> None:
         """Calls `use(live)` at once and at every switch (pub/sub), and every second in case a message was
-        missed; while Redis is down, keeps trying."""
+        missed; with `applied`, calls it whenever a projector publishes a write. While Redis is down, keeps
+        trying (and keeps reading the pointer where it can)."""
+        channels = [self.meta.live(), *([self.meta.applied()] if applied else [])]
+        applied_channel = self.meta.applied().encode()
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(self.meta.live())
+                await pubsub.subscribe(*channels)
+                use(await self.live() or FIRST_GENERATION)
                 while True:
-                    use(await self.live() or FIRST_GENERATION)
-                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message and applied and message["channel"] == applied_channel:
+                        applied()
+                    else:
+                        use(await self.live() or FIRST_GENERATION)
             except UNAVAILABLE:  # the channel's node is gone (a cluster node may be): read the pointer meanwhile
                 with contextlib.suppress(*UNAVAILABLE):
                     use(await self.live() or FIRST_GENERATION)

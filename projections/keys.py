@@ -98,6 +98,11 @@ class MetaKeys:
         """STRING: the live generation's number (also published on this channel when it changes)."""
         return f"{self.prefix}:live"
 
+    def applied(self) -> str:
+        """CHANNEL: a projector published a write (the generation's number): readers waiting for an event
+        (afterEventId) look again."""
+        return f"{self.prefix}:applied"
+
     def generations(self) -> str:
         """HASH: generation -> JSON (state, created, switched)."""
         return f"{self.prefix}:generations"

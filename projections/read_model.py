@@ -2,7 +2,9 @@
 the pointer's channel, re-read every second in case a message was missed), and each org's sources cached
 briefly for source=ALL lookups."""
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from projections.generations import Generations
 from projections.identity import IndexKey
@@ -10,6 +12,7 @@ from projections.state import Customer
 from projections.store import Store
 
 SOURCES_CACHE_SECONDS = 1.0  # source=ALL: the org's sources, re-read at most this often (and on a miss)
+RECHECK_SECONDS = 0.5  # a wait for an event looks again at least this often (a notification may be missed)
 
 
 class ReadModel:
@@ -18,6 +21,7 @@ class ReadModel:
         self._stores = {store.keys.generation: store}
         self.store = store
         self._sources: dict[int, tuple[list[tuple[str, str]], float]] = {}
+        self._applied = asyncio.Event()  # set (and replaced) when a projector publishes a write
 
     def use(self, generation: int) -> None:
         if generation != self.store.keys.generation:
@@ -26,8 +30,31 @@ class ReadModel:
             self._sources.clear()
 
     async def follow_live(self) -> None:
-        """Runs until cancelled: requests read the live generation (Redis down: they answer 503 meanwhile)."""
-        await self.generations.follow(self.use)
+        """Runs until cancelled: requests read the live generation (Redis down: they answer 503 meanwhile),
+        and waits for an event look again when a projector announces a write."""
+        await self.generations.follow(self.use, self._announce_applied)
+
+    def _announce_applied(self) -> None:
+        self._applied.set()
+        self._applied = asyncio.Event()
+
+    async def waited(self, check: Callable[[], Awaitable[tuple]], seconds: float) -> tuple:
+        """`check()` answers (result, done); runs it until done or `seconds` pass, again at each write a
+        projector announces and at least every RECHECK_SECONDS: the last (result, done). A waiting request
+        holds nothing but this coroutine (one subscription per process wakes them all)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            result, done = await check()
+            left = deadline - time.monotonic()
+            if done or left <= 0:
+                return result, done
+            try:
+                await asyncio.wait_for(self._applied.wait(), min(left, RECHECK_SECONDS))
+            except TimeoutError:
+                pass
+
+    async def customer_applied(self, org_id: int, customer_id: int, event_id: str) -> tuple[Customer | None, bool]:
+        return await self.store.customer_applied(org_id, customer_id, event_id)
 
     async def customer(self, org_id: int, customer_id: int) -> Customer | None:
         return await self.store.customer(org_id, customer_id)

@@ -202,6 +202,8 @@ class Store:
         else:
             replies = await self._pipelined(queue_both)
             replies = replies[len(replies) - len(customers) :]
+        if customers:  # after the writes, on every master: readers waiting for an event look again
+            await self.redis.publish(self.keys.meta.applied(), self.keys.generation)
         held = {key: ok for (_, keys, _), reply in zip(customers, replies) for key, ok in zip(keys, reply)}
         return [write for (_, _, write), key in keyed if not held[key]]
 
@@ -240,6 +242,11 @@ class Store:
 
     async def customer(self, org_id: int, customer_id: int) -> Customer | None:
         return _customer_of(await self.redis.get(self.keys.customer(org_id, customer_id)))
+
+    async def customer_applied(self, org_id: int, customer_id: int, event_id: str) -> tuple[Customer | None, bool]:
+        """The customer's state, and whether `event_id` is in its dedup window (applied, recently): one read."""
+        value = await self.redis.get(self.keys.customer(org_id, customer_id))
+        return _customer_of(value), bool(value) and dedup_key(event_id) in decode_value(value).seen
 
     async def customer_doc(self, org_id: int, customer_id: int) -> dict | None:
         """The customer's state as plain data (customer_to_dict's form)."""

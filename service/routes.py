@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from redis.exceptions import RedisError
 
-from service.endpoints import Endpoints, Query
+from service.endpoints import AFTER_HEADER, WAIT_MS_DEFAULT, WAIT_MS_MAX, Endpoints, Query
 from service.errors import ApiError, error_answer, unavailable_answer
 from service.metrics import record
 
@@ -84,6 +84,20 @@ DETAILS = (
     Parameter("gapToUpgrade", "days ahead, with embed=mlp", {"type": "integer", "minimum": 0}),
     Parameter("gapToRenew", "days ahead, with embed=mlp", {"type": "integer", "minimum": 0}),
 )
+AFTER = (
+    Parameter(
+        "afterEventId",
+        "read your own writes: answer once this event is applied to the customer (or with warning 90001 when "
+        "waitMs passes first); also as the header X-PV-After-Event-Id",
+        {"type": "string"},
+    ),
+    Parameter(
+        "waitMs",
+        "how long to wait for afterEventId (ms)",
+        {"type": "integer", "minimum": 0, "maximum": WAIT_MS_MAX, "default": WAIT_MS_DEFAULT},
+    ),
+    Parameter("X-PV-After-Event-Id", "afterEventId as a header", {"type": "string"}, where="header"),
+)
 USER_ID = Parameter(
     "userId", "the customer's userId", {"type": "integer", "minimum": 1, "maximum": _INT64}, True, "path"
 )
@@ -109,7 +123,7 @@ def read_routes(balance_model: type) -> tuple[ReadRoute, ...]:
             "lookup_balance",
             "balance",
             "Points balance of the customer an identifier resolves to",
-            (*LOOKUP, *PROGRAMS),
+            (*LOOKUP, *PROGRAMS, *AFTER),
             _lookup_balance,
             balance_model,
         ),
@@ -118,7 +132,7 @@ def read_routes(balance_model: type) -> tuple[ReadRoute, ...]:
             "customer_details",
             "customers",
             "The customer an identifier resolves to (seeds 002/003)",
-            (*LOOKUP, *DETAILS),
+            (*LOOKUP, *DETAILS, *AFTER),
             _customer_details,
         ),
         ReadRoute(
@@ -126,7 +140,7 @@ def read_routes(balance_model: type) -> tuple[ReadRoute, ...]:
             "user_balance",
             "balance",
             "Points balance by userId",
-            (USER_ID, *PROGRAMS),
+            (USER_ID, *PROGRAMS, *AFTER),
             _user_balance,
             balance_model,
         ),
@@ -188,8 +202,13 @@ class ReadRoutes:
         self, route: ReadRoute, path_parameters: dict[str, str], scope
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         authorization, address = _caller(scope)
+        query = query_of(scope)
+        if not query.get("afterEventId"):  # its header form (an empty parameter counts as absent)
+            for name, value in scope["headers"]:
+                if name == AFTER_HEADER:
+                    query["afterEventId"] = value.decode("latin-1")
         try:
-            body = await route.answer(self.endpoints, authorization, address, path_parameters, query_of(scope))
+            body = await route.answer(self.endpoints, authorization, address, path_parameters, query)
             return 200, body, []
         except ApiError as error:
             status, body, headers = error_answer(error)

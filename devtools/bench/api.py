@@ -16,6 +16,7 @@ import re
 import shutil
 import sys
 import tempfile
+import uuid
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -182,6 +183,32 @@ async def _measure(target: Target, workers: int, connections: int, duration: flo
     return rows
 
 
+WAITERS = 200  # requests held waiting on afterEventId during the "waiting" rows
+
+
+async def _beside_waiters(target: Target, open_rate: float, workers: int, connections: int, duration: float):
+    """`target` again, closed loop and open loop at `open_rate` (the row without waiters'), while WAITERS
+    requests wait on events that are never applied (afterEventId, waitMs=5000), each sent again when it
+    ends: what waiting requests cost the others."""
+
+    async def wait_forever(path: str) -> None:
+        while True:
+            never = uuid.uuid4().hex
+            await fetch(target.port, f"{path}?afterEventId={never}&waitMs=5000", AUTH_HEADERS)
+
+    waiting = [asyncio.create_task(wait_forever(target.paths[i % len(target.paths)])) for i in range(WAITERS)]
+    try:
+        await asyncio.sleep(0.5)  # every waiter in flight
+        beside = dataclasses.replace(
+            target, endpoint=f"{target.endpoint}-waiting", label=f"{target.label}, {WAITERS} requests waiting"
+        )
+        return await _measure(beside, workers, connections, duration, open_rate)
+    finally:
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+
+
 async def _stored_value(settings: Settings, load: Load) -> tuple[str, int]:
     """A plain string key holding as many bytes as Redis holds for the first customer: what a raw GET reads."""
     redis = bootstrap.redis_client(settings)
@@ -307,6 +334,8 @@ async def run_api_bench(
                     rows += await _measure(target, count, connections, duration, rate)
                     if target.baseline:
                         rows.append(await _raw_redis_get(settings, key, count, connections, duration))
+                    if target.endpoint == "userId":  # the same load beside requests waiting on events
+                        rows += await _beside_waiters(target, rows[-1].rate, count, connections, duration)
                 if clustered:
                     cluster_port = await start_api(clustered, count, config, env, stack)
                     for target in _targets(bare_port, cluster_port, load)[1:]:

@@ -1,11 +1,13 @@
 """The store's compare-and-set: a customer written by anyone else since it was read is never overwritten."""
 
+import asyncio
 import time
 
 from projections.dedup import DedupWindow, dedup_key
 from projections.events import parse_event
 from projections.identity import IndexKey
 from projections.plan import CustomerWrite, IndexChange, Record, Stored, plan_customer, stored_after
+from projections.read_model import RECHECK_SECONDS, ReadModel
 from projections.store import Store, decode_value, encode_value, marks_of
 from tests.support import event
 from tests.unit.builders import encode
@@ -94,3 +96,26 @@ async def test_scripts_lost_by_redis_are_loaded_again(store, redis, keys):
     assert await _write(store, before, _record("points:0", 0, 10, "a")) == []
     await redis.script_flush()
     assert decode_value(await _read(store)).customer.balances["973|POINTS"].lifetime == 10_000
+
+
+async def test_a_write_wakes_reads_waiting_for_its_event_at_once(store):
+    # A waiting read looks again every RECHECK_SECONDS anyway; the write's notification wakes it sooner.
+    model = ReadModel(store)
+    follower = asyncio.create_task(model.follow_live())
+    try:
+        await asyncio.sleep(0.3)  # subscribed
+        record = _record("points:0", 0, 10, "awaited")
+
+        async def applied():
+            return await model.customer_applied(100737, 5, "awaited")
+
+        async def write_soon():
+            await asyncio.sleep(0.1)
+            assert await _write(store, await _read(store), record) == []
+
+        started = time.monotonic()
+        (customer, done), _ = await asyncio.gather(model.waited(applied, 5.0), write_soon())
+        assert done and customer.balances["973|POINTS"].lifetime == 10_000
+        assert time.monotonic() - started < 0.1 + RECHECK_SECONDS * 0.6
+    finally:
+        follower.cancel()
