@@ -17,9 +17,10 @@ from projections.events import (
     PromotedData,
     RedeemedData,
     ReturnedData,
+    StatusData,
     TierData,
 )
-from projections.state import NEVER, Balance, Customer, Profile, Tier, balance_key, profile_key
+from projections.state import NEVER, Balance, Customer, Profile, Status, Tier, balance_key, profile_key
 
 
 def apply(state: Customer | None, event: Event) -> Customer:
@@ -137,6 +138,11 @@ def _tier(data: TierData, customer: Customer, event: Event) -> None:
         description=data.slabDescription,
         expiryDate=data.slabExpiryDate,
     )
+
+
+@_apply.register
+def _status(data: StatusData, customer: Customer, event: Event) -> None:
+    customer.status = Status(label=data.label, reason=data.reason or "", since=event.occurredAt)
 
 
 def _balance(customer: Customer, program_id: int, currency: str) -> Balance:

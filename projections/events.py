@@ -243,6 +243,11 @@ class TierData(_Data, frozen=True, gc=False):
             _set(self, "slabExpiryDate", _checked("slabExpiryDate", _timestamp, self.slabExpiryDate))
 
 
+class StatusData(_Data, frozen=True, gc=False):
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]  # ACTIVE, SUSPENDED, FRAUD_SUSPECTED, ...
+    reason: str | None = None
+
+
 DATA_MODELS: dict[str, type[_Data]] = {
     "customer.registered": ProfileData,
     "customer.updated": ProfileData,
@@ -253,10 +258,19 @@ DATA_MODELS: dict[str, type[_Data]] = {
     "points.returned": ReturnedData,
     "points.adjusted": AdjustedData,
     "tier.changed": TierData,
+    "customer.status.changed": StatusData,
 }
 
 EventData = (
-    ProfileData | EarnedData | RedeemedData | ExpiredData | PromotedData | ReturnedData | AdjustedData | TierData
+    ProfileData
+    | EarnedData
+    | RedeemedData
+    | ExpiredData
+    | PromotedData
+    | ReturnedData
+    | AdjustedData
+    | TierData
+    | StatusData
 )
 
 

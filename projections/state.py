@@ -57,6 +57,12 @@ class Profile(msgspec.Struct, array_like=True, gc=False):
     seq: int  # the customer's profile-event count at this profile's last change: orders profiles
 
 
+class Status(msgspec.Struct, array_like=True, gc=False):
+    label: str
+    reason: str
+    since: str  # the occurredAt of the event that set it
+
+
 class Customer(msgspec.Struct, array_like=True, gc=False):
     orgId: int
     customerId: int
@@ -64,6 +70,7 @@ class Customer(msgspec.Struct, array_like=True, gc=False):
     profiles: dict[str, Profile] = {}  # "SOURCE|accountId"
     balances: dict[str, Balance] = {}  # "programId|currency"
     tiers: dict[str, Tier] = {}  # "programId"
+    status: Status | None = None  # customer.status.changed (none: ACTIVE)
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -107,6 +114,7 @@ def customer_to_dict(c: Customer) -> dict[str, Any]:
         "p": {k: _compact(p) for k, p in c.profiles.items()},
         "b": {k: _compact(b) for k, b in c.balances.items()},
         "t": {k: _compact(t) for k, t in c.tiers.items()},
+        "s": msgspec.structs.asdict(c.status) if c.status else None,
     }
 
 
@@ -118,4 +126,5 @@ def customer_from_dict(d: dict[str, Any]) -> Customer:
         profiles={k: Profile(**p) for k, p in d["p"].items()},
         balances={k: Balance(**b) for k, b in d["b"].items()},
         tiers={k: Tier(**t) for k, t in d["t"].items()},
+        status=Status(**d["s"]) if d.get("s") else None,
     )

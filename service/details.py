@@ -14,16 +14,23 @@ from projections.state import NEVER, Balance, Customer, Tier, balance_key, split
 from service.errors import INVALID_PARAMETER, ApiError
 from service.loyalty import OrgConfig, ProgramConfig, TierConfig
 
-SERVED_EMBEDS = {"points", "mlp", "expiryschedules", "expiredpoints", "alternatecurrencies", "ignorecarddetails"}
+SERVED_EMBEDS = {
+    "points",
+    "mlp",
+    "expiryschedules",
+    "expiredpoints",
+    "alternatecurrencies",
+    "ignorecarddetails",
+    "customerstatus",
+    "cardloyaltydetails",  # accepted: adds nothing beyond cardDetails
+}
 OTHER_EMBEDS = {
     "subscriptions",
     "promotionalpoints",
     "segments",
     "usergroup",
     "customerimage",
-    "cardloyaltydetails",
     "fleetparentdetails",
-    "customerstatus",
 }
 NOT_SERVED = 1002  # warning code: a documented embed this read-model does not serve
 UPGRADE_VALUE = {
@@ -82,6 +89,13 @@ def details_body(customer: Customer, org: OrgConfig, wanted: set[str], now: date
         body["expiredPoints"] = _expired_points(customer, org)
     if "alternatecurrencies" in wanted:
         body["alternateCurrencyDetails"] = _alternate_currencies(customer, org)
+    if "customerstatus" in wanted:
+        status = customer.status
+        body["customerStatus"] = (
+            {"label": status.label, "reason": status.reason, "lastUpdated": status.since}
+            if status
+            else {"label": "ACTIVE", "reason": "", "lastUpdated": None}
+        )
     body["warnings"] = [
         {"status": False, "code": NOT_SERVED, "message": f"embed {name} is not served by this read-model"}
         for name in sorted(wanted & OTHER_EMBEDS)

@@ -3,7 +3,7 @@
 import copy
 
 from projections.apply import apply, figures, fold, sum_figures
-from projections.state import NEVER, Balance, Tier
+from projections.state import NEVER, Balance, Status, Tier
 from tests.unit.builders import (
     adjusted,
     earned,
@@ -147,6 +147,19 @@ def test_adjusted_adds_signed_points_to_main():
     assert figs(earned(10), adjusted("2.5"), adjusted(-4)) == expect(
         mainPoints=8_500, totalPoints=8_500, lifetimePoints=10_000, adjusted=-1_500
     )
+
+
+def test_a_status_change_sets_label_reason_and_since_and_the_latest_wins():
+    assert fold(None, [earned(1)]).status is None  # none: ACTIVE
+    customer = fold(
+        None,
+        [
+            ev("customer.status.changed", label="SUSPENDED", reason="chargeback"),
+            ev("customer.status.changed", label="ACTIVE"),
+        ],
+    )
+    assert customer.status == Status(label="ACTIVE", reason="", since=customer.status.since)
+    assert customer.status.since.endswith("Z")
 
 
 def test_tier_changed_sets_the_tier_per_program():

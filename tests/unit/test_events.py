@@ -12,6 +12,7 @@ from projections.events import (
     PromotedData,
     RedeemedData,
     ReturnedData,
+    StatusData,
     TierData,
     event_to_json,
     parse_event,
@@ -56,6 +57,7 @@ VALID = {
         {"programId": 7, "slabSerial": 2, "slabName": "Gold", "slabExpiryDate": "2027-01-01T00:00:00Z"},
         TierData,
     ),
+    "customer.status.changed": ({"label": "SUSPENDED", "reason": "chargeback"}, StatusData),
 }
 
 
@@ -314,6 +316,11 @@ def test_identifier_without_value_is_rejected():
 def test_slab_serial_must_be_a_positive_integer(serial):
     data = {"programId": 7, "slabSerial": serial, "slabName": "Gold"}
     assert "slabSerial" in rejected(event("tier.changed", data))
+
+
+@pytest.mark.parametrize("data", [{}, {"label": ""}, {"label": "X" * 65}, {"label": 3}])
+def test_a_status_needs_a_label_of_1_to_64_characters(data):
+    assert "label" in rejected(event("customer.status.changed", data))
 
 
 def test_tier_without_slab_name_is_rejected():

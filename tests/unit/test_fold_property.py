@@ -78,6 +78,9 @@ DATA = {
         }
     ),
 }
+DATA["customer.status.changed"] = st.fixed_dictionaries(
+    {"label": st.sampled_from(["ACTIVE", "SUSPENDED"])}, optional={"reason": st.sampled_from(["", "fraud"])}
+)
 DATA["customer.updated"] = DATA["customer.registered"]
 
 
