@@ -39,7 +39,14 @@ def differences(left: dict, right: dict, left_name: str, right_name: str, limit:
             lines.append(f"org {key[0]} customer {key[1]}: only in {left_name if b is None else right_name}")
             continue
         da, db = customer_to_dict(a), customer_to_dict(b)
-        parts = (("p", "profiles"), ("b", "balances"), ("t", "tiers"), ("s", "status"), ("n", "profile events"))
+        parts = (
+            ("p", "profiles"),
+            ("b", "balances"),
+            ("t", "tiers"),
+            ("s", "status"),
+            ("m", "merged into"),
+            ("n", "profile events"),
+        )
         for part, name in parts:
             for item in sorted(set(_items(da[part])) | set(_items(db[part]))):
                 va, vb = _items(da[part]).get(item), _items(db[part]).get(item)

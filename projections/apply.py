@@ -13,12 +13,14 @@ from projections.events import (
     EarnedData,
     Event,
     ExpiredData,
+    MergedData,
     ProfileData,
     PromotedData,
     RedeemedData,
     ReturnedData,
     StatusData,
     TierData,
+    UnmergedData,
 )
 from projections.state import NEVER, Balance, Customer, Profile, Status, Tier, balance_key, profile_key
 
@@ -143,6 +145,16 @@ def _tier(data: TierData, customer: Customer, event: Event) -> None:
 @_apply.register
 def _status(data: StatusData, customer: Customer, event: Event) -> None:
     customer.status = Status(label=data.label, reason=data.reason or "", since=event.occurredAt)
+
+
+@_apply.register
+def _merged(data: MergedData, customer: Customer, event: Event) -> None:
+    customer.mergedInto = data.survivorId  # a later merge of the same victim replaces the survivor
+
+
+@_apply.register
+def _unmerged(data: UnmergedData, customer: Customer, event: Event) -> None:
+    customer.mergedInto = None
 
 
 def _balance(customer: Customer, program_id: int, currency: str) -> Balance:

@@ -248,6 +248,14 @@ class StatusData(_Data, frozen=True, gc=False):
     reason: str | None = None
 
 
+class MergedData(_Data, frozen=True, gc=False):
+    survivorId: PositiveInt  # a customer of the same org; not the envelope's customerId (parse_event checks)
+
+
+class UnmergedData(_Data, frozen=True, gc=False):
+    pass
+
+
 DATA_MODELS: dict[str, type[_Data]] = {
     "customer.registered": ProfileData,
     "customer.updated": ProfileData,
@@ -259,6 +267,8 @@ DATA_MODELS: dict[str, type[_Data]] = {
     "points.adjusted": AdjustedData,
     "tier.changed": TierData,
     "customer.status.changed": StatusData,
+    "customer.merged": MergedData,
+    "customer.unmerged": UnmergedData,
 }
 
 EventData = (
@@ -271,6 +281,8 @@ EventData = (
     | AdjustedData
     | TierData
     | StatusData
+    | MergedData
+    | UnmergedData
 )
 
 
@@ -363,6 +375,8 @@ def parse_event(raw: bytes | None) -> Event:
         if reason.startswith("Expected `object`"):
             raise InvalidEvent("invalid envelope: data: must be an object") from None
         raise InvalidEvent(f"invalid data: {reason}") from None
+    if type(data) is MergedData and data.survivorId == envelope.customerId:
+        raise InvalidEvent("invalid data: survivorId: a customer cannot be merged into itself")
     return Event(  # the decoder of the event's type: one of EventData
         eventId=envelope.eventId,
         eventType=envelope.eventType,

@@ -3,6 +3,7 @@ the pointer's channel, re-read every second in case a message was missed), and e
 briefly for source=ALL lookups."""
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -40,7 +41,7 @@ class ReadModel:
 
     async def waited(self, check: Callable[[], Awaitable[tuple]], seconds: float) -> tuple:
         """`check()` answers (result, done); runs it until done or `seconds` pass, again at each write a
-        projector announces and at least every RECHECK_SECONDS: the last (result, done). A waiting request
+        projector announces and at least every 1.5 x RECHECK_SECONDS: the last (result, done). A waiting request
         holds nothing but this coroutine (one subscription per process wakes them all)."""
         deadline = time.monotonic() + seconds
         while True:
@@ -48,8 +49,8 @@ class ReadModel:
             left = deadline - time.monotonic()
             if done or left <= 0:
                 return result, done
-            try:
-                await asyncio.wait_for(self._applied.wait(), min(left, RECHECK_SECONDS))
+            try:  # the fallback look spread over time: waiters that came together do not look together
+                await asyncio.wait_for(self._applied.wait(), min(left, RECHECK_SECONDS * (0.5 + random.random())))
             except TimeoutError:
                 pass
 

@@ -71,6 +71,7 @@ class Customer(msgspec.Struct, array_like=True, gc=False):
     balances: dict[str, Balance] = {}  # "programId|currency"
     tiers: dict[str, Tier] = {}  # "programId"
     status: Status | None = None  # customer.status.changed (none: ACTIVE)
+    mergedInto: int | None = None  # customer.merged: reads of this customer answer for this survivor
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -115,6 +116,7 @@ def customer_to_dict(c: Customer) -> dict[str, Any]:
         "b": {k: _compact(b) for k, b in c.balances.items()},
         "t": {k: _compact(t) for k, t in c.tiers.items()},
         "s": msgspec.structs.asdict(c.status) if c.status else None,
+        "m": c.mergedInto,
     }
 
 
@@ -127,4 +129,5 @@ def customer_from_dict(d: dict[str, Any]) -> Customer:
         balances={k: Balance(**b) for k, b in d["b"].items()},
         tiers={k: Tier(**t) for k, t in d["t"].items()},
         status=Status(**d["s"]) if d.get("s") else None,
+        mergedInto=d.get("m"),
     )

@@ -260,10 +260,14 @@ class Store:
             return None
         hashes, fields = zip(*(self.keys.identifier(key) for key in keys))
         if self.cluster:
-            pipe = self.redis.pipeline(transaction=False)
-            for hash_key, field in zip(hashes, fields):
-                pipe.hget(hash_key, field)
-            customer_id = latest_claimant(await pipe.execute())
+            if len(hashes) == 1:  # the common case: one command, no pipeline object
+                claims = [await self.redis.hget(hashes[0], fields[0])]
+            else:
+                pipe = self.redis.pipeline(transaction=False)
+                for hash_key, field in zip(hashes, fields):
+                    pipe.hget(hash_key, field)
+                claims = await pipe.execute()
+            customer_id = latest_claimant(claims)
             if customer_id is None:
                 return None
             return customer_id, _customer_of(await self.redis.get(self.keys.customer(org_id, customer_id)))

@@ -21,6 +21,9 @@ Query = Mapping[str, str]
 AFTER_HEADER = b"x-pv-after-event-id"  # the header form of afterEventId
 WAIT_MS_DEFAULT, WAIT_MS_MAX = 1000, 5000
 NOT_APPLIED = 90001
+MAX_HOPS = 5  # merge redirects followed
+MERGED = "Retrieved survivor account for the requested merge victim"
+MERGED_WARNING = {"status": False, "code": 91009, "message": MERGED}
 
 
 @dataclass(frozen=True)
@@ -58,18 +61,13 @@ class Endpoints:
         balance.check_entity_type(query.get("entityType"))
         program_ids = balance.programs(org, query.get("programId"), query.get("fetchDataForAllPrograms"))
         after = after_event(query)
-        if after is None:
-            customer, done = await self.read_model.customer(org.orgId, customer_id), True
-        else:
-            applied = self.read_model.customer_applied
-            customer, done = await self.read_model.waited(
-                lambda: applied(org.orgId, customer_id, after.event_id), after.seconds
-            )
-        if customer is None:
-            raise ApiError(CUSTOMER_NOT_FOUND)
-        body = balance.balance_body(customer_id, customer, program_ids)
-        if after:
-            body["warnings"] += after.warnings(done)
+
+        async def read() -> tuple[Found | None, bool]:
+            return await self._survivor(org.orgId, customer_id, after)
+
+        found = await self._answer(read, after)
+        body = balance.balance_body(found.customer_id, found.customer, program_ids)
+        body["warnings"] += found.warnings
         return orjson.dumps(body)
 
     async def lookup_balance(self, authorization: str | None, address: str, query: Query) -> bytes:
@@ -78,10 +76,9 @@ class Endpoints:
         lookup = _lookup(org, query)
         program_ids = balance.programs(org, query.get("programId"), query.get("fetchDataForAllPrograms"))
         balance.account_scope(lookup)
-        after = after_event(query)
-        (customer_id, customer), warnings = await self._resolved(org, lookup, after)
-        body = balance.balance_body(customer_id, customer, program_ids)
-        body["warnings"] += warnings
+        found = await self._resolved(org, lookup, after_event(query))
+        body = balance.balance_body(found.customer_id, found.customer, program_ids)
+        body["warnings"] += found.warnings
         return orjson.dumps(body)
 
     async def customer_details(self, authorization: str | None, address: str, query: Query) -> bytes:
@@ -91,29 +88,68 @@ class Endpoints:
         details.gap_days("gapToUpgrade", query.get("gapToUpgrade"), wanted)
         details.gap_days("gapToRenew", query.get("gapToRenew"), wanted)
         balance.account_scope(lookup)
-        after = after_event(query)
-        (_customer_id, customer), warnings = await self._resolved(org, lookup, after)
-        body = details.details_body(customer, org, wanted)
-        body["warnings"] += warnings
+        found = await self._resolved(org, lookup, after_event(query))
+        body = details.details_body(found.customer, org, wanted)
+        body["warnings"] += found.warnings
         return orjson.dumps(body)
 
-    async def _resolved(
-        self, org: OrgConfig, lookup: balance.Lookup, after: After | None
-    ) -> tuple[tuple[int, Customer], list[dict]]:
-        """The customer the lookup resolves to, with its state; with `after`, once the event is applied to
-        it (or resolution succeeds at all, for an event that creates the customer), or when the wait ends."""
+    async def _resolved(self, org: OrgConfig, lookup: balance.Lookup, after: After | None) -> "Found":
+        """The customer the lookup resolves to (its survivor, when merged), with its state; with `after`,
+        once the event is applied on that path (or resolution succeeds at all, for an event that creates
+        the customer), or when the wait ends."""
 
-        async def resolved() -> tuple[tuple[int, Customer | None] | None, bool]:
-            found = await self.read_model.resolve(org.orgId, balance.scope(lookup), lookup.identifier)
-            if found is None or found[1] is None or after is None:
-                return found, after is None
-            state, applied = await self.read_model.customer_applied(org.orgId, found[0], after.event_id)
-            return (found[0], state), applied
+        async def read() -> tuple[Found | None, bool]:
+            claimant = await self.read_model.resolve(org.orgId, balance.scope(lookup), lookup.identifier)
+            if claimant is None or claimant[1] is None:
+                return None, False
+            return await self._survivor(org.orgId, claimant[0], after, None if after else claimant[1])
 
-        found, done = await (self.read_model.waited(resolved, after.seconds) if after else resolved())
-        if found is None or found[1] is None:
+        return await self._answer(read, after)
+
+    async def _answer(self, read, after: After | None) -> "Found":
+        found, done = await (self.read_model.waited(read, after.seconds) if after else read())
+        if found is None:
             raise ApiError(CUSTOMER_NOT_FOUND)
-        return found, after.warnings(done) if after else []
+        if after and not done:
+            found.warnings += after.warnings(False)
+        return found
+
+    async def _survivor(
+        self, org_id: int, customer_id: int, after: After | None, customer: Customer | None = None
+    ) -> tuple["Found | None", bool]:
+        """The customer, or the survivor its merges redirect to (at most MAX_HOPS; a loop, a longer chain or
+        a survivor the org does not have: 8015), and whether `after`'s event is applied on that path. Every
+        read is under the caller's org: another org's customer is never reached."""
+        path = [customer_id]
+        applied = after is None
+        while True:
+            if customer is None or after:
+                customer, on_it = await self._read(org_id, customer_id, after)
+                applied = applied or on_it
+            if customer is None:
+                if len(path) > 1:
+                    raise ApiError(CUSTOMER_NOT_FOUND)  # a survivor the org does not have
+                return None, applied
+            if customer.mergedInto is None:
+                warnings = [MERGED_WARNING] if len(path) > 1 else []
+                return Found(customer_id, customer, warnings), applied
+            customer_id = customer.mergedInto
+            if customer_id in path or len(path) > MAX_HOPS:
+                raise ApiError(CUSTOMER_NOT_FOUND)
+            path.append(customer_id)
+            customer = None
+
+    async def _read(self, org_id: int, customer_id: int, after: After | None) -> tuple[Customer | None, bool]:
+        if after is None:
+            return await self.read_model.customer(org_id, customer_id), True
+        return await self.read_model.customer_applied(org_id, customer_id, after.event_id)
+
+
+@dataclass
+class Found:
+    customer_id: int  # the survivor's, when the request resolved to a merge victim
+    customer: Customer
+    warnings: list[dict]
 
 
 def _lookup(org: OrgConfig, query: Query) -> balance.Lookup:

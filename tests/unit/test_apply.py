@@ -162,6 +162,13 @@ def test_a_status_change_sets_label_reason_and_since_and_the_latest_wins():
     assert customer.status.since.endswith("Z")
 
 
+def test_a_merge_redirects_the_victim_a_later_one_replaces_the_survivor_and_unmerge_removes_it():
+    merged = fold(None, [earned(5), ev("customer.merged", survivorId=7)])
+    assert merged.mergedInto == 7 and figs(earned(5)) == figures(merged.balances["1|POINTS"])  # no points move
+    assert fold(merged, [ev("customer.merged", survivorId=8)]).mergedInto == 8
+    assert fold(merged, [ev("customer.unmerged")]).mergedInto is None
+
+
 def test_tier_changed_sets_the_tier_per_program():
     tier = lambda program, serial, name, **extra: ev(  # noqa: E731
         "tier.changed", programId=program, slabSerial=serial, slabName=name, **extra

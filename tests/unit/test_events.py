@@ -8,12 +8,14 @@ from projections.events import (
     EarnedData,
     ExpiredData,
     InvalidEvent,
+    MergedData,
     ProfileData,
     PromotedData,
     RedeemedData,
     ReturnedData,
     StatusData,
     TierData,
+    UnmergedData,
     event_to_json,
     parse_event,
 )
@@ -58,6 +60,8 @@ VALID = {
         TierData,
     ),
     "customer.status.changed": ({"label": "SUSPENDED", "reason": "chargeback"}, StatusData),
+    "customer.merged": ({"survivorId": 99}, MergedData),
+    "customer.unmerged": ({}, UnmergedData),
 }
 
 
@@ -321,6 +325,16 @@ def test_slab_serial_must_be_a_positive_integer(serial):
 @pytest.mark.parametrize("data", [{}, {"label": ""}, {"label": "X" * 65}, {"label": 3}])
 def test_a_status_needs_a_label_of_1_to_64_characters(data):
     assert "label" in rejected(event("customer.status.changed", data))
+
+
+@pytest.mark.parametrize("data", [{}, {"survivorId": 0}, {"survivorId": "7"}, {"survivorId": None}])
+def test_a_merge_needs_a_positive_survivor_id(data):
+    assert "survivorId" in rejected(event("customer.merged", data))
+
+
+def test_a_merge_into_itself_is_rejected():
+    doc = event("customer.merged", {"survivorId": 1})
+    assert rejected({**doc, "customerId": 1}) == "invalid data: survivorId: a customer cannot be merged into itself"
 
 
 def test_tier_without_slab_name_is_rejected():

@@ -81,6 +81,8 @@ DATA = {
 DATA["customer.status.changed"] = st.fixed_dictionaries(
     {"label": st.sampled_from(["ACTIVE", "SUSPENDED"])}, optional={"reason": st.sampled_from(["", "fraud"])}
 )
+DATA["customer.merged"] = st.fixed_dictionaries({"survivorId": st.sampled_from([10**6, 10**6 + 1])})
+DATA["customer.unmerged"] = st.just({})
 DATA["customer.updated"] = DATA["customer.registered"]
 
 
