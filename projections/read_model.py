@@ -13,7 +13,9 @@ from projections.state import Customer
 from projections.store import Store
 
 SOURCES_CACHE_SECONDS = 1.0  # source=ALL: the org's sources, re-read at most this often (and on a miss)
-RECHECK_SECONDS = 0.5  # a wait for an event looks again at least this often (a notification may be missed)
+# A wait for an event looks again after 0.5 to 1.5 times this even without a notification (one may be lost
+# while the subscription reconnects): rare looks, so that hundreds of waiting requests cost little.
+RECHECK_SECONDS = 1.0
 
 
 class ReadModel:

@@ -246,7 +246,10 @@ class Store:
     async def customer_applied(self, org_id: int, customer_id: int, event_id: str) -> tuple[Customer | None, bool]:
         """The customer's state, and whether `event_id` is in its dedup window (applied, recently): one read."""
         value = await self.redis.get(self.keys.customer(org_id, customer_id))
-        return _customer_of(value), bool(value) and dedup_key(event_id) in decode_value(value).seen
+        if not value:
+            return None, False
+        stored = decode_value(value)
+        return stored.customer, dedup_key(event_id) in stored.seen
 
     async def customer_doc(self, org_id: int, customer_id: int) -> dict | None:
         """The customer's state as plain data (customer_to_dict's form)."""
