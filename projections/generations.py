@@ -72,12 +72,16 @@ class Generations:
             try:
                 await pubsub.subscribe(*channels)
                 use(await self.live() or FIRST_GENERATION)
+                read_at = time.monotonic()
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message and applied and message["channel"] == applied_channel:
                         applied()
-                    else:
+                    # a switch's message, or a second without reading the pointer (however busy the
+                    # applied channel is: a lost switch message is caught within a second)
+                    if message is None or message["channel"] != applied_channel or time.monotonic() - read_at >= 1:
                         use(await self.live() or FIRST_GENERATION)
+                        read_at = time.monotonic()
             except UNAVAILABLE:  # the channel's node is gone (a cluster node may be): read the pointer meanwhile
                 with contextlib.suppress(*UNAVAILABLE):
                     use(await self.live() or FIRST_GENERATION)

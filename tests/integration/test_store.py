@@ -119,3 +119,22 @@ async def test_a_write_wakes_reads_waiting_for_its_event_at_once(store):
         assert time.monotonic() - started < RECHECK_SECONDS * 0.4  # before any fallback look
     finally:
         follower.cancel()
+
+
+async def test_a_switch_whose_message_is_lost_is_seen_within_a_second_while_writes_are_announced(store):
+    generations, seen = store.generations, []
+    await generations.live_or_first()
+    follower = asyncio.create_task(generations.follow(seen.append, lambda: None))
+    try:
+        await asyncio.sleep(0.3)
+        await store.redis.set(store.keys.meta.live(), 7)  # switched without its message
+
+        async def announced():
+            for _ in range(30):  # a busy applied channel: never a second without a message
+                await store.redis.publish(store.keys.meta.applied(), 1)
+                await asyncio.sleep(0.05)
+
+        await announced()
+        assert seen[-1] == 7
+    finally:
+        follower.cancel()
