@@ -18,11 +18,10 @@ from tests.support import ON_CLUSTER, unique
 pytestmark = pytest.mark.skipif(ON_CLUSTER, reason="starts clusters of its own: runs in the single-Redis pass")
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    started = LocalRedisCluster(masters=3).start()
-    yield started
-    started.cleanup()
+@pytest.fixture
+def cluster(redis_cluster):
+    """The session's three-master cluster (tests/conftest.py): in the single-Redis pass, only this module's."""
+    return redis_cluster
 
 
 @pytest.fixture
