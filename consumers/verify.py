@@ -45,6 +45,7 @@ def differences(left: dict, right: dict, left_name: str, right_name: str, limit:
             ("t", "tiers"),
             ("s", "status"),
             ("m", "merged into"),
+            ("k", "cards"),
             ("n", "profile events"),
         )
         for part, name in parts:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 
+from projections.events import on_customers_topic
 from runtime.progress import Progress
 
 Stream = list[tuple[str, bytes, bytes]]  # (topic, key, value)
@@ -51,7 +52,8 @@ async def _pace(started: float, sent: int, rate: float) -> None:
 
 
 def stream_from_lines(lines: Iterable[bytes], customers_topic: str, points_topic: str) -> Stream:
-    """One envelope per line, sent as it is: keyed "{orgId}:{customerId}", customer.* to the customers topic."""
+    """One envelope per line, sent as it is: keyed "{orgId}:{customerId}", customer.* and card.* to the
+    customers topic."""
     stream = []
     for number, line in enumerate(lines, 1):
         line = line.strip()
@@ -60,7 +62,7 @@ def stream_from_lines(lines: Iterable[bytes], customers_topic: str, points_topic
         try:
             doc = json.loads(line)
             key = f"{doc['orgId']}:{doc['customerId']}".encode()
-            customer_event = str(doc["eventType"]).startswith("customer.")
+            customer_event = on_customers_topic(str(doc["eventType"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidLine(f"line {number}: not an event envelope with eventType, orgId, customerId ({exc})")
         stream.append((customers_topic if customer_event else points_topic, key, line))

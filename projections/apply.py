@@ -9,6 +9,7 @@ from functools import singledispatch
 
 from projections.events import (
     AdjustedData,
+    CardData,
     Category,
     EarnedData,
     Event,
@@ -22,7 +23,7 @@ from projections.events import (
     TierData,
     UnmergedData,
 )
-from projections.state import NEVER, Balance, Customer, Profile, Status, Tier, balance_key, profile_key
+from projections.state import NEVER, Balance, Card, Customer, Profile, Status, Tier, balance_key, profile_key
 
 
 def apply(state: Customer | None, event: Event) -> Customer:
@@ -155,6 +156,26 @@ def _merged(data: MergedData, customer: Customer, event: Event) -> None:
 @_apply.register
 def _unmerged(data: UnmergedData, customer: Customer, event: Event) -> None:
     customer.mergedInto = None
+
+
+@_apply.register
+def _card(data: CardData, customer: Customer, event: Event) -> None:
+    """Upserts the card by its number: an update replaces its fields, keeps when it was first seen and
+    claimed; card.issued claims it anew."""
+    previous = customer.cards.get(data.cardNumber)
+    at = event.occurredAt
+    customer.cards[data.cardNumber] = Card(
+        seriesId=data.seriesId,
+        statusLabel=data.statusLabel,
+        seriesCode=data.seriesCode,
+        type=data.type,
+        statusReason=data.statusReason,
+        customFields=data.customFields,
+        expiresAt=data.expiresAt,
+        createdOn=previous.createdOn if previous else at,
+        claimedAt=at if previous is None or event.eventType == "card.issued" else previous.claimedAt,
+        statusSince=previous.statusSince if previous and previous.statusLabel == data.statusLabel else at,
+    )
 
 
 def _balance(customer: Customer, program_id: int, currency: str) -> Balance:

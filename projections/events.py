@@ -21,6 +21,7 @@ from projections.money import to_thousandths
 
 SPEC_VERSION = 1
 POINTS = "POINTS"
+DELETED = "DELETED"  # a card's status label: it no longer resolves for its holder
 
 
 class InvalidEvent(ValueError):
@@ -256,6 +257,28 @@ class UnmergedData(_Data, frozen=True, gc=False):
     pass
 
 
+class CardData(_Data, frozen=True, gc=False):
+    """card.issued / card.updated: the card's fields as they now are (an update replaces them all)."""
+
+    cardNumber: Name
+    seriesId: PositiveInt
+    statusLabel: Name  # ACTIVE, SUSPENDED, DELETED, ...
+    seriesCode: str | None = None
+    type: str | None = None
+    statusReason: str | None = None
+    customFields: dict[str, Any] | None = None
+    expiresAt: str | None = None
+
+    def __post_init__(self):
+        _optional_expiry(self)
+        if self.customFields is not None:
+            _set(self, "customFields", _storable(self.customFields))
+
+    @property
+    def deleted(self) -> bool:
+        return self.statusLabel == DELETED
+
+
 DATA_MODELS: dict[str, type[_Data]] = {
     "customer.registered": ProfileData,
     "customer.updated": ProfileData,
@@ -269,6 +292,8 @@ DATA_MODELS: dict[str, type[_Data]] = {
     "customer.status.changed": StatusData,
     "customer.merged": MergedData,
     "customer.unmerged": UnmergedData,
+    "card.issued": CardData,
+    "card.updated": CardData,
 }
 
 EventData = (
@@ -283,6 +308,7 @@ EventData = (
     | StatusData
     | MergedData
     | UnmergedData
+    | CardData
 )
 
 
@@ -385,6 +411,12 @@ def parse_event(raw: bytes | None) -> Event:
         occurredAt=envelope.occurredAt,
         data=data,  # type: ignore[arg-type]
     )
+
+
+def on_customers_topic(event_type: str) -> bool:
+    """Whether an event type belongs on loyalty.customers.v1 (profiles, status, merges, cards) rather than
+    loyalty.points.v1."""
+    return event_type.startswith(("customer.", "card."))
 
 
 def event_to_json(event: Event) -> bytes:

@@ -2,11 +2,12 @@
 
 from dataclasses import dataclass
 
+CARD_NUMBER = "cardnumber"  # also resolves to the org's card holders (card.issued), on any source
 INDEXED_TYPES = {
     "mobile": "mobile",
     "email": "email",
     "externalid": "externalId",
-    "cardnumber": "cardnumber",
+    "cardnumber": CARD_NUMBER,
     "wechat": "wechat",
 }
 

@@ -69,6 +69,13 @@ class Keys:
             key.value,
         )
 
+    def card(self, org_id: int, card_number: str) -> tuple[str, str]:
+        """(HASH, field): a card number in one of INDEX_BUCKETS hashes of its org (cards are org-wide, on
+        no source); the field holds `customerId:claimTime,...` (ms) of its holders, `customerId:D` for a
+        holder whose card is DELETED."""
+        bucket = zlib.crc32(card_number.encode()) % INDEX_BUCKETS
+        return f"{self.prefix}:k:{{{org_id}:{bucket}}}", card_number
+
     def sources(self, org_id: int) -> str:
         """SET: `SOURCE|accountId` of every profile seen in the org (for source=ALL); see source_member."""
         return f"{self.prefix}:s:{{{org_id}}}"
@@ -80,7 +87,11 @@ class Keys:
     def kinds(self) -> dict[str, str]:
         """What each kind of per-customer key starts with (the memory benchmark sorts keys by it)."""
         claim = IndexKey(orgId=1, source="INSTORE", accountId="", type="mobile", value="1")
-        examples = {"customer state": self.customer(1, 1), "identifier index": self.identifier(claim)[0]}
+        examples = {
+            "customer state": self.customer(1, 1),
+            "identifier index": self.identifier(claim)[0],
+            "card index": self.card(1, "1")[0],
+        }
         return {kind: key.split("{", 1)[0] for kind, key in examples.items()}
 
     def scratch(self, name: str) -> str:

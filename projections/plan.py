@@ -11,7 +11,7 @@ from datetime import datetime
 
 from projections.apply import apply_in_place
 from projections.dedup import DedupWindow, dedup_key
-from projections.events import Event, ProfileData
+from projections.events import DELETED, CardData, Event, ProfileData
 from projections.identity import IndexKey, indexed_identifiers
 from projections.keys import position_name
 from projections.state import Customer, profile_key
@@ -40,6 +40,17 @@ class IndexChange:
     at: tuple[str, int, int] = field(default=("", 0, 0), compare=False)  # (topic, partition, offset): write order
 
 
+@dataclass(frozen=True, slots=True)
+class CardClaim:
+    """The customer's entry for a card number in its org's card index: its claim time (occurredAt, ms), or
+    None when its card is DELETED (it no longer resolves to this customer)."""
+
+    orgId: int
+    cardNumber: str
+    customerId: int
+    claim: int | None
+
+
 @dataclass(slots=True)
 class CustomerWrite:
     orgId: int
@@ -49,6 +60,7 @@ class CustomerWrite:
     applied_event_ids: list[str] = field(default_factory=list)
     applied_keys: list[bytes] = field(default_factory=list)  # their dedup keys
     index_changes: list[IndexChange] = field(default_factory=list)
+    card_claims: list[CardClaim] = field(default_factory=list)  # in order: a later one replaces an earlier
 
     def absorb(self, later: "CustomerWrite") -> None:
         """This write followed by `later` (the same customer's next batch), as one write."""
@@ -57,6 +69,7 @@ class CustomerWrite:
         self.applied_event_ids += later.applied_event_ids
         self.applied_keys += later.applied_keys
         self.index_changes += later.index_changes
+        self.card_claims += later.card_claims
 
 
 @dataclass(slots=True)
@@ -85,6 +98,7 @@ def plan_customer(
     write = CustomerWrite(orgId=first.orgId, customerId=first.customerId, customer=None, watermarks={})
     customer = stored
     applied = set()
+    cards: dict[str, None] = {}  # the card numbers these records touch
     for record in records:
         position = record.position
         if record.offset <= write.watermarks.get(position, watermarks.get(position, -1)):
@@ -99,11 +113,21 @@ def plan_customer(
             write.index_changes += _index_changes(
                 customer, event, event.data, (record.topic, record.partition, record.offset)
             )
+        elif type(event.data) is CardData:
+            cards[event.data.cardNumber] = None
         customer = apply_in_place(customer, event)
         write.applied_event_ids.append(event.eventId)
         write.applied_keys.append(key)
     write.customer = customer if write.applied_event_ids else None
+    if customer is not None:
+        write.card_claims = [_card_claim(customer, number) for number in cards]
     return write
+
+
+def _card_claim(customer: Customer, number: str) -> CardClaim:
+    card = customer.cards[number]
+    claim = None if card.statusLabel == DELETED else epoch_ms(card.claimedAt)
+    return CardClaim(customer.orgId, number, customer.customerId, claim)
 
 
 def _index_changes(

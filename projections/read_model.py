@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from projections.generations import Generations
-from projections.identity import IndexKey
+from projections.identity import CARD_NUMBER, IndexKey
 from projections.state import Customer
 from projections.store import Store
 
@@ -74,13 +74,15 @@ class ReadModel:
         self, org_id: int, scope: tuple[str, str] | None, identifier: tuple[str, str]
     ) -> tuple[int, Customer | None] | None:
         """The latest claimant of `identifier` (type, value) on one (source, accountId), or on every source
-        of the org when `scope` is None, and its state: one round trip."""
+        of the org when `scope` is None, and its state: one round trip. A card number also resolves to its
+        cards' holders, on any source."""
+        card = identifier[1] if identifier[0] == CARD_NUMBER else None
         scopes = [scope] if scope else await self.sources(org_id)
-        found = await self.store.resolve_customer(org_id, _index_keys(org_id, scopes, identifier))
+        found = await self.store.resolve_customer(org_id, _index_keys(org_id, scopes, identifier), card)
         stale = scope is None and time.monotonic() - self._sources[org_id][1] > 0.05
         if found is None and stale:  # a source new since the cache was filled?
             scopes = await self.sources(org_id, fresh=True)
-            found = await self.store.resolve_customer(org_id, _index_keys(org_id, scopes, identifier))
+            found = await self.store.resolve_customer(org_id, _index_keys(org_id, scopes, identifier), card)
         return found
 
 

@@ -63,6 +63,21 @@ class Status(msgspec.Struct, array_like=True, gc=False):
     since: str  # the occurredAt of the event that set it
 
 
+class Card(msgspec.Struct, array_like=True, gc=False):
+    """A card the customer holds (card.issued / card.updated), by its number."""
+
+    seriesId: int
+    statusLabel: str
+    seriesCode: str | None
+    type: str | None
+    statusReason: str | None
+    customFields: dict[str, Any] | None
+    expiresAt: str | None
+    createdOn: str  # the first card event's occurredAt
+    claimedAt: str  # the last card.issued's occurredAt (the first event's, if none): the latest claim resolves
+    statusSince: str  # when the current statusLabel was set
+
+
 class Customer(msgspec.Struct, array_like=True, gc=False):
     orgId: int
     customerId: int
@@ -72,6 +87,7 @@ class Customer(msgspec.Struct, array_like=True, gc=False):
     tiers: dict[str, Tier] = {}  # "programId"
     status: Status | None = None  # customer.status.changed (none: ACTIVE)
     mergedInto: int | None = None  # customer.merged: reads of this customer answer for this survivor
+    cards: dict[str, Card] = {}  # cardNumber -> its card
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -117,6 +133,7 @@ def customer_to_dict(c: Customer) -> dict[str, Any]:
         "t": {k: _compact(t) for k, t in c.tiers.items()},
         "s": msgspec.structs.asdict(c.status) if c.status else None,
         "m": c.mergedInto,
+        "k": {k: msgspec.structs.asdict(card) for k, card in c.cards.items()},
     }
 
 
@@ -130,4 +147,5 @@ def customer_from_dict(d: dict[str, Any]) -> Customer:
         tiers={k: Tier(**t) for k, t in d["t"].items()},
         status=Status(**d["s"]) if d.get("s") else None,
         mergedInto=d.get("m"),
+        cards={k: Card(**card) for k, card in d.get("k", {}).items()},
     )

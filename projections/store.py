@@ -75,16 +75,14 @@ def _customer_of(value: bytes | None) -> Customer | None:
     return decode_customer(state) if state else None
 
 
-def latest_claimant(claims: list[bytes | None]) -> int | None:
-    """Of index fields (`customerId:claimTime,...`), the claimant with the latest claim time (ties: the
-    higher customerId), as resolve_customer.lua decides on a single server."""
-    best: tuple[int, int] | None = None
-    for field in claims:
-        for claim in (field or b"").split(b","):
-            if claim:
-                customer_id, _, at = claim.partition(b":")
-                best = max(best or (int(at), int(customer_id)), (int(at), int(customer_id)))
-    return best[1] if best else None
+def latest_claimant(claims: list[bytes | None], card: bytes | None = None) -> int | None:
+    """Of index fields (`customerId:claimTime,...`) and a card number's holders (`card`, where a holder
+    whose card is DELETED is `customerId:D` and claims through no field), the claimant with the latest
+    claim time (ties: the higher customerId), as resolve_customer.lua decides on a single server."""
+    entries = [entry.partition(b":") for field in (*claims, card) for entry in (field or b"").split(b",") if entry]
+    deleted = {customer_id for customer_id, _, at in entries if at == b"D"}
+    ranked = [(int(at), int(customer_id)) for customer_id, _, at in entries if customer_id not in deleted]
+    return max(ranked)[1] if ranked else None
 
 
 class NotReplicated(RedisConnectionError):
@@ -113,6 +111,7 @@ class Store:
         self._save_positions = redis.register_script(_script("save_positions.lua"))
         self._claims = redis.register_script(_script("claims.lua"))
         self._resolve_customer = redis.register_script(_script("resolve_customer.lua"))
+        self._cards = redis.register_script(_script("cards.lua"))
 
     async def _pipelined(self, queue) -> list:
         """The commands `queue(pipe)` adds, in one round trip. Scripts go as bare EVALSHA: redis-py would
@@ -122,7 +121,7 @@ class Store:
         try:
             return await self._send(queue)
         except NoScriptError:
-            for script in (self._claims, self._write_customers):
+            for script in (self._claims, self._cards, self._write_customers):
                 await self.redis.script_load(script.script)
             return await self._send(queue)
 
@@ -168,6 +167,14 @@ class Store:
             for change, (_, field) in group:
                 args += [field, change.customerId, change.score if change.claimed else "-"]
             claims.append((self._claims, [key for _, (key, _) in group], args))
+        card_claims = [
+            (claim, self.keys.card(claim.orgId, claim.cardNumber)) for _, _, w in writes for claim in w.card_claims
+        ]
+        for group in self._groups(card_claims, lambda item: item[1][0]):
+            args = []
+            for claim, (_, field) in group:
+                args += [field, claim.customerId, "D" if claim.claim is None else claim.claim]
+            claims.append((self._cards, [key for _, (key, _) in group], args))
         sources: dict[int, set[str]] = {}
         for change in changes:
             if change.claimed:
@@ -256,12 +263,16 @@ class Store:
         customer = await self.customer(org_id, customer_id)
         return customer_to_dict(customer) if customer else None
 
-    async def resolve_customer(self, org_id: int, keys: list[IndexKey]) -> tuple[int, Customer | None] | None:
-        """The latest claimant across the given identifier keys and its state: one round trip (a script),
-        two on a cluster (the index hashes and the customer lie in different slots)."""
-        if not keys:
+    async def resolve_customer(
+        self, org_id: int, keys: list[IndexKey], card: str | None = None
+    ) -> tuple[int, Customer | None] | None:
+        """The latest claimant across the given identifier keys (and, for a card number, `card`'s holders
+        in the org) and its state: one round trip (a script), two on a cluster (the index hashes and the
+        customer lie in different slots)."""
+        located = [self.keys.identifier(key) for key in keys] + ([self.keys.card(org_id, card)] if card else [])
+        if not located:
             return None
-        hashes, fields = zip(*(self.keys.identifier(key) for key in keys))
+        hashes, fields = zip(*located)
         if self.cluster:
             if len(hashes) == 1:  # the common case: one command, no pipeline object
                 claims = [await self.redis.hget(hashes[0], fields[0])]
@@ -270,11 +281,12 @@ class Store:
                 for hash_key, field in zip(hashes, fields):
                     pipe.hget(hash_key, field)
                 claims = await pipe.execute()
-            customer_id = latest_claimant(claims)
+            customer_id = latest_claimant(claims[: len(keys)], claims[-1] if card else None)
             if customer_id is None:
                 return None
             return customer_id, _customer_of(await self.redis.get(self.keys.customer(org_id, customer_id)))
-        found = await self._resolve_customer(keys=list(hashes), args=[self.keys.customers_of(org_id), *fields])
+        args = [self.keys.customers_of(org_id), 1 if card else 0, *fields]
+        found = await self._resolve_customer(keys=list(hashes), args=args)
         return (int(found[0]), _customer_of(found[1])) if found else None
 
     async def applied(self, events: list[tuple[int, int, str]]) -> list[bool]:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from operator import attrgetter
 
 from projections.apply import figures
-from projections.events import POINTS
-from projections.identity import lookup_form
+from projections.events import DELETED, POINTS
+from projections.identity import CARD_NUMBER, lookup_form
 from projections.money import to_number
-from projections.state import NEVER, Balance, Customer, Tier, balance_key, split_balance_key
+from projections.state import NEVER, Balance, Card, Customer, Tier, balance_key, split_balance_key
 from service.errors import INVALID_PARAMETER, ApiError
 from service.loyalty import OrgConfig, ProgramConfig, TierConfig
 
@@ -64,7 +64,7 @@ def details_body(customer: Customer, org: OrgConfig, wanted: set[str], now: date
     default = next(p for p in programs if p.program.programId == org.defaultProgramId)
     body = {
         "id": customer.customerId,
-        "profiles": [_profile(p, customer.customerId) for p in profiles],
+        "profiles": [_profile(p, customer) for p in profiles],
         "loyaltyInfo": {
             "loyaltyType": "loyalty",
             "lifetimePurchases": to_number(default.figures["cumulativePurchases"]),
@@ -103,8 +103,9 @@ def details_body(customer: Customer, org: OrgConfig, wanted: set[str], now: date
     return body
 
 
-def _profile(profile, customer_id: int) -> dict:
-    indexed = [i for i in profile.identifiers if lookup_form(i["type"], i["value"])]
+def _profile(profile, customer: Customer) -> dict:
+    indexed = [_annotated(i, customer) for i in profile.identifiers if lookup_form(i["type"], i["value"])]
+    customer_id = customer.customerId
     return {
         "firstName": profile.firstName,
         "lastName": profile.lastName,
@@ -129,18 +130,42 @@ def _merged_extended_fields(profiles) -> dict:
     return merged
 
 
+def _annotated(identifier: dict, customer: Customer) -> dict:
+    """A cardnumber identifier whose card is known carries its seriesId and statusLabel."""
+    card = customer.cards.get(identifier["value"]) if identifier["type"].lower() == CARD_NUMBER else None
+    return {**identifier, "seriesId": card.seriesId, "statusLabel": card.statusLabel} if card else identifier
+
+
 def _cards(customer: Customer, profiles) -> list[dict]:
-    numbers = dict.fromkeys(i["value"] for p in profiles for i in p.identifiers if i["type"].lower() == "cardnumber")
-    return [
-        {
-            "cardNumber": number,
-            "customerId": customer.customerId,
-            "orgId": customer.orgId,
-            "type": "DIGITAL",
-            "statusInfo": {"status": "ACTIVE", "label": "ACTIVE", "isActive": True},
-        }
-        for number in numbers
-    ]
+    """The customer's cards but DELETED ones, then each cardnumber identifier of a profile with no card
+    event (all its fields unknown but the number; ACTIVE)."""
+    listed = dict.fromkeys(i["value"] for p in profiles for i in p.identifiers if i["type"].lower() == CARD_NUMBER)
+    cards = [_card(customer, number, card) for number, card in customer.cards.items() if card.statusLabel != DELETED]
+    return cards + [_card(customer, number, None) for number in listed if number not in customer.cards]
+
+
+def _card(customer: Customer, number: str, card: Card | None) -> dict:
+    label = card.statusLabel if card else "ACTIVE"
+    return {
+        "cardNumber": number,
+        "type": card.type if card else None,
+        "seriesId": card.seriesId if card else None,
+        "seriesCode": card.seriesCode if card else None,
+        "orgId": customer.orgId,
+        "entityId": customer.customerId,
+        "customerId": customer.customerId,  # as Capillary's answers also carry it
+        "createdOn": card.createdOn if card else None,
+        "expiryDate": card.expiresAt if card else None,
+        "customFields": card.customFields if card else None,
+        "statusInfo": {
+            "label": label,
+            "status": label,
+            "isActive": label == "ACTIVE",
+            "reason": card.statusReason if card else None,
+            "createdOn": card.statusSince if card else None,
+            "autoUpdateTime": None,
+        },
+    }
 
 
 def _balance(customer: Customer, program_id: int, currency: str = POINTS) -> Balance:

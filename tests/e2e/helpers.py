@@ -13,6 +13,7 @@ import httpx
 from redis.asyncio import Redis
 
 from devtools.produce import produce
+from projections.events import on_customers_topic
 from projections.keys import Keys
 from projections.store import Store
 from runtime.settings import Settings
@@ -163,7 +164,7 @@ class Stack:
     async def publish(self, *docs: dict, timeout: float = 30.0) -> None:
         """Produces the events to the real broker and waits until the projector has applied each one."""
         customers_topic, points_topic = self.settings.topic_list
-        stream = [record(customers_topic if d["eventType"].startswith("customer.") else points_topic, d) for d in docs]
+        stream = [record(customers_topic if on_customers_topic(d["eventType"]) else points_topic, d) for d in docs]
         await produce(self.settings.kafka_bootstrap_servers, stream)
 
         store = Store(self.redis, self.keys, 0)

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from devtools.produce import produce
+from projections.events import on_customers_topic
 from tests.e2e.helpers import (
     A_DEFAULT,
     assert_balance,
@@ -26,7 +27,7 @@ async def _send_later(api, doc: dict, delay: float) -> None:
     """Produces the event `delay` seconds from now, without waiting for it to be applied."""
     await asyncio.sleep(delay)
     customers_topic, points_topic = api.stack.settings.topic_list
-    topic = customers_topic if doc["eventType"].startswith("customer.") else points_topic
+    topic = customers_topic if on_customers_topic(doc["eventType"]) else points_topic
     await produce(api.stack.settings.kafka_bootstrap_servers, [record(topic, doc)])
 
 

@@ -17,6 +17,7 @@ from cli.rebuild import rebuild
 from devtools.demo import AUTH_HEADERS, DEMO_CONFIG
 from devtools.localstack import free_port
 from devtools.synthetic import Load, generate
+from projections.events import on_customers_topic
 from runtime.settings import Settings
 from tests.support import event, read_model, record, reference_fold, wait_until
 
@@ -91,7 +92,7 @@ async def test_events_from_a_file_are_applied(settings, redis, keys, topics, sta
     assert (await pointsview(settings, "produce", "--file", str(events))).stdout.startswith(
         "produced 4 events of 2 customers"
     )
-    stream = [record(customers if doc["eventType"].startswith("customer.") else points, doc) for doc in docs]
+    stream = [record(customers if on_customers_topic(doc["eventType"]) else points, doc) for doc in docs]
     await wait_for_fold(redis, keys, stream)
 
 

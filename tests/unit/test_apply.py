@@ -2,8 +2,9 @@
 
 import copy
 
+from consumers.verify import differences
 from projections.apply import apply, figures, fold, sum_figures
-from projections.state import NEVER, Balance, Status, Tier
+from projections.state import NEVER, Balance, Card, Status, Tier
 from tests.unit.builders import (
     adjusted,
     earned,
@@ -19,6 +20,7 @@ ZERO = figures(Balance())
 JAN = "2026-01-31T23:59:59Z"
 FEB = "2026-02-28T23:59:59Z"
 MAR = "2026-03-31T23:59:59Z"
+AT_CARD = "2026-01-10T08:00:00Z"
 
 
 def balance(*events, key="1|POINTS") -> Balance:
@@ -444,3 +446,52 @@ def test_sum_figures_adds_every_figure():
 def test_sum_figures_of_nothing_is_all_zero():
     assert sum_figures([]) == ZERO
     assert set(ZERO.values()) == {0}
+
+
+def card(event_type="card.issued", number="C1", at=AT_CARD, **data):
+    fields = {"cardNumber": number, "seriesId": 195, "statusLabel": "ACTIVE", **data}
+    return ev(event_type, occurred_at=at, **fields)
+
+
+def test_a_card_is_upserted_by_number_an_update_replaces_its_fields_but_keeps_created_on_and_claim():
+    issued = card(seriesCode="mtest", type="DIGITAL", customFields={"vehicle_type": "Bike"}, expiresAt="2027-12-31")
+    later = "2026-02-01T00:00:00Z"
+    updated = card("card.updated", at=later, seriesId=196, statusLabel="SUSPENDED", statusReason="lost")
+    customer = fold(None, [issued, updated])
+    assert customer.cards == {
+        "C1": Card(
+            seriesId=196,
+            statusLabel="SUSPENDED",
+            seriesCode=None,  # replaced: an update carries every field
+            type=None,
+            statusReason="lost",
+            customFields=None,
+            expiresAt=None,
+            createdOn=AT_CARD,
+            claimedAt=AT_CARD,
+            statusSince=later,
+        )
+    }
+    assert fold(None, [issued]).cards["C1"].expiresAt == "2027-12-31T23:59:59Z"
+
+
+def test_a_card_issued_again_claims_anew_an_update_of_an_unknown_card_creates_it():
+    reissued = fold(None, [card(), card(at="2026-03-01T00:00:00Z")]).cards["C1"]
+    assert (reissued.createdOn, reissued.claimedAt) == (AT_CARD, "2026-03-01T00:00:00Z")
+    created = fold(None, [card("card.updated", number="C2")]).cards["C2"]
+    assert created.createdOn == created.claimedAt == created.statusSince == AT_CARD
+
+
+def test_a_card_status_since_moves_only_when_the_label_changes():
+    same = fold(None, [card(), card("card.updated", at="2026-03-01T00:00:00Z", seriesCode="x")]).cards["C1"]
+    assert same.statusSince == AT_CARD and same.seriesCode == "x"
+    cards = fold(None, [card(), card(number="C2", statusLabel="DELETED")]).cards
+    assert [c.statusLabel for c in cards.values()] == ["ACTIVE", "DELETED"]  # a deleted card stays known
+
+
+def test_verify_names_a_card_that_differs():
+    left = {(1, 1): fold(None, [card()])}
+    right = {(1, 1): fold(None, [card(statusLabel="DELETED")])}
+    assert differences(left, left, "live", "log") == []
+    [line] = differences(left, right, "live", "log")
+    assert line.startswith("org 1 customer 1 cards C1: live=") and '"DELETED"' in line

@@ -34,3 +34,18 @@ def test_commands_over_the_whole_key_space_are_refused():
 )
 def test_the_latest_claim_wins_and_a_tie_goes_to_the_higher_customer_id(fields, expected):
     assert latest_claimant(fields) == expected
+
+
+@pytest.mark.parametrize(
+    ("fields", "card", "expected"),
+    [
+        ([], b"4:1000,6:900", 4),  # a card's holders claim without any profile
+        ([b"3:1500"], b"4:1000", 3),
+        ([b"3:1500"], b"3:D,4:1000", 4),  # a deleted card: no claim through any field, the next holder resolves
+        ([b"3:1500"], b"3:D", None),
+        ([None], None, None),
+        ([b"12:5"], b"112:D", 12),  # ids are whole entries
+    ],
+)
+def test_card_holders_claim_and_a_deleted_card_hides_its_holder(fields, card, expected):
+    assert latest_claimant(fields, card) == expected

@@ -4,6 +4,7 @@ import pytest
 
 from projections.events import (
     AdjustedData,
+    CardData,
     Category,
     EarnedData,
     ExpiredData,
@@ -62,6 +63,20 @@ VALID = {
     "customer.status.changed": ({"label": "SUSPENDED", "reason": "chargeback"}, StatusData),
     "customer.merged": ({"survivorId": 99}, MergedData),
     "customer.unmerged": ({}, UnmergedData),
+    "card.issued": ({"cardNumber": "C-1", "seriesId": 195, "statusLabel": "ACTIVE"}, CardData),
+    "card.updated": (
+        {
+            "cardNumber": "C-1",
+            "seriesId": 195,
+            "statusLabel": "SUSPENDED",
+            "seriesCode": "mtest",
+            "type": "DIGITAL",
+            "statusReason": "lost",
+            "customFields": {"vehicle_type": "Bike"},
+            "expiresAt": "2027-12-31",
+        },
+        CardData,
+    ),
 }
 
 
@@ -335,6 +350,30 @@ def test_a_merge_needs_a_positive_survivor_id(data):
 def test_a_merge_into_itself_is_rejected():
     doc = event("customer.merged", {"survivorId": 1})
     assert rejected({**doc, "customerId": 1}) == "invalid data: survivorId: a customer cannot be merged into itself"
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"seriesId": 1, "statusLabel": "ACTIVE"}, "cardNumber"),
+        ({"cardNumber": "", "seriesId": 1, "statusLabel": "ACTIVE"}, "cardNumber"),
+        ({"cardNumber": "C" * 65, "seriesId": 1, "statusLabel": "ACTIVE"}, "cardNumber"),
+        ({"cardNumber": "C1", "statusLabel": "ACTIVE"}, "seriesId"),
+        ({"cardNumber": "C1", "seriesId": 0, "statusLabel": "ACTIVE"}, "seriesId"),
+        ({"cardNumber": "C1", "seriesId": 1}, "statusLabel"),
+        ({"cardNumber": "C1", "seriesId": 1, "statusLabel": ""}, "statusLabel"),
+        ({"cardNumber": "C1", "seriesId": 1, "statusLabel": "ACTIVE", "customFields": [1]}, "customFields"),
+        ({"cardNumber": "C1", "seriesId": 1, "statusLabel": "ACTIVE", "expiresAt": "soon"}, "expiresAt"),
+    ],
+)
+@pytest.mark.parametrize("event_type", ["card.issued", "card.updated"])
+def test_invalid_card_data_is_rejected_naming_the_field(event_type, data, field):
+    assert field in rejected(event(event_type, data))
+
+
+def test_a_card_expiry_date_means_the_end_of_that_day_utc():
+    data = {"cardNumber": "C1", "seriesId": 1, "statusLabel": "ACTIVE", "expiresAt": "2027-12-31"}
+    assert parse(event("card.issued", data)).data.expiresAt == "2027-12-31T23:59:59Z"
 
 
 def test_tier_without_slab_name_is_rejected():

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from projections.apply import apply, apply_in_place
 from projections.dedup import dedup_key
-from projections.events import parse_event, to_decimal_str
+from projections.events import on_customers_topic, parse_event, to_decimal_str
 from projections.plan import Record, plan_customer
 from projections.state import customer_from_dict, customer_to_dict
 from tests.support import event
@@ -83,6 +83,15 @@ DATA["customer.status.changed"] = st.fixed_dictionaries(
 )
 DATA["customer.merged"] = st.fixed_dictionaries({"survivorId": st.sampled_from([10**6, 10**6 + 1])})
 DATA["customer.unmerged"] = st.just({})
+DATA["card.issued"] = st.fixed_dictionaries(
+    {
+        "cardNumber": st.sampled_from(["C1", "C2"]),
+        "seriesId": st.integers(1, 2),
+        "statusLabel": st.sampled_from(["ACTIVE", "SUSPENDED", "DELETED"]),
+    },
+    optional={"customFields": st.just({"vehicle": "Bike"}), "expiresAt": st.just("2027-01-01")},
+)
+DATA["card.updated"] = DATA["card.issued"]
 DATA["customer.updated"] = DATA["customer.registered"]
 
 
@@ -102,7 +111,7 @@ def logs(draw, republish: bool = True) -> list[Record]:
             event_id=f"e{i}",
             occurred_at=draw(st.sampled_from(TIMES)),
         )
-        published.append(("customers" if event_type.startswith("customer.") else "points", doc))
+        published.append(("customers" if on_customers_topic(event_type) else "points", doc))
     offsets = defaultdict(int)
     records = []
     for topic, doc in published:

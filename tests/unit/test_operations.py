@@ -31,9 +31,14 @@ def test_stdlib_and_structlog_calls_are_json_lines_without_credentials(json_logs
 def test_json_lines_are_keyed_by_customer_and_routed_by_event_type():
     registered = event("customer.registered", {"source": "INSTORE"}, customer_id=3)
     earned = event("points.earned", {"programId": 973, "points": 5, "category": "MAIN"}, customer_id=4)
-    lines = [json.dumps(registered).encode(), b"  ", json.dumps(earned).encode() + b"\r"]
+    issued = event("card.issued", {"cardNumber": "C1", "seriesId": 1, "statusLabel": "ACTIVE"}, customer_id=5)
+    lines = [json.dumps(registered).encode(), b"  ", json.dumps(earned).encode() + b"\r", json.dumps(issued).encode()]
     stream = stream_from_lines(lines, "customers", "points")
-    assert [(topic, key) for topic, key, _ in stream] == [("customers", b"100737:3"), ("points", b"100737:4")]
+    assert [(topic, key) for topic, key, _ in stream] == [
+        ("customers", b"100737:3"),
+        ("points", b"100737:4"),
+        ("customers", b"100737:5"),
+    ]
     assert stream[0][2] == lines[0]  # the bytes as they are
 
 

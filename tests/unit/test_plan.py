@@ -5,7 +5,7 @@ from calendar import timegm
 from projections.apply import figures
 from projections.dedup import DedupWindow, dedup_key
 from projections.identity import IndexKey
-from projections.plan import IndexChange, Record, epoch_ms, plan_customer
+from projections.plan import CardClaim, IndexChange, Record, epoch_ms, plan_customer
 from tests.unit.builders import earned, ev, redeemed, registered
 
 ORG = 100737
@@ -229,3 +229,35 @@ def test_the_dedup_window_round_trips_and_drops_whole_hours_that_left_it():
     assert dedup_key("a") not in later and dedup_key("b") not in later
     assert dedup_key("c") in later and dedup_key("d") in later and len(later) == 2
     assert dedup_key("d") not in window  # `added` leaves the window it was called on as it was
+
+
+# --- card index entries ---
+
+
+def card(number, label="ACTIVE", event_type="card.issued", at="2026-01-10T08:00:00Z", event_id=None):
+    fields = {"cardNumber": number, "seriesId": 1, "statusLabel": label}
+    return ev(event_type, occurred_at=at, event_id=event_id, **fields)
+
+
+def test_card_events_claim_their_number_at_the_issue_time_and_deleted_cards_release_it():
+    at = epoch_ms("2026-01-10T08:00:00Z")
+    write = plan_customer(
+        None,
+        {},
+        set(),
+        [
+            rec(card("C1"), 1, "customers"),
+            rec(card("C2"), 2, "customers"),
+            rec(card("C1", "SUSPENDED", "card.updated", at="2026-02-01T00:00:00Z"), 3, "customers"),
+            rec(card("C2", "DELETED", "card.updated"), 4, "customers"),
+        ],
+    )
+    assert write.card_claims == [CardClaim(ORG, "C1", 1, at), CardClaim(ORG, "C2", 1, None)]
+
+
+def test_a_card_event_already_applied_claims_nothing():
+    first = plan_customer(None, {}, set(), [rec(card("C1", event_id="x"), 1, "customers")])
+    again = plan_customer(
+        first.customer, first.watermarks, {dedup_key("x")}, [rec(card("C1", event_id="x"), 2, "customers")]
+    )
+    assert again.card_claims == [] and again.customer is None
