@@ -140,6 +140,9 @@ async def start_projector(settings, topics):
         return stop, task
 
     yield start
+    crashed = [t for stop, t in running if t.done() and not stop.is_set() and not t.cancelled() and t.exception()]
     for stop, _task in running:
         stop.set()
     await asyncio.gather(*(t for _, t in running), return_exceptions=True)
+    if crashed:  # a projector that died under the test: its reason, not only the test's symptom
+        raise crashed[0].exception()

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import sys
 import time
 import uuid
 
@@ -55,8 +56,18 @@ async def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, me
         if result:
             return result
         if time.monotonic() > deadline:
+            _print_tasks()
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         await asyncio.sleep(interval)
+
+
+def _print_tasks() -> None:
+    """Where every other task of the loop stands (an in-process projector that stalled, say): shown with
+    the failed test's captured output."""
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            print(f"--- task {task.get_name()} ({'done' if task.done() else 'pending'})", file=sys.stderr)
+            task.print_stack(limit=12, file=sys.stderr)
 
 
 def reference_fold(stream: list[tuple[str, bytes, bytes]]) -> dict[tuple[int, int], Customer]:
