@@ -61,10 +61,11 @@ class Generations:
         live, handover = replies
         return Control(int(live) if live else None, int(handover) if handover else None)
 
-    async def follow(self, use: Callable[[int], None], applied: Callable[[], None] | None = None) -> None:
+    async def follow(self, use: Callable[[int], None], applied: Callable[[bytes | None], None] | None = None) -> None:
         """Calls `use(live)` at once and at every switch (pub/sub), and every second in case a message was
-        missed; with `applied`, calls it whenever a projector publishes a write. While Redis is down, keeps
-        trying (and keeps reading the pointer where it can)."""
+        missed; with `applied`, calls it with each message a projector publishes on a write, and with None
+        once subscribed (again): messages sent meanwhile are lost. While Redis is down, keeps trying (and
+        keeps reading the pointer where it can)."""
         channels = [self.meta.live(), *([self.meta.applied()] if applied else [])]
         applied_channel = self.meta.applied().encode()
         while True:
@@ -72,11 +73,13 @@ class Generations:
             try:
                 await pubsub.subscribe(*channels)
                 use(await self.live() or FIRST_GENERATION)
+                if applied:
+                    applied(None)
                 read_at = time.monotonic()
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message and applied and message["channel"] == applied_channel:
-                        applied()
+                        applied(message["data"])
                     # a switch's message, or a second without reading the pointer (however busy the
                     # applied channel is: a lost switch message is caught within a second)
                     if message is None or message["channel"] != applied_channel or time.monotonic() - read_at >= 1:

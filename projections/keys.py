@@ -9,7 +9,10 @@ Parts that come from events are percent-encoded: no `:`, `{` or `}` inside.
 """
 
 import zlib
+from collections.abc import Callable, Iterable
 from urllib.parse import quote
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from projections.identity import IndexKey
 
@@ -49,6 +52,11 @@ class Keys:
         """STRING: `topic:partition=offset,...` (last applied offsets), a newline, the dedup window (its
         length, 4 bytes, then per hour the 8-byte keys of the eventIds applied in it), the state (MessagePack)."""
         return f"{self.customers_of(org_id)}{customer_id}}}"
+
+    def customer_slot(self, org_id: int, customer_id: int) -> int:
+        """The cluster slot of the customer's keys (the same in every generation: the hash tag decides);
+        what the applied channel's messages name."""
+        return key_slot(self.customer(org_id, customer_id).encode())
 
     def customers_of(self, org_id: int) -> str:
         """What the keys of an org's customers start with (the lookup script appends `<id>}`)."""
@@ -110,8 +118,8 @@ class MetaKeys:
         return f"{self.prefix}:live"
 
     def applied(self) -> str:
-        """CHANNEL: a projector published a write (the generation's number): readers waiting for an event
-        (afterEventId) look again."""
+        """CHANNEL: a projector wrote customers (applied_message: the generation and the customers' slots):
+        readers waiting for an event of a customer in one of those slots (afterEventId) look again."""
         return f"{self.prefix}:applied"
 
     def generations(self) -> str:
@@ -128,3 +136,30 @@ class MetaKeys:
 
     def generation_pattern(self, generation: int) -> str:
         return f"{self.prefix}:{generation}:*"
+
+
+_LISTED_SLOTS = 1000  # up to this many, a message lists the slots (2 bytes each); more: a bitmap of all
+
+
+def applied_message(generation: int, slots: Iterable[int]) -> bytes:
+    """The applied channel's message: `<generation>\n`, then `L` and the written customers' slots (2 bytes
+    each) or `B` and a bitmap of the 16,384 slots (2 KiB), whichever is smaller."""
+    unique = sorted(set(slots))
+    if len(unique) <= _LISTED_SLOTS:
+        return b"%d\nL" % generation + b"".join(slot.to_bytes(2, "big") for slot in unique)
+    bitmap = bytearray(REDIS_CLUSTER_HASH_SLOTS // 8)
+    for slot in unique:
+        bitmap[slot >> 3] |= 0x80 >> (slot & 7)
+    return b"%d\nB" % generation + bytes(bitmap)
+
+
+def applied_slots(message: bytes) -> Callable[[int], bool] | None:
+    """Whether an applied message names a slot; None when it does not say (anything may have been written)."""
+    _, _, body = message.partition(b"\n")
+    kind, payload = body[:1], body[1:]
+    if kind == b"L" and len(payload) % 2 == 0:
+        listed = {int.from_bytes(payload[i : i + 2], "big") for i in range(0, len(payload), 2)}
+        return listed.__contains__
+    if kind == b"B" and len(payload) == REDIS_CLUSTER_HASH_SLOTS // 8:
+        return lambda slot: bool(payload[slot >> 3] & (0x80 >> (slot & 7)))
+    return None

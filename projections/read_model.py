@@ -3,19 +3,18 @@ the pointer's channel, re-read every second in case a message was missed), and e
 briefly for source=ALL lookups."""
 
 import asyncio
-import random
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
 from projections.generations import Generations
 from projections.identity import CARD_NUMBER, IndexKey
+from projections.keys import applied_slots
 from projections.state import Customer
 from projections.store import Store
 
 SOURCES_CACHE_SECONDS = 1.0  # source=ALL: the org's sources, re-read at most this often (and on a miss)
-# A wait for an event looks again after 0.5 to 1.5 times this even without a notification (one may be lost
-# while the subscription reconnects): rare looks, so that hundreds of waiting requests cost little.
-RECHECK_SECONDS = 1.0
+Slots = frozenset[int] | None  # the cluster slots of the customers a wait is about; None: any customer
 
 
 class ReadModel:
@@ -24,7 +23,8 @@ class ReadModel:
         self._stores = {store.keys.generation: store}
         self.store = store
         self._sources: dict[int, tuple[list[tuple[str, str]], float]] = {}
-        self._applied = asyncio.Event()  # set (and replaced) when a projector publishes a write
+        self._by_slot: dict[int, set[asyncio.Future]] = {}  # waits for events of customers in a slot
+        self._anywhere: set[asyncio.Future] = set()  # waits that any write may end
 
     def use(self, generation: int) -> None:
         if generation != self.store.keys.generation:
@@ -34,27 +34,63 @@ class ReadModel:
 
     async def follow_live(self) -> None:
         """Runs until cancelled: requests read the live generation (Redis down: they answer 503 meanwhile),
-        and waits for an event look again when a projector announces a write."""
+        and waits for an event look again when a projector announces a write of their customers."""
         await self.generations.follow(self.use, self._announce_applied)
 
-    def _announce_applied(self) -> None:
-        self._applied.set()
-        self._applied = asyncio.Event()
+    def slots(self, org_id: int, customer_ids: list[int]) -> Slots:
+        return frozenset(self.store.keys.customer_slot(org_id, customer_id) for customer_id in customer_ids)
+
+    def _announce_applied(self, message: bytes | None) -> None:
+        """Wakes the waits a write may end: those on the written customers' slots, and those on any. A
+        message that names no slots (or a subscription made again: messages may have been lost) wakes all."""
+        written = applied_slots(message) if message else None
+        woken = list(self._anywhere)
+        for slot, waits in self._by_slot.items():
+            if written is None or written(slot):
+                woken += waits
+        for wait in woken:
+            if not wait.done():
+                wait.set_result(None)
 
     async def waited(self, check: Callable[[], Awaitable[tuple]], seconds: float) -> tuple:
-        """`check()` answers (result, done); runs it until done or `seconds` pass, again at each write a
-        projector announces and at least every 1.5 x RECHECK_SECONDS: the last (result, done). A waiting request
-        holds nothing but this coroutine (one subscription per process wakes them all)."""
-        deadline = time.monotonic() + seconds
+        """`check()` answers (result, done, slots); runs it until done or `seconds` pass, again whenever a
+        projector announces a write to `slots` (those of the last check; any slot until one names them),
+        and once more at the end: the last (result, done). A waiting request holds nothing but this
+        coroutine and costs nothing while its customers are not written (one subscription per process
+        wakes the waits a write concerns)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        slots: Slots = None
         while True:
-            result, done = await check()
-            left = deadline - time.monotonic()
-            if done or left <= 0:
-                return result, done
-            try:  # the fallback look spread over time: waiters that came together do not look together
-                await asyncio.wait_for(self._applied.wait(), min(left, RECHECK_SECONDS * (0.5 + random.random())))
-            except TimeoutError:
-                pass
+            wait, watched = loop.create_future(), slots
+            self._watch(wait, watched)  # before the check: a write announced during it is not missed
+            try:
+                result, done, slots = await check()
+                left = deadline - loop.time()
+                if done or left <= 0:
+                    return result, done
+                if slots == watched:  # else: watch the customers this check named, and check again
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(left):
+                            await wait
+            finally:
+                self._unwatch(wait, watched)
+
+    def _watch(self, wait: asyncio.Future, slots: Slots) -> None:
+        if slots is None:
+            self._anywhere.add(wait)
+        for slot in slots or ():
+            self._by_slot.setdefault(slot, set()).add(wait)
+
+    def _unwatch(self, wait: asyncio.Future, slots: Slots) -> None:
+        if slots is None:
+            self._anywhere.discard(wait)
+        for slot in slots or ():
+            waits = self._by_slot.get(slot)
+            if waits is not None:
+                waits.discard(wait)
+                if not waits:
+                    del self._by_slot[slot]
 
     async def customer_applied(self, org_id: int, customer_id: int, event_id: str) -> tuple[Customer | None, bool]:
         return await self.store.customer_applied(org_id, customer_id, event_id)

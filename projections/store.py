@@ -11,7 +11,7 @@ from redis.exceptions import NoScriptError
 from projections.dedup import DedupWindow, dedup_key
 from projections.generations import Control, Generations
 from projections.identity import IndexKey
-from projections.keys import Keys, source_member, source_of_member
+from projections.keys import Keys, applied_message, source_member, source_of_member
 from projections.plan import CustomerWrite, Stored
 from projections.state import Customer, customer_to_dict, decode_customer, encode_customer
 
@@ -209,8 +209,9 @@ class Store:
         else:
             replies = await self._pipelined(queue_both)
             replies = replies[len(replies) - len(customers) :]
-        if customers:  # after the writes, on every master: readers waiting for an event look again
-            await self.redis.publish(self.keys.meta.applied(), self.keys.generation)
+        if customers:  # after the writes, on every master: readers waiting for these customers look again
+            slots = (self.keys.customer_slot(w.orgId, w.customerId) for _, _, w in writes)
+            await self.redis.publish(self.keys.meta.applied(), applied_message(self.keys.generation, slots))
         held = {key: ok for (_, keys, _), reply in zip(customers, replies) for key, ok in zip(keys, reply)}
         return [write for (_, _, write), key in keyed if not held[key]]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from projections.read_model import ReadModel
+from projections.read_model import ReadModel, Slots
 from projections.state import Customer
 from service import balance, details
 from service.auth import Authenticator
@@ -62,7 +62,7 @@ class Endpoints:
         program_ids = balance.programs(org, query.get("programId"), query.get("fetchDataForAllPrograms"))
         after = after_event(query)
 
-        async def read() -> tuple[Found | None, bool]:
+        async def read() -> tuple[Found | None, bool, Slots]:
             return await self._survivor(org.orgId, customer_id, after)
 
         found = await self._answer(read, after)
@@ -98,16 +98,16 @@ class Endpoints:
         once the event is applied on that path (or resolution succeeds at all, for an event that creates
         the customer), or when the wait ends."""
 
-        async def read() -> tuple[Found | None, bool]:
+        async def read() -> tuple[Found | None, bool, Slots]:
             claimant = await self.read_model.resolve(org.orgId, balance.scope(lookup), lookup.identifier)
             if claimant is None or claimant[1] is None:
-                return None, False
+                return None, False, None  # any write may be the one that creates the customer
             return await self._survivor(org.orgId, claimant[0], after, None if after else claimant[1])
 
         return await self._answer(read, after)
 
     async def _answer(self, read, after: After | None) -> "Found":
-        found, done = await (self.read_model.waited(read, after.seconds) if after else read())
+        found, done, *_ = await (self.read_model.waited(read, after.seconds) if after else read())
         if found is None:
             raise ApiError(CUSTOMER_NOT_FOUND)
         if after and not done:
@@ -116,10 +116,11 @@ class Endpoints:
 
     async def _survivor(
         self, org_id: int, customer_id: int, after: After | None, customer: Customer | None = None
-    ) -> tuple["Found | None", bool]:
+    ) -> tuple["Found | None", bool, Slots]:
         """The customer, or the survivor its merges redirect to (at most MAX_HOPS; a loop, a longer chain or
-        a survivor the org does not have: 8015), and whether `after`'s event is applied on that path. Every
-        read is under the caller's org: another org's customer is never reached."""
+        a survivor the org does not have: 8015), whether `after`'s event is applied on that path, and the
+        slots of the path's customers (a wait for the event watches them). Every read is under the caller's
+        org: another org's customer is never reached."""
         path = [customer_id]
         applied = after is None
         while True:
@@ -129,10 +130,10 @@ class Endpoints:
             if customer is None:
                 if len(path) > 1:
                     raise ApiError(CUSTOMER_NOT_FOUND)  # a survivor the org does not have
-                return None, applied
+                return None, applied, self.read_model.slots(org_id, path)
             if customer.mergedInto is None:
                 warnings = [MERGED_WARNING] if len(path) > 1 else []
-                return Found(customer_id, customer, warnings), applied
+                return Found(customer_id, customer, warnings), applied, self.read_model.slots(org_id, path)
             customer_id = customer.mergedInto
             if customer_id in path or len(path) > MAX_HOPS:
                 raise ApiError(CUSTOMER_NOT_FOUND)

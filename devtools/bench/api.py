@@ -42,7 +42,7 @@ from devtools.bench.common import (
     wait_ready,
 )
 from devtools.demo import AUTH_HEADERS, DEMO_CONFIG
-from devtools.loadgen import Plan, Summary, fetch, measure_in_subprocess
+from devtools.loadgen import Plan, Summary, fetch, measure_in_subprocess, read_response, request_bytes
 from devtools.localstack import free_port
 from devtools.synthetic import Load
 from runtime import bootstrap
@@ -184,29 +184,48 @@ async def _measure(target: Target, workers: int, connections: int, duration: flo
 
 
 WAITERS = 200  # requests held waiting on afterEventId during the "waiting" rows
+WAIT_MS = 5000  # each of them for the longest waitMs
 
 
 async def _beside_waiters(target: Target, open_rate: float, workers: int, connections: int, duration: float):
     """`target` again, closed loop and open loop at `open_rate` (the row without waiters'), while WAITERS
-    requests wait on events that are never applied (afterEventId, waitMs=5000), each sent again when it
-    ends: what waiting requests cost the others."""
-
-    async def wait_forever(path: str) -> None:
-        while True:
-            never = uuid.uuid4().hex
-            await fetch(target.port, f"{path}?afterEventId={never}&waitMs=5000", AUTH_HEADERS)
-
-    waiting = [asyncio.create_task(wait_forever(target.paths[i % len(target.paths)])) for i in range(WAITERS)]
+    requests wait on events that are never applied (afterEventId, waitMs=WAIT_MS), each sent again on its
+    keep-alive connection when it ends: what waiting requests cost the others. The waiters start spread
+    over WAIT_MS, as tills' requests come: WAITERS are always waiting and WAITERS / WAIT_MS end each
+    second (all starting together would end together, a burst every WAIT_MS)."""
+    waiting = [
+        asyncio.create_task(_wait_forever(target.port, target.paths[i % len(target.paths)], i * WAIT_MS / WAITERS))
+        for i in range(WAITERS)
+    ]
     try:
-        await asyncio.sleep(0.5)  # every waiter in flight
+        await asyncio.sleep(WAIT_MS / 1000 + 0.5)  # every waiter in flight
         beside = dataclasses.replace(
             target, endpoint=f"{target.endpoint}-waiting", label=f"{target.label}, {WAITERS} requests waiting"
         )
-        return await _measure(beside, workers, connections, duration, open_rate)
+        rows = await _measure(beside, workers, connections, duration, open_rate)
+        if failed := [t.exception() for t in waiting if t.done() and not t.cancelled() and t.exception()]:
+            raise BenchError(f"{len(failed)} waiting requests failed: {failed[0]}")
+        return rows
     finally:
         for task in waiting:
             task.cancel()
         await asyncio.gather(*waiting, return_exceptions=True)
+
+
+async def _wait_forever(port: int, path: str, delay_ms: float) -> None:
+    await asyncio.sleep(delay_ms / 1000)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while True:
+            never = uuid.uuid4().hex
+            writer.write(
+                request_bytes("127.0.0.1", port, f"{path}?afterEventId={never}&waitMs={WAIT_MS}", AUTH_HEADERS)
+            )
+            status, body, _ = await read_response(reader)
+            if status != 200:
+                raise BenchError(f"a waiting request answered {status}: {body[:200]!r}")
+    finally:
+        writer.close()
 
 
 async def _stored_value(settings: Settings, load: Load) -> tuple[str, int]:

@@ -7,7 +7,7 @@ from projections.dedup import DedupWindow, dedup_key
 from projections.events import parse_event
 from projections.identity import IndexKey
 from projections.plan import CustomerWrite, IndexChange, Record, Stored, plan_customer, stored_after
-from projections.read_model import RECHECK_SECONDS, ReadModel
+from projections.read_model import ReadModel
 from projections.store import Store, decode_value, encode_value, marks_of
 from tests.support import event
 from tests.unit.builders import encode
@@ -15,17 +15,20 @@ from tests.unit.builders import encode
 WINDOW_MS = 60_000
 
 
-def _record(position: str, offset: int, points: int, event_id: str) -> Record:
+def _record(position: str, offset: int, points: int, event_id: str, customer_id: int = 5) -> Record:
     topic, partition = position.rsplit(":", 1)
     doc = event(
-        "points.earned", {"programId": 973, "points": points, "category": "MAIN"}, customer_id=5, event_id=event_id
+        "points.earned",
+        {"programId": 973, "points": points, "category": "MAIN"},
+        customer_id=customer_id,
+        event_id=event_id,
     )
     return Record(topic, int(partition), offset, parse_event(encode(doc)))
 
 
-async def _read(store: Store) -> bytes:
-    loaded, _positions, _control = await store.load([(100737, 5)], [])
-    return loaded[(100737, 5)]
+async def _read(store: Store, customer_id: int = 5) -> bytes:
+    loaded, _positions, _control = await store.load([(100737, customer_id)], [])
+    return loaded[(100737, customer_id)]
 
 
 async def _write(store: Store, value: bytes, record: Record) -> list:
@@ -98,25 +101,31 @@ async def test_scripts_lost_by_redis_are_loaded_again(store, redis, keys):
     assert decode_value(await _read(store)).customer.balances["973|POINTS"].lifetime == 10_000
 
 
-async def test_a_write_wakes_reads_waiting_for_its_event_at_once(store):
-    # A waiting read looks again after 0.5 to 1.5 x RECHECK_SECONDS anyway; the write's notification wakes it sooner.
+async def test_a_write_wakes_the_reads_waiting_for_its_customer_and_no_others(store):
     model = ReadModel(store)
     follower = asyncio.create_task(model.follow_live())
+    elsewhere = next(c for c in range(6, 100) if model.slots(100737, [c]) != model.slots(100737, [5]))
+    looks = []
     try:
         await asyncio.sleep(0.3)  # subscribed
-        record = _record("points:0", 0, 10, "awaited")
 
         async def applied():
-            return await model.customer_applied(100737, 5, "awaited")
+            looks.append(time.monotonic())
+            customer, done = await model.customer_applied(100737, 5, "awaited")
+            return customer, done, model.slots(100737, [5])
 
-        async def write_soon():
-            await asyncio.sleep(0.05)
-            assert await _write(store, await _read(store), record) == []
+        async def writes():
+            await asyncio.sleep(0.2)  # the wait watches customer 5's slot
+            for offset in range(5):  # other customers' writes do not wake it
+                other = _record("points:0", offset, 1, f"other-{offset}", customer_id=elsewhere)
+                assert await _write(store, await _read(store, elsewhere), other) == []
+            await asyncio.sleep(0.2)
+            assert await _write(store, await _read(store), _record("points:1", 0, 10, "awaited")) == []
 
-        started = time.monotonic()
-        (customer, done), _ = await asyncio.gather(model.waited(applied, 5.0), write_soon())
+        (customer, done), _ = await asyncio.gather(model.waited(applied, 5.0), writes())
         assert done and customer.balances["973|POINTS"].lifetime == 10_000
-        assert time.monotonic() - started < RECHECK_SECONDS * 0.4  # before any fallback look
+        # the first look (watching any write), again once it knows the customer's slot, then at its write
+        assert len(looks) == 3, looks
     finally:
         follower.cancel()
 
@@ -124,7 +133,7 @@ async def test_a_write_wakes_reads_waiting_for_its_event_at_once(store):
 async def test_a_switch_whose_message_is_lost_is_seen_within_a_second_while_writes_are_announced(store):
     generations, seen = store.generations, []
     await generations.live_or_first()
-    follower = asyncio.create_task(generations.follow(seen.append, lambda: None))
+    follower = asyncio.create_task(generations.follow(seen.append, lambda message: None))
     try:
         await asyncio.sleep(0.3)
         await store.redis.set(store.keys.meta.live(), 7)  # switched without its message
