@@ -118,6 +118,19 @@ def _points_event(rng: random.Random, program: int, held: dict) -> tuple[str, di
     return "points.returned", {**base, "category": "MAIN", "purchaseAmount": _amount(rng, 1, 100)}
 
 
+def _lifecycle_event(rng: random.Random, customer_id: int) -> tuple[str, dict]:
+    if rng.random() < 0.25:
+        return "customer.status.changed", {"label": rng.choice(["ACTIVE", "SUSPENDED"]), "reason": "synthetic"}
+    card = {
+        "cardNumber": f"CARD{customer_id:010d}{rng.randint(1, 2)}",
+        "seriesId": 195,
+        "statusLabel": rng.choice(["ACTIVE", "ACTIVE", "SUSPENDED", "DELETED"]),
+        "seriesCode": "synthetic",
+        "customFields": {"vehicle_type": rng.choice(["Bike", "Car"])},
+    }
+    return rng.choice(["card.issued", "card.updated"]), card
+
+
 def generate(load: Load) -> list[tuple[str, bytes, bytes]]:
     """The whole stream, interleaving customers the way a live system would."""
     rng = random.Random(load.seed)
@@ -141,9 +154,13 @@ def generate(load: Load) -> list[tuple[str, bytes, bytes]]:
         held: dict = {}
         for i in range(load.events_per_customer - 1):
             at += timedelta(minutes=rng.randint(1, 600))
-            if rng.random() < 0.05:
+            roll = rng.random()
+            if roll < 0.05:
                 data = profile(cid, f"9{cid:09d}", f"User{cid}.{i}@Example.com")
                 events.append((load.customers_topic, _envelope(rng, "customer.updated", load.org_id, cid, at, data)))
+            elif roll < 0.07:  # the customer lifecycle of the contract's Round 2: cards and status
+                event_type, data = _lifecycle_event(rng, cid)
+                events.append((load.customers_topic, _envelope(rng, event_type, load.org_id, cid, at, data)))
             else:
                 event_type, data = _points_event(rng, rng.choice(load.programs), held)
                 events.append((load.points_topic, _envelope(rng, event_type, load.org_id, cid, at, data)))
