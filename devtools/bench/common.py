@@ -215,7 +215,7 @@ async def produce_load(settings: Settings, load: Load) -> list[tuple[str, bytes,
     await create_topics(settings)
     stream = generate(load)
     async with shown(Progress("producing")) as sent:
-        await produce(settings.kafka_bootstrap_servers, stream, progress=sent)
+        await produce(settings, stream, progress=sent)
     return stream
 
 
