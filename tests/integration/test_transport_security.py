@@ -102,7 +102,9 @@ def password_hashes() -> dict[str, str]:
     return {c.username: bcrypt.hashpw(c.password.encode(), bcrypt.gensalt(rounds=4)).decode() for c in CLIENTS}
 
 
-async def test_the_projector_writes_and_the_api_reads_over_tls_as_an_acl_user(secure, kafka_servers, password_hashes):
+async def test_the_projector_writes_and_the_api_reads_over_tls_as_an_acl_user(
+    secure, kafka_servers, password_hashes, json_logs
+):
     settings = secure_settings(secure, kafka_servers)
     org, customer = new_org_id(), new_customer_id()
     customers_topic, points_topic = settings.topic_list
@@ -132,6 +134,10 @@ async def test_the_projector_writes_and_the_api_reads_over_tls_as_an_acl_user(se
         stop.set()
         await asyncio.gather(projector, return_exceptions=True)
     assert links and all(m.tls is not None and m.username == USER for m in links)  # multiplexed, not redis-py's
+    logged = json_logs()
+    started = [line for line in logged if line["event"] == "projector consuming"]
+    assert started and started[0]["redis"].startswith("rediss://") and "***@" in started[0]["redis"]
+    assert not [line for line in logged if PASSWORD in str(line)]
 
 
 async def test_reconnections_authenticate_again(secure):
@@ -156,6 +162,28 @@ async def test_reconnections_authenticate_again(secure):
         assert not any(m._link in first for m in multiplexers(client) if m.connected)
     finally:
         await client.aclose()
+
+
+async def test_pubsub_and_the_operations_client_use_the_same_tls_and_user(secure):
+    settings = secure_settings(secure)
+    client, operations = bootstrap.pipelined_redis_client(settings), bootstrap.redis_client(settings)
+    channel, key = unique("tls-channel"), unique("tls-key")
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(channel)
+        await client.set(key, "seen")
+        assert await operations.get(key) == b"seen"
+
+        async def delivered():
+            await client.publish(channel, "hello")
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            return message and message["data"] == b"hello"
+
+        await wait_until(delivered, message="a message published over TLS")
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+        await operations.aclose()
 
 
 async def test_a_wrong_password_is_refused_at_once_and_never_shown(secure):
