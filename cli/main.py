@@ -23,12 +23,20 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        err = exc.errors()[0]
-        name = str(err["loc"][0]).upper() if err["loc"] else "settings"
-        if name not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "LOYALTY_CONFIG"):
-            name = f"POINTSVIEW_{name}"
-        typer.echo(f"pointsview: invalid setting {name}: {err['msg']}", err=True)
+        typer.echo(f"pointsview: {settings_error(exc)}", err=True)
         raise typer.Exit(2)
+
+
+def settings_error(exc: ValidationError) -> str:
+    """The first error, naming the environment variable (never echoing the value: it may be a secret)."""
+    err = exc.errors()[0]
+    if not err["loc"]:  # a rule over several settings: its message names them
+        return f"invalid settings: {err['msg'].removeprefix('Value error, ')}"
+    name = str(err["loc"][0]).upper()
+    unprefixed = {str(f.validation_alias) for f in Settings.model_fields.values() if f.validation_alias}
+    if name not in unprefixed:
+        name = f"POINTSVIEW_{name}"
+    return f"invalid setting {name}: {err['msg'].removeprefix('Value error, ')}"
 
 
 async def until_signalled(main, *args):
@@ -445,16 +453,16 @@ def produce(
     started = time.monotonic()
     with one_line_errors():
         asyncio.run(create_topics(settings))  # else the broker may auto-create other partition counts
-        asyncio.run(_produce_shown(settings.kafka_bootstrap_servers, stream, rate))
+        asyncio.run(_produce_shown(settings, stream, rate))
     typer.echo(summary(stream, time.monotonic() - started))
 
 
-async def _produce_shown(servers: str, stream, rate: float) -> None:
+async def _produce_shown(settings: Settings, stream, rate: float) -> None:
     from devtools.produce import produce
     from runtime.progress import Progress, shown
 
     async with shown(Progress("producing")) as progress:
-        await produce(servers, stream, rate, progress)
+        await produce(settings, stream, rate, progress)
 
 
 def _program_ids(text: str) -> tuple[int, ...]:

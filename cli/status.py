@@ -62,10 +62,10 @@ async def redis_positions(settings: Settings, names: list[str]) -> tuple[int, di
 
 
 async def partition_rows(settings: Settings) -> tuple[int, list[dict]]:
-    async with reader(settings.kafka_bootstrap_servers) as consumer:
+    async with reader(settings) as consumer:
         tps = partitions_of(consumer, settings.topic_list)
         ends = await end_offsets(consumer, tps, settings.kafka_end_offsets)
-    committed = await committed_offsets(settings.kafka_bootstrap_servers, settings.group_id, tps)
+    committed = await committed_offsets(settings, tps)
     generation, positions = await redis_positions(settings, [position_name(tp.topic, tp.partition) for tp in tps])
     rows = []
     for tp in tps:

@@ -7,6 +7,7 @@ from aiokafka import AIOKafkaProducer
 
 from consumers.offsets import partitions_of, read_all, reader
 from runtime.settings import Settings
+from runtime.transport import kafka_options
 
 log = structlog.get_logger("pointsview.deadletters")
 
@@ -48,7 +49,7 @@ class DeadLetter:
 
 async def read_deadletters(settings: Settings) -> list[DeadLetter]:
     """Every record of the dead-letter topic, oldest first per partition."""
-    async with reader(settings.kafka_bootstrap_servers) as consumer:
+    async with reader(settings) as consumer:
         tps = partitions_of(consumer, [settings.deadletter_topic])
         records = await read_all(consumer, tps, settings.kafka_end_offsets) if tps else []
     return [
@@ -89,9 +90,7 @@ async def redrive(settings: Settings, letters: list[DeadLetter]) -> list[tuple[D
     for letter in letters:
         if letter.origin[0] is None:
             raise DeadLetterError(f"dead letter {letter.ref} has no dlq.topic header")
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=False
-    )
+    producer = AIOKafkaProducer(**kafka_options(settings), acks="all", enable_idempotence=False)
     await producer.start()
     try:
         return [await _redrive_one(producer, settings.deadletter_topic, letter) for letter in letters]

@@ -9,13 +9,14 @@ from aiokafka.structs import ConsumerRecord
 
 from runtime.progress import Progress
 from runtime.settings import Settings
+from runtime.transport import kafka_options
 
 
 @asynccontextmanager
-async def reader(bootstrap_servers: str, group_id: str | None = None, **config):
+async def reader(settings: Settings, group_id: str | None = None, **config):
     """A consumer that joins no group and commits nothing (a group id only to read its commits)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka_options(settings),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -83,13 +84,11 @@ async def read_all(
 
 async def log_ends(settings: Settings, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
     """Each partition's end offset, read by a throwaway reader (it may assign partitions to itself)."""
-    async with reader(settings.kafka_bootstrap_servers) as probe:
+    async with reader(settings) as probe:
         return await end_offsets(probe, partitions, settings.kafka_end_offsets)
 
 
-async def committed_offsets(
-    bootstrap_servers: str, group_id: str, tps: list[TopicPartition]
-) -> dict[TopicPartition, int | None]:
-    """The group's committed offsets (reading them does not join the group)."""
-    async with reader(bootstrap_servers, group_id) as consumer:
+async def committed_offsets(settings: Settings, tps: list[TopicPartition]) -> dict[TopicPartition, int | None]:
+    """The projector group's committed offsets (reading them does not join the group)."""
+    async with reader(settings, settings.group_id) as consumer:
         return {tp: await consumer.committed(tp) for tp in tps}

@@ -21,9 +21,23 @@ from aiokafka import (
     TopicPartition,
 )
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    SaslAuthenticationFailed,
+)
 from aiokafka.structs import ConsumerRecord
-from redis.exceptions import AskError, BusyLoadingError, ClusterDownError, ConnectionError, TimeoutError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    AuthenticationError,
+    BusyLoadingError,
+    ClusterDownError,
+    ConnectionError,
+    TimeoutError,
+    TryAgainError,
+)
 
 from consumers.deadletters import send_deadletters
 from consumers.metrics import (
@@ -42,11 +56,13 @@ from projections.plan import Record, plan_customer, stored_after
 from projections.store import CustomerId, Store, decode_value, encode_value, marks_of
 from runtime import bootstrap
 from runtime.settings import Settings
+from runtime.transport import kafka_options, masked_url
 
 log = structlog.get_logger("pointsview.projector")
 COMMIT_INTERVAL_SECONDS = 1.0
 # Redis cannot answer now: the step is tried again. On a cluster also: no master for a slot yet
 # (CLUSTERDOWN), a slot moving (TRYAGAIN), redirections still changing (a failover in progress).
+CREDENTIALS_REFUSED = (AuthenticationError, AuthenticationFailedError, SaslAuthenticationFailed)
 REDIS_DOWN = (ConnectionError, TimeoutError, BusyLoadingError, ClusterDownError, TryAgainError, AskError, OSError)
 
 
@@ -432,6 +448,8 @@ async def _start_with_deadline(what: str, start, timeout: float) -> None:
         try:
             await start()
             return
+        except CREDENTIALS_REFUSED as exc:  # a wrong user or password does not fix itself: no waiting
+            raise StartupError(f"{what} refused the credentials: {exc}") from None
         except (KafkaError, *REDIS_DOWN) as exc:
             if time.monotonic() > deadline:
                 raise StartupError(f"{what} unreachable for {timeout:.0f}s: {exc}") from None
@@ -441,14 +459,14 @@ async def _start_with_deadline(what: str, start, timeout: float) -> None:
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     redis = bootstrap.pipelined_redis_client(settings)
     store = bootstrap.store(settings, redis)
-    servers = settings.kafka_bootstrap_servers
+    kafka = f"Kafka at {settings.kafka_bootstrap_servers} ({settings.kafka_security_protocol})"
     timeout = settings.startup_timeout_seconds
     started = []
     try:
-        await _start_with_deadline(f"Redis at {settings.redis_url}", redis.ping, timeout)
+        await _start_with_deadline(f"Redis at {masked_url(settings.redis_url)}", redis.ping, timeout)
         store = store.for_generation(await store.generations.live_or_first())
-        admin = AIOKafkaAdminClient(bootstrap_servers=servers)
-        await _start_with_deadline(f"Kafka at {servers}", admin.start, timeout)
+        admin = AIOKafkaAdminClient(**kafka_options(settings))
+        await _start_with_deadline(kafka, admin.start, timeout)
         started.append(admin.close)
         await ensure_topics(
             admin,
@@ -456,11 +474,11 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
             settings.topic_partitions,
             settings.topic_replication_factor,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", enable_idempotence=False, linger_ms=5)
-        await _start_with_deadline(f"Kafka at {servers}", producer.start, timeout)
+        producer = AIOKafkaProducer(**kafka_options(settings), acks="all", enable_idempotence=False, linger_ms=5)
+        await _start_with_deadline(kafka, producer.start, timeout)
         started.append(producer.stop)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=servers,
+            **kafka_options(settings),
             group_id=settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -472,12 +490,12 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
         )
         projector = Projector(settings, consumer, producer, store, stop)
         consumer.subscribe(settings.topic_list, listener=projector)
-        await _start_with_deadline(f"Kafka at {servers}", consumer.start, timeout)
+        await _start_with_deadline(kafka, consumer.start, timeout)
         started.append(consumer.stop)
         log.info(
             "projector consuming",
             topics=settings.topic_list,
-            redis=settings.redis_url,
+            redis=masked_url(settings.redis_url),
             key_prefix=settings.key_prefix,
             generation=store.keys.generation,
         )

@@ -26,6 +26,7 @@ from projections.generations import now
 from runtime import bootstrap
 from runtime.progress import Progress
 from runtime.settings import Settings
+from runtime.transport import kafka_options
 
 log = structlog.get_logger("pointsview.rebuild")
 
@@ -151,7 +152,7 @@ class Rebuild:
 
 def _replay_consumer(settings: Settings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_options(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=settings.batch_max_records,

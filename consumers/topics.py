@@ -3,6 +3,9 @@
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from runtime.settings import Settings
+from runtime.transport import kafka_options
+
 
 async def ensure_topics(admin: AIOKafkaAdminClient, names: list[str], partitions: int, replication: int):
     existing = set(await admin.list_topics())
@@ -15,9 +18,9 @@ async def ensure_topics(admin: AIOKafkaAdminClient, names: list[str], partitions
             raise RuntimeError(f"cannot create topic {topic}: {for_code(code).__name__}")
 
 
-async def create_topics(settings) -> None:
+async def create_topics(settings: Settings) -> None:
     """The configured event and dead-letter topics, with the configured partition count."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
     await admin.start()
     try:
         await ensure_topics(
@@ -30,9 +33,9 @@ async def create_topics(settings) -> None:
         await admin.close()
 
 
-async def group_members(settings) -> int | None:
+async def group_members(settings: Settings) -> int | None:
     """How many members the projector's consumer group has (None when the broker does not say)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
     try:
         await admin.start()
         (response,) = await admin.describe_consumer_groups([settings.group_id])

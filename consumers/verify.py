@@ -23,7 +23,7 @@ async def generation_customers(redis: Redis, keys: Keys) -> dict[tuple[int, int]
 
 
 async def log_customers(settings: Settings, progress: Progress | None = None) -> dict[tuple[int, int], Customer]:
-    async with reader(settings.kafka_bootstrap_servers) as consumer:
+    async with reader(settings) as consumer:
         tps = partitions_of(consumer, settings.topic_list)
         records = await read_all(consumer, tps, settings.kafka_end_offsets, timeout=3600, progress=progress)
     by_partition = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))

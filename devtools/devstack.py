@@ -57,7 +57,7 @@ async def run_dev(customers: int, stop: asyncio.Event) -> None:
         projector = asyncio.create_task(run_projector(settings, stop))
         api = asyncio.create_task(serve_api(settings, stop))
         load = Load(customers=customers)
-        await produce(broker.bootstrap_servers, generate(load))
+        await produce(settings, generate(load))
         log.info(
             "\n  broker  KAFKA_BOOTSTRAP_SERVERS=%s\n  redis   REDIS_URL=%s\n"
             "  api     http://%s:%d (config %s)\n"

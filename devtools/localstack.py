@@ -111,19 +111,65 @@ class LocalBroker:
         self.process.send_signal(signal.SIGCONT)
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A server's certificate and key (PEM) and the CA that signed it (the file clients trust)."""
+
+    cert: str
+    key: str
+    ca: str
+
+
 @dataclass
 class LocalRedis:
+    """A Redis server; with `tls`, TLS only (rediss://); with `user` (name, password), that ACL user
+    with every permission and the default user off."""
+
     port: int = field(default_factory=free_port)
     appendonly: bool = False
     appendfsync: str = "everysec"  # Redis's default: a crash may lose the last second
     directory: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="pointsview-redis-"))
     cluster_node_timeout_ms: int | None = None  # a Redis Cluster node (LocalRedisCluster joins them)
     bus_port: int = field(default_factory=free_port)  # a cluster node's bus (node-to-node) port
+    tls: TlsFiles | None = None
+    user: tuple[str, str] | None = None
     process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
+        credentials = f"{self.user[0]}:{self.user[1]}@" if self.user else ""
+        return f"{'rediss' if self.tls else 'redis'}://{credentials}{HOST}:{self.port}/0"
+
+    @property
+    def client_options(self) -> dict[str, str]:
+        """What redis-py's from_url needs beside the URL."""
+        return {"ssl_ca_certs": self.tls.ca} if self.tls else {}
+
+    def client(self):
+        """A synchronous redis-py client (for setting up the server)."""
+        import redis
+
+        return redis.Redis.from_url(self.url, **self.client_options)
+
+    def _security_args(self) -> list[str]:
+        args = []
+        if self.tls:
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            args += [
+                "--tls-cert-file",
+                self.tls.cert,
+                "--tls-key-file",
+                self.tls.key,
+                "--tls-ca-cert-file",
+                self.tls.ca,
+            ]
+            if self.cluster_node_timeout_ms:
+                args += ["--tls-cluster", "yes", "--tls-replication", "yes"]
+        if self.user:
+            name, password = self.user
+            args += ["--user", "default", "off", "--user", name, "on", f">{password}", "~*", "&*", "+@all"]
+            args += ["--masteruser", name, "--masterauth", password]  # a replica's link to its master
+        return args
 
     def start(self) -> "LocalRedis":
         args = [
@@ -132,6 +178,7 @@ class LocalRedis:
             HOST,
             "--port",
             str(self.port),
+            *self._security_args(),
             "--dir",
             self.directory,
             "--save",
@@ -182,18 +229,25 @@ class LocalRedisCluster:
     masters: int = 3
     replicas: int = 0
     node_timeout_ms: int = 1000  # how soon a silent master is failed over
+    tls: TlsFiles | None = None  # every node's, the cluster bus and replication included
+    user: tuple[str, str] | None = None  # an ACL user on every node, the default user off
     nodes: list[LocalRedis] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return self.nodes[0].url
 
-    def start(self, timeout: float = 30.0) -> "LocalRedisCluster":
-        import redis
+    @property
+    def client_options(self) -> dict[str, str]:
+        return self.nodes[0].client_options
 
+    def start(self, timeout: float = 30.0) -> "LocalRedisCluster":
         count = self.masters * (1 + self.replicas)
-        self.nodes = [LocalRedis(cluster_node_timeout_ms=self.node_timeout_ms).start() for _ in range(count)]
-        clients = [redis.Redis(host=HOST, port=node.port) for node in self.nodes]
+        self.nodes = [
+            LocalRedis(cluster_node_timeout_ms=self.node_timeout_ms, tls=self.tls, user=self.user).start()
+            for _ in range(count)
+        ]
+        clients = [node.client() for node in self.nodes]
         try:
             share = 16384 // self.masters
             for i, client in enumerate(clients[: self.masters]):
@@ -235,11 +289,10 @@ class LocalRedisCluster:
 
     def master_of(self, key: str) -> LocalRedis:
         """The node serving `key`'s slot now."""
-        import redis
         from redis.crc import key_slot
 
         slot = key_slot(key.encode())
-        with redis.Redis(host=HOST, port=self.alive()[0].port) as client:
+        with self.alive()[0].client() as client:
             for start, end, master, *_ in client.execute_command("CLUSTER SLOTS"):
                 if start <= slot <= end:
                     return next(node for node in self.nodes if node.port == int(master[1]))

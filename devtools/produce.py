@@ -13,6 +13,8 @@ from aiokafka import AIOKafkaProducer
 
 from projections.events import on_customers_topic
 from runtime.progress import Progress
+from runtime.settings import Settings
+from runtime.transport import kafka_options
 
 Stream = list[tuple[str, bytes, bytes]]  # (topic, key, value)
 
@@ -21,12 +23,12 @@ class InvalidLine(ValueError):
     pass
 
 
-async def produce(bootstrap_servers: str, stream: Stream, rate: float = 0, progress: Progress | None = None) -> None:
+async def produce(settings: Settings, stream: Stream, rate: float = 0, progress: Progress | None = None) -> None:
     """Sends the stream in order; `rate` events per second at most (0: as fast as possible)."""
     progress = progress or Progress()
     progress.total = len(stream)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka_options(settings),
         acks="all",
         enable_idempotence=False,
         linger_ms=10,

@@ -1,8 +1,10 @@
 """The composition root: every process builds its Redis clients, key layout and stores here, from settings.
 
 One timeout policy for every Redis client (POINTSVIEW_REDIS_TIMEOUT_SECONDS, connecting and waiting for
-a reply); the API, the projector and the rebuild use the multiplexed one (runtime.redis_mux), the
-operations commands redis-py's own.
+a reply) and one transport security policy for every Redis and Kafka client (runtime.transport: rediss://
+with POINTSVIEW_REDIS_SSL_CA_FILE, ACL users in REDIS_URL, KAFKA_SECURITY_PROTOCOL and its SASL/SSL settings);
+the API, the projector and the rebuild use the multiplexed Redis client (runtime.redis_mux), the operations
+commands redis-py's own.
 """
 
 from redis.asyncio import Redis, RedisCluster
@@ -14,6 +16,7 @@ from projections.store import Store
 from runtime.redis_cluster import MultiplexedCluster
 from runtime.redis_mux import MultiplexedRedis
 from runtime.settings import Settings
+from runtime.transport import redis_options
 
 
 def redis_client(settings: Settings) -> Redis:
@@ -24,6 +27,7 @@ def redis_client(settings: Settings) -> Redis:
         settings.redis_url,
         socket_connect_timeout=settings.redis_timeout_seconds,
         socket_timeout=settings.redis_timeout_seconds,
+        **redis_options(settings),
     )
 
 
@@ -36,6 +40,7 @@ def pipelined_redis_client(settings: Settings) -> MultiplexedRedis:
         socket_connect_timeout=settings.redis_timeout_seconds,
         socket_timeout=settings.redis_timeout_seconds,
         max_connections=settings.redis_max_connections,
+        **redis_options(settings),
     )
 
 

@@ -8,14 +8,15 @@ commands with `ConnectionError` at once, like the single-server client, and mark
 caller retries (the projector) or answers 503 (the API) and the next command asks the cluster again, so
 both go on by themselves after a failover. Every key a command names must lie in one slot (the Store
 groups its keys by slot); commands over the whole key space (SCAN, KEYS, FLUSHDB) are refused: the
-operations commands use redis-py's RedisCluster for those.
+operations commands use redis-py's RedisCluster for those. Every master's connection has the URL's TLS
+(rediss://, the same SSL context) and ACL user, and authenticates again whenever it reconnects.
 """
 
 import asyncio
 from collections import defaultdict
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
-from redis.exceptions import AskError, MovedError, RedisError, ResponseError
+from redis.exceptions import AskError, AuthenticationError, MovedError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from runtime.redis_mux import MultiplexedRedis, Multiplexer, multiplexer_for
@@ -86,6 +87,8 @@ class ClusterRouter:
         for address in dict.fromkeys([*self.masters, *self.seeds]):
             try:
                 reply = await self.node(address).call(("CLUSTER", "SLOTS"))
+            except AuthenticationError:
+                raise  # every node has the same users: no other node would take these credentials
             except (RedisError, OSError) as exc:
                 errors.append(f"{address[0]}:{address[1]}: {exc}")
                 continue
@@ -181,7 +184,7 @@ class MultiplexedCluster(MultiplexedRedis):
             kwargs = self.connection_pool.connection_kwargs
             plain = multiplexer_for(self)
             if plain is None:
-                raise RedisError("REDIS_CLUSTER=1 supports plain TCP connections with a password or none")
+                raise RedisError("REDIS_CLUSTER=1 supports TCP and TLS connections, with a password or none")
             self._mux = ClusterRouter(
                 plain.host,
                 plain.port,
@@ -190,6 +193,7 @@ class MultiplexedCluster(MultiplexedRedis):
                 resp3=plain.resp3,
                 connect_timeout=plain.connect_timeout,
                 timeout=plain.timeout,
+                tls=plain.tls,
             )
             self._mux_checked = True
         return self._mux  # type: ignore[return-value]

@@ -10,20 +10,22 @@ connection), then go through redis-py's own response callbacks, so the Store's c
 Failure semantics are the API's: Redis down is a `ConnectionError` at once (no retry loop: the
 request answers 503), and the next command reconnects, so the API recovers by itself. A reply
 missing for `socket_timeout` seconds fails every waiting command with `TimeoutError` and drops the
-connection. Transactions, watches, scripts queued in a pipeline, pub/sub, and connection kinds this
-module does not handshake (TLS, Unix sockets, credential providers, decoded responses) go through
-redis-py unchanged.
+connection. TLS (rediss://) uses the SSL context redis-py would build from the same settings, and ACL
+users (redis://user:password@host) authenticate in the HELLO (or AUTH) of every connection, reconnections
+included. Transactions, watches, scripts queued in a pipeline, pub/sub, and connection kinds this module
+does not handshake (Unix sockets, credential providers, decoded responses) go through redis-py unchanged.
 """
 
 import asyncio
 import collections
 import inspect
+import ssl
 
 import hiredis
 from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import Connection, SSLConnection
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -149,10 +151,11 @@ class Multiplexer:
         resp3: bool = True,
         connect_timeout: float | None = None,
         timeout: float | None = None,
+        tls: ssl.SSLContext | None = None,
     ):
         self.host, self.port, self.db = host, port, db
         self.username, self.password, self.resp3 = username, password, resp3
-        self.connect_timeout, self.timeout = connect_timeout, timeout
+        self.connect_timeout, self.timeout, self.tls = connect_timeout, timeout, tls
         self._link: _Link | None = None
         self._connecting: asyncio.Future | None = None
 
@@ -193,7 +196,13 @@ class Multiplexer:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, link = await loop.create_connection(lambda: _Link(self.timeout), self.host, self.port)
+                _, link = await loop.create_connection(
+                    lambda: _Link(self.timeout),
+                    self.host,
+                    self.port,
+                    ssl=self.tls,
+                    server_hostname=self.host if self.tls else None,
+                )
                 try:
                     await self._handshake(link)
                 except BaseException:
@@ -221,7 +230,7 @@ def multiplexer_for(redis: Redis) -> Multiplexer | None:
     pool = redis.connection_pool
     kwargs = pool.connection_kwargs
     if (
-        pool.connection_class is not Connection
+        pool.connection_class not in (Connection, SSLConnection)
         or redis.single_connection_client
         or kwargs.get("credential_provider")
         or kwargs.get("decode_responses")
@@ -236,6 +245,7 @@ def multiplexer_for(redis: Redis) -> Multiplexer | None:
         resp3=check_protocol_version(kwargs.get("protocol"), 3),
         connect_timeout=kwargs.get("socket_connect_timeout"),
         timeout=kwargs.get("socket_timeout"),
+        tls=SSLConnection(**kwargs).ssl_context.get() if pool.connection_class is SSLConnection else None,
     )
 
 

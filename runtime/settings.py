@@ -1,16 +1,30 @@
 """Process settings from the environment (CONFIG.md; every variable is listed in the README)."""
 
-from pydantic import Field, field_validator
+import ssl
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POINTSVIEW_", extra="ignore")
 
     kafka_bootstrap_servers: str = Field("localhost:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
-    redis_url: str = Field("redis://localhost:6379/0", validation_alias="REDIS_URL")
+    # redis://[user:password@]host:port/db, or rediss:// (TLS); kept out of repr: it may hold a password
+    redis_url: str = Field("redis://localhost:6379/0", validation_alias="REDIS_URL", repr=False)
+    redis_ssl_ca_file: str | None = None  # the CA that signed the Redis server's certificate (rediss://)
     redis_cluster: bool = Field(False, validation_alias="REDIS_CLUSTER")  # REDIS_URL names any node of a cluster
     loyalty_config: str = Field("config/loyalty.yaml", validation_alias="LOYALTY_CONFIG")
+    kafka_security_protocol: KafkaProtocol = Field("PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL")
+    kafka_sasl_mechanism: SaslMechanism = Field("PLAIN", validation_alias="KAFKA_SASL_MECHANISM")
+    kafka_sasl_username: str | None = Field(None, validation_alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: SecretStr | None = Field(None, validation_alias="KAFKA_SASL_PASSWORD")
+    kafka_ssl_cafile: str | None = Field(None, validation_alias="KAFKA_SSL_CAFILE")
 
     topics: str = "loyalty.customers.v1,loyalty.points.v1"
     deadletter_topic: str = "loyalty.deadletter.v1"
@@ -50,6 +64,54 @@ class Settings(BaseSettings):
     # How a partition's end offset is read: the client's ListOffsets request (Kafka), or the high watermark
     # of a throwaway fetch, for brokers whose ListOffsets answer is wrong (the local Tansu broker).
     kafka_end_offsets: str = Field("list-offsets", pattern="^(list-offsets|fetch)$")
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value):
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("kafka_ssl_cafile", "redis_ssl_ca_file")
+    @classmethod
+    def _ca_file(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                ssl.create_default_context(cafile=value)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"cannot load CA certificates from {value}: {exc.strerror or exc}") from None
+        return value or None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError("expected redis://[user:password@]host[:port][/db] or rediss://... (TLS)")
+        return value
+
+    @model_validator(mode="after")
+    def _transport_security(self) -> "Settings":
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_"):
+            for name, value in (
+                ("KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                ("KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+            ):
+                if not value:
+                    raise ValueError(f"{name} is required with KAFKA_SECURITY_PROTOCOL={protocol}")
+        elif self.kafka_sasl_username or self.kafka_sasl_password:
+            raise ValueError(
+                "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD need KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT, "
+                f"not {protocol}"
+            )
+        if self.kafka_ssl_cafile and protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError(f"KAFKA_SSL_CAFILE needs KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL, not {protocol}")
+        if self.redis_ssl_ca_file and not self.redis_tls:
+            raise ValueError("POINTSVIEW_REDIS_SSL_CA_FILE needs a rediss:// REDIS_URL (TLS)")
+        return self
+
+    @property
+    def redis_tls(self) -> bool:
+        return urlsplit(self.redis_url).scheme == "rediss"
 
     @field_validator("topics")
     @classmethod

@@ -13,6 +13,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
@@ -193,11 +194,14 @@ def bench_settings(servers: dict[str, str]) -> Settings:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a `pointsview` subprocess these settings."""
-    return {
-        str(field.validation_alias or f"POINTSVIEW_{name.upper()}"): str(getattr(settings, name))
-        for name, field in Settings.model_fields.items()
-    }
+    """The environment that gives a `pointsview` subprocess these settings (secrets revealed, unset ones left out)."""
+    env = {}
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if value is not None:
+            plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+            env[str(field.validation_alias or f"POINTSVIEW_{name.upper()}")] = str(plain)
+    return env
 
 
 def synthetic_load(settings: Settings, customers: int, events_per_customer: int) -> Load:
@@ -215,7 +219,7 @@ async def produce_load(settings: Settings, load: Load) -> list[tuple[str, bytes,
     await create_topics(settings)
     stream = generate(load)
     async with shown(Progress("producing")) as sent:
-        await produce(settings.kafka_bootstrap_servers, stream, progress=sent)
+        await produce(settings, stream, progress=sent)
     return stream
 
 

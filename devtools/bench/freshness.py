@@ -28,6 +28,7 @@ from devtools.demo import AUTH_HEADERS, DEMO_CONFIG
 from devtools.loadgen import fetch, percentile_ms, read_response, request_bytes
 from devtools.synthetic import Load, generate
 from runtime.settings import Settings
+from runtime.transport import kafka_options
 
 PROBES_PER_SECOND = 20
 # The local Tansu broker holds a fetch for its whole max wait even when records arrive (Kafka answers at
@@ -87,7 +88,7 @@ PERCENTILES = ((50, 0.5), (90, 0.9), (99, 0.99))
 async def _bare_receiver(settings: Settings, topic: str, received: dict[bytes, int]):
     """A bare consumer from the topic's current end, noting when each record arrives: the floor under
     any produce-to-visible latency (the broker and the client library, nothing of ours)."""
-    async with reader(settings.kafka_bootstrap_servers, fetch_max_wait_ms=FETCH_MAX_WAIT_MS) as consumer:
+    async with reader(settings, fetch_max_wait_ms=FETCH_MAX_WAIT_MS) as consumer:
         partitions = partitions_of(consumer, [topic])
         ends = await end_offsets(consumer, partitions, settings.kafka_end_offsets)
         consumer.assign(partitions)
@@ -141,7 +142,7 @@ async def visible_latency(settings: Settings, load: Load, rate: float, duration:
         received: dict[bytes, int] = {}  # probe value -> when a bare consumer received it (the baseline)
         bare = await stack.enter_async_context(_bare_receiver(settings, points_topic, received))
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=False
+            **kafka_options(settings), acks="all", enable_idempotence=False
         )  # linger 0: the producer's batching is not ours
         await producer.start()
         polls = []

@@ -39,12 +39,13 @@ from projections.keys import Keys
 from projections.store import decode_value
 from runtime import bootstrap
 from runtime.settings import Settings
+from runtime.transport import kafka_options
 
 
-async def _bare_consumer_rate(servers: str, topics: list[str], total: int) -> float:
+async def _bare_consumer_rate(settings: Settings, total: int) -> float:
     consumer = AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=servers,
+        *settings.topic_list,
+        **kafka_options(settings),
         group_id=f"bench-{uuid.uuid4().hex}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -111,7 +112,7 @@ async def run_projector_bench(
                 f"{settings.topic_partitions} partitions per topic ..."
             )
             stream = await produce_load(settings, load)
-            bare = await _bare_consumer_rate(settings.kafka_bootstrap_servers, settings.topic_list, len(stream))
+            bare = await _bare_consumer_rate(settings, len(stream))
             progress.print(f"bare consumer: {bare:,.0f} events/s")
             rates, timeline = {"bare aiokafka consumer (baseline)": bare}, None
             for n in processes:  # the first (one process) in the run's own key prefix and group

@@ -165,7 +165,7 @@ class Stack:
         """Produces the events to the real broker and waits until the projector has applied each one."""
         customers_topic, points_topic = self.settings.topic_list
         stream = [record(customers_topic if on_customers_topic(d["eventType"]) else points_topic, d) for d in docs]
-        await produce(self.settings.kafka_bootstrap_servers, stream)
+        await produce(self.settings, stream)
 
         store = Store(self.redis, self.keys, 0)
 

@@ -49,7 +49,7 @@ async def test_a_master_killed_under_traffic_fails_over_and_nothing_is_lost(kafk
         async def events(rounds: int = 40) -> None:
             for _ in range(rounds):
                 await produce(
-                    settings.kafka_bootstrap_servers,
+                    settings,
                     [record(settings.topic_list[1], earned(org_a, c, A_DEFAULT, "1")) for c in customers],
                 )
                 for customer in customers:

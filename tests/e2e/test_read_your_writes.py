@@ -28,7 +28,7 @@ async def _send_later(api, doc: dict, delay: float) -> None:
     await asyncio.sleep(delay)
     customers_topic, points_topic = api.stack.settings.topic_list
     topic = customers_topic if on_customers_topic(doc["eventType"]) else points_topic
-    await produce(api.stack.settings.kafka_bootstrap_servers, [record(topic, doc)])
+    await produce(api.stack.settings, [record(topic, doc)])
 
 
 def _codes(response) -> list[int]:

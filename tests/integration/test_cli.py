@@ -65,6 +65,24 @@ def test_an_invalid_log_level_is_one_line_naming_the_variable():
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_PASSWORD": "hunter2"}, "KAFKA_SASL_USERNAME is required"),
+        ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "invalid setting KAFKA_SECURITY_PROTOCOL: Input should be"),
+        (
+            {"REDIS_URL": "redis://app:hunter2@127.0.0.1:6379/0", "POINTSVIEW_REDIS_SSL_CA_FILE": "/no/ca.pem"},
+            "REDIS_SSL",
+        ),
+    ],
+)
+def test_inconsistent_transport_settings_stop_the_projector_in_one_line_without_the_secret(env, message):
+    result = _pointsview("projector", **env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("pointsview: ") and message in result.stderr, result.stderr
+    assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("command", [["generations"], ["generations", "drop", "5"], ["rollback"]])
 def test_generation_commands_say_in_one_line_that_redis_is_down(command):
     result = _pointsview(*command, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", POINTSVIEW_REDIS_TIMEOUT_SECONDS="1")

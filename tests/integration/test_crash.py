@@ -101,7 +101,7 @@ async def _equals_fold(redis, keys, expected, timeout=120):
 
 async def test_sigkilled_projector_loses_nothing_and_counts_nothing_twice(settings, topics, redis, keys):
     stream = _stream(settings)
-    await produce(settings.kafka_bootstrap_servers, stream)
+    await produce(settings, stream)
     expected = reference_fold(stream)
     assert len(await _partitions(settings)) == 2 * 6
     kills = 0
@@ -132,7 +132,7 @@ async def test_two_projectors_sharing_a_group_one_killed_lose_nothing_and_count_
     # cache that the dead one wrote since.
     await _topics_of_5_and_6_partitions(settings)
     stream = _stream(settings)
-    await produce(settings.kafka_bootstrap_servers, stream)
+    await produce(settings, stream)
     expected = reference_fold(stream)
     first, second = _spawn(settings), _spawn(settings)
     try:
@@ -157,7 +157,7 @@ async def test_redis_restarted_with_aof_mid_stream(settings, redis, keys, local_
     stream = _stream(settings)
     expected = reference_fold(stream)
     await start_projector(settings.model_copy(update={"batch_max_records": 300}))
-    await produce(settings.kafka_bootstrap_servers, stream)
+    await produce(settings, stream)
 
     async def halfway():
         return await _consumed(redis, keys) >= len(stream) // 3
@@ -176,7 +176,7 @@ async def test_redis_back_empty_is_refilled_from_the_log(how, settings, redis, k
     stream = _stream(settings, customers=1_000)
     expected = reference_fold(stream)
     await start_projector()
-    await produce(settings.kafka_bootstrap_servers, stream)
+    await produce(settings, stream)
     await _equals_fold(redis, keys, expected)
     replays_before = _replays()
     if how == "flushall":
@@ -201,7 +201,7 @@ async def test_a_position_outside_the_log_stops_the_projector_with_a_clear_error
 
 async def test_two_member_processes_under_one_command_fold_the_log_and_stop_together(settings, redis, keys, topics):
     stream = _stream(settings, customers=2_000)
-    await produce(settings.kafka_bootstrap_servers, stream)
+    await produce(settings, stream)
     command = _spawn(settings, "--processes", "2")
     try:
         await _equals_fold(redis, keys, reference_fold(stream))
@@ -220,7 +220,7 @@ async def test_two_members_sharing_customers_with_the_whole_log_written_behind_s
     # everything again, writing every batch on its own until its writes hold.
     await _topics_of_5_and_6_partitions(settings)
     stream = _stream(settings)
-    await produce(settings.kafka_bootstrap_servers, stream)
+    await produce(settings, stream)
     members = [_spawn(settings, POINTSVIEW_WRITE_BEHIND_RECORDS="100000") for _ in range(2)]
     try:
         await _equals_fold(redis, keys, reference_fold(stream))
@@ -246,7 +246,7 @@ async def test_members_joining_and_leaving_while_events_flow_fold_the_log_of_12_
 
     async def produce_slowly() -> None:
         for chunk in chunks:
-            await produce(settings.kafka_bootstrap_servers, chunk)
+            await produce(settings, chunk)
             await asyncio.sleep(0.3)
 
     producing = asyncio.create_task(produce_slowly())

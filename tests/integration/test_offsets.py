@@ -18,6 +18,6 @@ async def test_list_offsets_and_fetch_agree_on_records_sent_one_by_one(settings,
     tps = [TopicPartition(topics[0], p) for p in range(3)]
     expected = {tps[0]: 4, tps[1]: 3, tps[2]: 0}
     for how in ("list-offsets", "fetch"):
-        async with reader(settings.kafka_bootstrap_servers) as consumer:
+        async with reader(settings) as consumer:
             assert await end_offsets(consumer, tps, how) == expected, how
             assert len(await read_all(consumer, tps, how)) == 7, how

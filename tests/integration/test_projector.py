@@ -12,7 +12,7 @@ async def test_a_stream_becomes_the_reference_fold(settings, redis, keys, start_
     customers, points = settings.topic_list
     stream = generate(Load(customers=200, events_per_customer=10, customers_topic=customers, points_topic=points))
     await start_projector()
-    await produce(settings.kafka_bootstrap_servers, stream)
+    await produce(settings, stream)
     expected = reference_fold(stream)
 
     async def caught_up():
@@ -35,7 +35,7 @@ async def test_a_republished_event_counts_once(settings, redis, keys, start_proj
     marker = event("tier.changed", {"programId": 973, "slabSerial": 2, "slabName": "Silver"}, customer_id=7)
     await start_projector()
     await produce(
-        settings.kafka_bootstrap_servers,
+        settings,
         [record(points, earned), record(points, redeemed), record(points, earned), record(points, marker)],
     )
 
@@ -74,9 +74,7 @@ async def test_malformed_records_are_dead_lettered_and_the_partition_moves_on(se
     ]
     good = event("points.earned", {"programId": 973, "points": 42, "category": "MAIN"}, customer_id=8)
     await start_projector()
-    await produce(
-        settings.kafka_bootstrap_servers, [(points, key, value) for key, value, _ in bad] + [record(points, good)]
-    )
+    await produce(settings, [(points, key, value) for key, value, _ in bad] + [record(points, good)])
 
     async def good_applied():
         return await _balance(redis, keys, 100737, 8)
@@ -116,7 +114,7 @@ async def test_malformed_records_are_dead_lettered_and_the_partition_moves_on(se
 async def test_progress_is_logged_as_fields_a_log_query_can_select_on(settings, start_projector, json_logs):
     customers, points = settings.topic_list
     stream = generate(Load(customers=5, events_per_customer=4, customers_topic=customers, points_topic=points))
-    await produce(settings.kafka_bootstrap_servers, stream)
+    await produce(settings, stream)
     await start_projector(settings.model_copy(update={"progress_interval_seconds": 0.05}))
     seen: list[dict] = []
 

@@ -50,7 +50,7 @@ async def test_rebuild_switches_while_reads_and_writes_go_on(settings, topics, r
             customers=1_000, events_per_customer=21, customers_topic=customers_topic, points_topic=points_topic, seed=5
         )
     )
-    await produce(settings.kafka_bootstrap_servers, stream)
+    await produce(settings, stream)
     await start_projector()
     generations = Generations(redis, settings.key_prefix)
     await _caught_up(redis, generation_keys(settings, 1), reference_fold(stream))
@@ -83,7 +83,7 @@ async def test_rebuild_switches_while_reads_and_writes_go_on(settings, topics, r
                 for cid in sample
             ]
             more.extend(batch)
-            await produce(settings.kafka_bootstrap_servers, batch)
+            await produce(settings, batch)
             await asyncio.sleep(0.2)
 
     transport = httpx.ASGITransport(app=app)
@@ -124,7 +124,7 @@ async def test_a_rebuild_killed_half_way_leaves_the_live_generation_alone(
             customers=1_000, events_per_customer=20, customers_topic=customers_topic, points_topic=points_topic, seed=9
         )
     )
-    await produce(settings.kafka_bootstrap_servers, stream)
+    await produce(settings, stream)
     await start_projector(settings.model_copy(update={"batch_max_records": 500}))
     generations = Generations(redis, settings.key_prefix)
     await _caught_up(redis, generation_keys(settings, 1), reference_fold(stream))
@@ -148,7 +148,7 @@ async def test_a_rebuild_killed_half_way_leaves_the_live_generation_alone(
             points_topic, event("points.earned", {"programId": 973, "points": 7, "category": "MAIN"}, customer_id=1000)
         )
     ]
-    await produce(settings.kafka_bootstrap_servers, late)
+    await produce(settings, late)
     await _caught_up(redis, generation_keys(settings, 1), reference_fold(stream + late))  # still applying
 
     assert await Rebuild(settings, projector_redis, asyncio.Event(), Progress()).run() == 3
@@ -176,7 +176,7 @@ async def test_without_a_projector_running_the_rebuild_hands_over_at_once(
     stream = generate(
         Load(customers=50, events_per_customer=4, customers_topic=customers_topic, points_topic=points_topic)
     )
-    await produce(settings.kafka_bootstrap_servers, stream)
+    await produce(settings, stream)
     assert await Rebuild(settings, projector_redis, asyncio.Event(), Progress()).run(switch=True) == 2
     assert await Generations(redis, settings.key_prefix).live() == 2
     await _caught_up(redis, generation_keys(settings, 2), reference_fold(stream))
@@ -188,7 +188,7 @@ async def test_a_rebuild_in_two_processes_equals_the_fold(settings, topics, redi
     stream = generate(
         Load(customers=300, events_per_customer=10, customers_topic=customers_topic, points_topic=points_topic, seed=5)
     )
-    await produce(settings.kafka_bootstrap_servers, stream)
+    await produce(settings, stream)
     progress = Progress()
     assert await Rebuild(settings, projector_redis, asyncio.Event(), progress).run(switch=True, processes=2) == 2
     await _caught_up(redis, generation_keys(settings, 2), reference_fold(stream))
