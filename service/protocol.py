@@ -78,6 +78,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.refused:
             return
         self._unset_keepalive_if_required()
+        if self.deadline is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm()  # bytes that begin no request (blank lines) must not keep a connection open either
         if self.reading_head:
             self.head_bytes += len(data)
         try:
@@ -101,7 +103,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.field_bytes = 0
-        self.refused = False
         if self.deadline is None:
             self._arm()
 

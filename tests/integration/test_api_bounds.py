@@ -134,12 +134,17 @@ async def test_slow_and_half_sent_requests_are_cut_off_while_others_are_served(s
         writer.write(half)
     trickle = request(LOOKUP, [("Host", "x"), ("X-Slow", "s" * 200)])  # a byte a second: over 200 s
 
-    async def trickler() -> int:
-        """Bytes sent before the server cut the connection off."""
+    async def trickler(data: bytes, first: bytes = b"") -> int:
+        """Bytes sent before the server cut the connection off (after `first`'s answer, on the same connection)."""
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        if first:
+            writer.write(first)
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ")
+            await reader.readexactly(int(head.lower().partition(b"content-length: ")[2].split(b"\r")[0]))
         closed = asyncio.create_task(reader.read())
         try:
-            for sent, byte in enumerate(trickle):
+            for sent, byte in enumerate(data):
                 writer.write(bytes([byte]))
                 done, _ = await asyncio.wait([closed], timeout=1)
                 if done:
@@ -149,15 +154,17 @@ async def test_slow_and_half_sent_requests_are_cut_off_while_others_are_served(s
         finally:
             writer.close()
 
-    trickled = asyncio.create_task(trickler())
+    tricklers = asyncio.gather(trickler(trickle), trickler(b"\r\n" * 100, request("/health/live", [("Host", "x")])))
+    # blank lines after a keep-alive request: they begin no request, yet must not hold the connection either
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", headers=AUTH_HEADERS) as client:
         served = 0
-        while not trickled.done():  # normal requests keep being answered meanwhile
+        while not tricklers.done():  # normal requests keep being answered meanwhile
             assert (await client.get("/v2/customers/1/points/balance")).status_code == 404
             served += 1
             await asyncio.sleep(0.05)
     assert served > 10
-    assert await trickled < len(trickle) // 2  # cut off after about REQUEST_TIMEOUT s, not at the end
+    sent = await tricklers
+    assert sent[0] < len(trickle) // 2 and sent[1] < 100  # cut off after about REQUEST_TIMEOUT s, not at the end
     answers = await asyncio.wait_for(asyncio.gather(*(reader.read() for reader, _ in connections)), 30)
     for (_reader, writer), answer in zip(connections, answers):
         writer.close()
