@@ -205,3 +205,19 @@ async def test_no_request_makes_the_api_log_a_secret(server):
     lines = [json.loads(line) for line in logged().splitlines() if line.startswith("{")]
     assert [line for line in lines if line.get("status") in (400, 414, 431)]  # the refusals are logged
     assert not [line for line in lines if any(s in json.dumps(line) for s in secrets)]
+
+
+async def test_pipelined_requests_and_request_bodies_are_still_served(server):
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        body = b'{"key": "k"}' * 1000  # a body well past the header limits
+        post = f"POST /health/live HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+        writer.write(request("/health/live", [("Host", "x")]) * 3 + post + request("/health/live", [("Host", "x")]))
+        statuses = []
+        for _ in range(5):
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            statuses.append(int(head.split(b" ", 2)[1]))
+            await reader.readexactly(int(head.lower().partition(b"content-length: ")[2].split(b"\r")[0]))
+        assert statuses == [200, 200, 200, 405, 200]
+    finally:
+        writer.close()
