@@ -137,12 +137,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.refused = True
         client = f"{self.client[0]}:{self.client[1]}" if self.client else ""
         logger.warning("refused a request", extra={"status": status, "client": client})
-        cycle = self.cycle
+        cycle = self.cycle  # the request being read once its head is complete, else the one before it
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True  # its application sees a disconnect
-            if self.reading_head or cycle.response_started:  # a pipelined request's, or it has begun: no answer
-                self.transport.close()
-                return
+            cycle.message_event.set()
+        if cycle is not None and (not cycle.response_complete if self.reading_head else cycle.response_started):
+            self.transport.close()  # an answer is under way: another would be taken for its rest
+            return
         body = error_body(status, MESSAGES[status])
         head = [STATUS_LINE[status]]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]

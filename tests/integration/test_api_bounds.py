@@ -134,13 +134,14 @@ async def test_slow_and_half_sent_requests_are_cut_off_while_others_are_served(s
         writer.write(half)
     trickle = request(LOOKUP, [("Host", "x"), ("X-Slow", "s" * 200)])  # a byte a second: over 200 s
 
-    async def trickler(data: bytes, first: bytes = b"") -> int:
-        """Bytes sent before the server cut the connection off (after `first`'s answer, on the same connection)."""
+    async def trickler(data: bytes, first: bytes = b"") -> tuple[int, bytes]:
+        """Bytes sent before the server cut the connection off, and what it answered to them (after `first`'s
+        answer, on the same connection)."""
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         if first:
             writer.write(first)
             head = await reader.readuntil(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200 ")
+            assert head.startswith((b"HTTP/1.1 200 ", b"HTTP/1.1 405 "))
             await reader.readexactly(int(head.lower().partition(b"content-length: ")[2].split(b"\r")[0]))
         closed = asyncio.create_task(reader.read())
         try:
@@ -148,14 +149,18 @@ async def test_slow_and_half_sent_requests_are_cut_off_while_others_are_served(s
                 writer.write(bytes([byte]))
                 done, _ = await asyncio.wait([closed], timeout=1)
                 if done:
-                    assert b" 408 " in closed.result()
-                    return sent + 1
+                    return sent + 1, closed.result()
             raise AssertionError("the trickled request was served whole")
         finally:
             writer.close()
 
-    tricklers = asyncio.gather(trickler(trickle), trickler(b"\r\n" * 100, request("/health/live", [("Host", "x")])))
-    # blank lines after a keep-alive request: they begin no request, yet must not hold the connection either
+    tricklers = asyncio.gather(
+        trickler(trickle),
+        # blank lines after a keep-alive request: they begin no request, yet must not hold the connection either
+        trickler(b"\r\n" * 100, request("/health/live", [("Host", "x")])),
+        # a body after its request was answered (405): closed without a second answer
+        trickler(b"b" * 100, b"POST /health/live HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"),
+    )
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", headers=AUTH_HEADERS) as client:
         served = 0
         while not tricklers.done():  # normal requests keep being answered meanwhile
@@ -163,8 +168,9 @@ async def test_slow_and_half_sent_requests_are_cut_off_while_others_are_served(s
             served += 1
             await asyncio.sleep(0.05)
     assert served > 10
-    sent = await tricklers
-    assert sent[0] < len(trickle) // 2 and sent[1] < 100  # cut off after about REQUEST_TIMEOUT s, not at the end
+    (head, head_answer), (blank, blank_answer), (body, body_answer) = await tricklers
+    assert head < len(trickle) // 2 and blank < 100 and body < 100  # cut off after about REQUEST_TIMEOUT s
+    assert b" 408 " in head_answer and b" 408 " in blank_answer and body_answer == b""
     answers = await asyncio.wait_for(asyncio.gather(*(reader.read() for reader, _ in connections)), 30)
     for (_reader, writer), answer in zip(connections, answers):
         writer.close()
