@@ -103,10 +103,9 @@ def api(
     import shutil
     import tempfile
 
-    import uvicorn
-
     from runtime.logs import uvicorn_log_config
     from service.loyalty import ConfigError, load_loyalty_config
+    from service.protocol import ApiConfig
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
@@ -119,15 +118,15 @@ def api(
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pointsview-metrics-")
-    config = uvicorn.Config(
+    config = ApiConfig(
         "service.app:app_from_environment",
+        request_timeout=settings.api_request_timeout_seconds,
         factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
-        access_log=False,
+        access_log=settings.api_access_log,
         log_level="warning",
         lifespan="on",
         log_config=uvicorn_log_config(settings.log_level, settings.log_format),

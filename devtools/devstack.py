@@ -15,6 +15,7 @@ from devtools.produce import produce
 from devtools.synthetic import Load, generate
 from runtime.settings import Settings
 from service.app import create_app
+from service.protocol import ApiConfig
 
 log = logging.getLogger("pointsview.dev")
 
@@ -27,8 +28,13 @@ class _EmbeddedServer(uvicorn.Server):
 
 async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
     server = _EmbeddedServer(
-        uvicorn.Config(
-            create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning", access_log=False
+        ApiConfig(
+            create_app(settings),
+            request_timeout=settings.api_request_timeout_seconds,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+            access_log=False,
         )
     )
     serving = asyncio.create_task(server.serve())

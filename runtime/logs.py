@@ -11,15 +11,39 @@ import sys
 
 import structlog
 
-_URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+_SECRET = r"[\w-]*?(?:password|passwd|secret|token|authorization|api[_-]?key|credential|cookie)[\w-]*"
+_SECRET_KEY = re.compile(_SECRET, re.IGNORECASE)
+_MASKS = [  # (pattern, replacement) over every string a line carries
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE), r"\1***@"),  # redis://user:secret@host
+    (re.compile(r"\b(basic|bearer)(\s+)[\w.~+/=-]+", re.IGNORECASE), r"\1\2***"),  # Authorization values
+    (re.compile(r"\beyJ[\w-]*\.[\w-]*\.[\w-]*"), "***"),  # a JWT anywhere
+    (  # name=value, "name": "value", name: value, (b'name', b'value') for a secret-looking name
+        re.compile(rf"\b({_SECRET})([\"']?\s*(?:[:=]\s*b?[\"']?|,\s*b?[\"']))[^\"'&\s,;}}\])]+", re.IGNORECASE),
+        r"\1\2***",
+    ),
+]
+
+
+def _masked(value):
+    if isinstance(value, str):
+        for pattern, replacement in _MASKS:
+            value = pattern.sub(replacement, value)
+        return value
+    if isinstance(value, dict):
+        return {key: "***" if _secret_key(key) else _masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item) for item in value]
+    return value
+
+
+def _secret_key(key) -> bool:
+    return isinstance(key, str) and _SECRET_KEY.fullmatch(key) is not None
 
 
 def _redact_credentials(_logger, _method, event_dict: dict) -> dict:
-    """Never log credentials: `redis://user:secret@host` becomes `redis://***@host`."""
-    for key, value in event_dict.items():
-        if isinstance(value, str) and "://" in value:
-            event_dict[key] = _URL_CREDENTIALS.sub(r"\1***@", value)
-    return event_dict
+    """Never log a secret: values of secret-looking keys, credentials in URLs, Basic/Bearer credentials,
+    JWTs and `password=...`-like pairs in any string (messages, tracebacks, extra fields) become `***`."""
+    return {key: "***" if _secret_key(key) else _masked(value) for key, value in event_dict.items()}
 
 
 _SHARED = [
@@ -62,15 +86,21 @@ def _configure_structlog() -> None:
 def stderr_handler(log_format: str = "auto") -> logging.Handler:
     """The one handler of every process; also uvicorn's, in each of its worker processes."""
     _configure_structlog()
+    # tracebacks are rendered to text before the redaction, which masks them too (and never shows locals)
     if _json_lines(log_format):
-        renderer = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        renderer = [structlog.processors.JSONRenderer()]
     else:
-        renderer = [structlog.dev.ConsoleRenderer()]
+        renderer = [structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)]
     handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact_credentials, *renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                _redact_credentials,
+                *renderer,
+            ],
         )
     )
     return handler

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     api_workers: int = Field(1, ge=1)
+    # A request must arrive whole within this many seconds of its first byte (or of its connection): else 408.
+    api_request_timeout_seconds: float = Field(10.0, gt=0)
+    api_access_log: bool = False  # a line per request (secrets in its query masked, as in every log line)
     redis_max_connections: int = Field(64, ge=1)  # per API worker
     redis_timeout_seconds: float = Field(5.0, gt=0)  # connecting, and waiting for a reply: every Redis client
     # Replicas that must hold a projector's or rebuild's writes before its positions move past them (Redis

@@ -25,10 +25,10 @@ from service.errors import (
     MISSING_IDENTIFIER,
     ApiError,
 )
+from service.integers import INT32, INT64, bounded_int
 from service.loyalty import OrgConfig
 
 SOURCES = {"INSTORE", "MARTJACK", "WECHAT", "MAPP_SDK", "ALL"}
-MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +39,10 @@ class Lookup:
 
 
 def user_id(raw: str) -> int:
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+    value = bounded_int(raw, INT64, 1)
+    if value is None:
         raise ApiError(INVALID_USER_ID)
-    return int(raw)
+    return value
 
 
 def check_entity_type(raw: str | None) -> None:
@@ -94,9 +95,9 @@ def programs(org: OrgConfig, program_id: str | None, all_programs: str | None) -
     fetch_all = _boolean("fetchDataForAllPrograms", all_programs)
     chosen = None
     if program_id is not None:
-        if not program_id.isascii() or not program_id.isdigit() or org.program(int(program_id)) is None:
-            raise ApiError(INVALID_PARAMETER, f"programId {program_id!r} is not a program of this org")
-        chosen = int(program_id)
+        chosen = bounded_int(program_id, INT32, 1)
+        if chosen is None or org.program(chosen) is None:
+            raise ApiError(INVALID_PARAMETER, f"programId {program_id[:32]!r} is not a program of this org")
     if fetch_all:
         return [p.programId for p in org.programs]
     return [chosen or org.defaultProgramId]

@@ -12,6 +12,7 @@ from projections.identity import CARD_NUMBER, lookup_form
 from projections.money import to_number
 from projections.state import NEVER, Balance, Card, Customer, Tier, balance_key, split_balance_key
 from service.errors import INVALID_PARAMETER, ApiError
+from service.integers import INT32, bounded_int
 from service.loyalty import OrgConfig, ProgramConfig, TierConfig
 
 SERVED_EMBEDS = {
@@ -52,8 +53,8 @@ def gap_days(name: str, raw: str | None, wanted: set[str]) -> None:
     """gapToUpgrade/gapToRenew: int >= 0 and only with embed=mlp. Gaps are computed as of now."""
     if raw is None:
         return
-    if not raw.isascii() or not raw.isdigit():
-        raise ApiError(INVALID_PARAMETER, f"{name} must be an integer >= 0")
+    if bounded_int(raw, INT32) is None:
+        raise ApiError(INVALID_PARAMETER, f"{name} must be an integer from 0 to {INT32}")
     if "mlp" not in wanted:
         raise ApiError(INVALID_PARAMETER, f"{name} needs embed=mlp")
 

@@ -15,6 +15,7 @@ from projections.state import Customer
 from service import balance, details
 from service.auth import Authenticator
 from service.errors import CUSTOMER_NOT_FOUND, INVALID_PARAMETER, ApiError
+from service.integers import bounded_int
 from service.loyalty import OrgConfig
 
 Query = Mapping[str, str]
@@ -41,11 +42,9 @@ class After:
 def after_event(query: Query) -> After | None:
     """afterEventId (or its header, merged into the query by the caller) and waitMs (0..5000, default 1000)."""
     raw = query.get("waitMs")
-    wait_ms = WAIT_MS_DEFAULT
-    if raw is not None:
-        if not raw.isascii() or not raw.isdigit() or int(raw) > WAIT_MS_MAX:
-            raise ApiError(INVALID_PARAMETER, f"waitMs must be an integer from 0 to {WAIT_MS_MAX}")
-        wait_ms = int(raw)
+    wait_ms = WAIT_MS_DEFAULT if raw is None else bounded_int(raw, WAIT_MS_MAX)
+    if wait_ms is None:
+        raise ApiError(INVALID_PARAMETER, f"waitMs must be an integer from 0 to {WAIT_MS_MAX}")
     event_id = query.get("afterEventId")
     return After(event_id, wait_ms / 1000) if event_id else None
 

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from service.endpoints import AFTER_HEADER, WAIT_MS_DEFAULT, WAIT_MS_MAX, Endpoints, Query
 from service.errors import ApiError, error_answer, unavailable_answer
+from service.integers import INT32, INT64
 from service.metrics import record
 
 _JSON = (b"content-type", b"application/json")
@@ -54,7 +55,6 @@ class ReadRoute:
         return {name: value} if value and "/" not in value else None  # what Starlette's {name} matches
 
 
-_INT32, _INT64 = 2**31 - 1, 2**63 - 1
 LOOKUP = (
     Parameter("source", "INSTORE, MARTJACK, WECHAT, MAPP_SDK or ALL (any case)", {"type": "string"}, True),
     Parameter("accountId", "required unless source is INSTORE or ALL", {"type": "string"}),
@@ -70,7 +70,7 @@ PROGRAMS = (
     Parameter(
         "programId",
         "a program of the caller's org (default: the org's default program)",
-        {"type": "integer", "minimum": 1, "maximum": _INT32},
+        {"type": "integer", "minimum": 1, "maximum": INT32},
     ),
     Parameter("fetchDataForAllPrograms", "sum every program of the org", {"type": "boolean", "default": False}),
     Parameter("entityType", "CUSTOMER (any case)", {"type": "string", "default": "CUSTOMER"}),
@@ -81,8 +81,8 @@ DETAILS = (
         "comma-separated: points, mlp, expirySchedules, expiredPoints, alternateCurrencies, ignoreCardDetails, ...",
         {"type": "string"},
     ),
-    Parameter("gapToUpgrade", "days ahead, with embed=mlp", {"type": "integer", "minimum": 0}),
-    Parameter("gapToRenew", "days ahead, with embed=mlp", {"type": "integer", "minimum": 0}),
+    Parameter("gapToUpgrade", "days ahead, with embed=mlp", {"type": "integer", "minimum": 0, "maximum": INT32}),
+    Parameter("gapToRenew", "days ahead, with embed=mlp", {"type": "integer", "minimum": 0, "maximum": INT32}),
 )
 AFTER = (
     Parameter(
@@ -99,7 +99,7 @@ AFTER = (
     Parameter("X-PV-After-Event-Id", "afterEventId as a header", {"type": "string"}, where="header"),
 )
 USER_ID = Parameter(
-    "userId", "the customer's userId", {"type": "integer", "minimum": 1, "maximum": _INT64}, True, "path"
+    "userId", "the customer's userId", {"type": "integer", "minimum": 1, "maximum": INT64}, True, "path"
 )
 
 

@@ -391,6 +391,8 @@ async def test_sources_and_the_primary_identifier(details):
         ({"gapToUpgrade": "5"}, 400, 400),  # only with embed=mlp
         ({"embed": "mlp", "gapToRenew": "-1"}, 400, 400),
         ({"embed": "mlp", "gapToUpgrade": "x"}, 400, 400),
+        ({"embed": "mlp", "gapToUpgrade": "9" * 5000}, 400, 400),
+        ({"embed": "mlp", "gapToRenew": str(2**31)}, 400, 400),
         ({"source": "SHOP"}, 8003, 400),
         ({"identifierName": "shoe"}, 8013, 400),
         ({"identifierValue": ""}, 11013, 400),

@@ -128,6 +128,8 @@ async def test_wrong_passwords_for_a_username_do_not_lock_its_owner_out(api):
         "0x10",
         "99999999999999999999",
         "9223372036854775808",
+        "9" * 5000,  # more digits than Python's int() converts
+        "1" + "0" * 19,
         "\u0663",
         "\uff11\uff12",
     ],
@@ -147,8 +149,13 @@ async def test_user_id_checks_order(api):
     # other parameters (400) before resolution (8015)
     assert_error(await api.by_user(12345, programId="x"), 400, 400)
     assert_error(await api.by_user(12345, fetchDataForAllPrograms="maybe"), 400, 400)
-    # the largest 64-bit id is a valid userId: unknown, not invalid
+    # programId: an int32, however many digits it is sent with
+    for program_id in ("9" * 5000, str(2**31), str(2**31 - 1), "0"):
+        assert_error(await api.by_user(12345, programId=program_id), 400, 400)
+    assert_error(await api.by_user(12345, programId="0" * 5000 + str(A_DEFAULT)), 8015, 404)  # it is A_DEFAULT
+    # the largest 64-bit id is a valid userId: unknown, not invalid (leading zeros or not)
     assert_error(await api.by_user(2**63 - 1), 8015, 404)
+    assert_error(await api.by_user("0" * 5000 + str(2**63 - 1)), 8015, 404)
     assert_error(await api.by_user(12345), 8015, 404)
 
 
@@ -232,6 +239,8 @@ LOOKUP_TABLE = [
         400,
     ),
     ("other org's programId", {**GOOD_LOOKUP, "programId": str(B_DEFAULT)}, 400, 400),
+    ("programId of 5000 digits", {**GOOD_LOOKUP, "programId": "9" * 5000}, 400, 400),
+    ("programId above int32", {**GOOD_LOOKUP, "programId": str(2**31)}, 400, 400),
     ("WECHAT without accountId", {"source": "WECHAT", "identifierName": "mobile", "identifierValue": "1"}, 8015, 404),
     (
         "MAPP_SDK with empty accountId",

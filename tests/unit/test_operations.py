@@ -28,6 +28,26 @@ def test_stdlib_and_structlog_calls_are_json_lines_without_credentials(json_logs
     assert (second["event"], second["level"], second["customerId"]) == ("replayed", "warning", 5)
 
 
+SECRETS = ["s3cr3t-pw", "dGlsbDp0aWxsLXB3", "eyJhbGciOiJIUzI1NiJ9.eyJvcmdfaWQiOjF9.c2lnbmF0dXJl", "k3y-s3cret"]
+
+
+def test_secrets_are_masked_in_messages_fields_and_tracebacks(json_logs):
+    password, basic, jwt, secret = SECRETS
+    log = logging.getLogger("uvicorn.access")
+    log.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", f"/v2/x?password={password}&secret={secret}", "1.1", 401)
+    log.warning("headers %s", [(b"authorization", f"Basic {basic}".encode()), (b"x-cap-api-oauth-token", jwt.encode())])
+    log.warning("body", extra={"body": {"key": "k", "secret": secret}, "authorization": f"Bearer {jwt}"})
+    structlog.get_logger("pointsview.api").warning("token", header=f"X-CAP-API-OAUTH-TOKEN: {jwt}", password=password)
+    try:
+        raise ValueError(f"bad body {{'key': 'k', 'secret': '{secret}'}} for Authorization: Basic {basic}")
+    except ValueError:
+        log.exception("Exception in ASGI application")
+    lines = json_logs()
+    assert len(lines) == 5 and lines[0]["event"].endswith('"GET /v2/x?password=***&secret=*** HTTP/1.1" 401')
+    assert lines[2]["body"] == {"key": "k", "secret": "***"} and "ValueError: bad body" in lines[4]["exception"]
+    assert not [s for s in SECRETS if s in json.dumps(lines)], lines
+
+
 def test_json_lines_are_keyed_by_customer_and_routed_by_event_type():
     registered = event("customer.registered", {"source": "INSTORE"}, customer_id=3)
     earned = event("points.earned", {"programId": 973, "points": 5, "category": "MAIN"}, customer_id=4)

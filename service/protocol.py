@@ -1,0 +1,163 @@
+"""The API's HTTP/1.1 server protocol: uvicorn's httptools protocol with API.md's input bounds.
+
+- A request target (path and query) over 8 KiB answers 414; header fields over 16 KiB in all (each
+  counted as `name: value` and its line end) answer 431. The raw bytes of a request head are bounded
+  too, so a long header is refused as it arrives rather than buffered whole by the parser.
+- A request must arrive whole within `request_timeout` seconds of its first byte, and a new connection
+  must send a whole request within that time of opening: a client that stops half-way, or sends a byte
+  a second, is answered 408 and cut off (uvicorn's keep-alive timeout covers idle connections between
+  requests, not a request being read).
+- Every refusal, and uvicorn's 400 for a malformed request, carries the error body and closes the
+  connection: at once for reading, a second later for good (closing with unread bytes would reset the
+  connection, and the client could lose the answer).
+"""
+
+import asyncio
+import logging
+
+import httptools
+from uvicorn import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from service.errors import error_body
+
+MAX_TARGET = 8 * 1024
+MAX_FIELDS = 16 * 1024
+MAX_HEAD = MAX_TARGET + MAX_FIELDS + 1024  # the request line's method, version and line ends besides
+REQUEST_TIMEOUT = 10.0
+LINGER = 1.0  # after a refusal, unread bytes are read and dropped this long before the connection closes
+MESSAGES = {
+    400: "Invalid HTTP request",
+    408: "The request was not received in time",
+    414: f"The request target is longer than {MAX_TARGET} bytes",
+    431: f"The request header fields are longer than {MAX_FIELDS} bytes in all",
+}
+
+logger = logging.getLogger(__name__)
+
+
+class ApiConfig(Config):
+    """uvicorn's Config serving with BoundedHttpToolsProtocol (picklable: uvicorn hands it to workers)."""
+
+    def __init__(self, app, request_timeout: float = REQUEST_TIMEOUT, **options) -> None:
+        super().__init__(app, http=BoundedHttpToolsProtocol, **options)
+        self.request_timeout = request_timeout
+
+    def configure_logging(self) -> None:
+        """uvicorn's, with the access log (when on) at INFO whatever `log_level` quiets uvicorn's others."""
+        super().configure_logging()
+        if self.access_log:
+            logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int):
+        self.status = status
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, config: Config, *args, **kwargs) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.request_timeout = getattr(config, "request_timeout", REQUEST_TIMEOUT)
+        self.deadline: asyncio.TimerHandle | None = None
+        self.reading_head = True
+        self.head_bytes = 0
+        self.field_bytes = 0
+        self.refused = False
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's, with the head's bytes counted and the bounds' refusals."""
+        if self.refused:
+            return
+        self._unset_keepalive_if_required()
+        if self.deadline is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm()  # bytes that begin no request (blank lines) must not keep a connection open either
+        if self.reading_head:
+            self.head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as error:
+            refused = error.__context__
+            self.refuse(refused.status if isinstance(refused, _Refused) else 400)
+            return
+        except httptools.HttpParserError:
+            self.refuse(400)
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self.reading_head and self.head_bytes > MAX_HEAD:
+            self.refuse(431)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.field_bytes = 0
+        if self.deadline is None:
+            self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > MAX_TARGET:
+            raise _Refused(414)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.field_bytes += len(name) + len(value) + 4
+        if self.field_bytes > MAX_FIELDS:
+            raise _Refused(431)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self.reading_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self.reading_head, self.head_bytes = True, 0
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        self.refuse(400)
+
+    def refuse(self, status: int) -> None:
+        """Answer `status` with the error body, unless a response has begun, and close the connection."""
+        self._disarm()
+        if self.refused or self.transport.is_closing():
+            return
+        self.refused = True
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else ""
+        logger.warning("refused a request", extra={"status": status, "client": client})
+        cycle = self.cycle  # the request being read once its head is complete, else the one before it
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # its application sees a disconnect
+            cycle.message_event.set()
+        if cycle is not None and (not cycle.response_complete if self.reading_head else cycle.response_started):
+            self.transport.close()  # an answer is under way: another would be taken for its rest
+            return
+        body = error_body(status, MESSAGES[status])
+        head = [STATUS_LINE[status]]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+        self.transport.write(b"".join(head) + body)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER, self.transport.close)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self.deadline = self.loop.call_later(self.request_timeout, self.refuse, 408)
+
+    def _disarm(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
