@@ -99,11 +99,12 @@ def api(
 
     from runtime.logs import uvicorn_log_config
     from service.loyalty import ConfigError, load_loyalty_config
+    from service.tokens import token_keys
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
     try:
-        load_loyalty_config(settings.loyalty_config)  # refuse a bad file once, before any worker starts
+        token_keys(settings, load_loyalty_config(settings.loyalty_config))  # refused once, before any worker
     except ConfigError as exc:
         typer.echo(f"pointsview: {exc}", err=True)
         raise typer.Exit(2)
