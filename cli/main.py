@@ -378,15 +378,23 @@ def bench_api(
         help="LOYALTY_CONFIG of the API (default: the package's config/loyalty.yaml).",
     ),
     redis_cluster: bool = REDIS_CLUSTER_OPTION,
+    rate_limit: float = typer.Option(
+        100_000,
+        callback=_positive,
+        help="Requests/s (and burst) of the rate limit of the userId row that has one (set well above the "
+        "throughput: what the limiter costs when not reached).",
+    ),
     as_json: bool = JSON_OPTION,
     report: Path = REPORT_OPTION,
 ) -> None:
     """The API's endpoints' req/s and latency, closed and open loop, next to a bare FastAPI endpoint and raw
-    Redis GETs, same workers, same run."""
+    Redis GETs, same workers, same run; the userId balance again with a rate limit configured, not reached."""
     from devtools.bench.api import run_api_bench, show_api
     from devtools.demo import DEMO_CONFIG
 
-    run = run_api_bench(workers, connections, duration, customers, rate, config or DEMO_CONFIG, redis_cluster)
+    run = run_api_bench(
+        workers, connections, duration, customers, rate, config or DEMO_CONFIG, redis_cluster, rate_limit
+    )
     _bench(run, show_api, as_json, report)
 
 

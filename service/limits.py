@@ -60,15 +60,12 @@ class _Pocket:
 
     key: str
     limit: RateLimit
+    reserve: int  # tokens a lease asks for besides the requests waiting: about LEASE_SECONDS of the rate
     tokens: int = 0
     leased_at: float = 0.0
     empty_until: float = 0.0  # the shared bucket was found empty: refuse locally until then
     lease: asyncio.Future | None = None
     waiting: int = 0  # requests waiting for the lease in flight
-
-    @property
-    def reserve(self) -> int:
-        return max(1, min(self.limit.burst, math.ceil(self.limit.requestsPerSecond * LEASE_SECONDS)))
 
 
 class Limiter:
@@ -82,7 +79,8 @@ class Limiter:
         """Spends one of the client's tokens, or raises RateLimited."""
         pocket = self._pockets.get(client_id)
         if pocket is None or pocket.limit is not limit:
-            pocket = self._pockets[client_id] = _Pocket(self.keys.rate_limit(client_id), limit)
+            reserve = max(1, min(limit.burst, math.ceil(limit.requestsPerSecond * LEASE_SECONDS)))
+            pocket = self._pockets[client_id] = _Pocket(self.keys.rate_limit(client_id), limit, reserve)
         now = time.monotonic()
         if pocket.tokens and now - pocket.leased_at > POCKET_SECONDS:
             pocket.tokens = 0

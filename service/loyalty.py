@@ -103,11 +103,10 @@ class Client:
     secret_hash: str = field(repr=False)
     rate_limit: RateLimit | None
     token_ttl_seconds: int = 0
+    id: str = field(init=False)  # `kind:name`, unique in the config (usernames, keys: unique in their kind)
 
-    @property
-    def id(self) -> str:
-        """Unique among every client of the config (usernames and keys are unique within their kind)."""
-        return f"{self.kind}:{self.name}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", f"{self.kind}:{self.name}")
 
 
 class OrgConfig(_Strict):

@@ -13,6 +13,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
@@ -193,10 +194,14 @@ def bench_settings(servers: dict[str, str]) -> Settings:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a `pointsview` subprocess these settings."""
+    """The environment that gives a `pointsview` subprocess these settings (unset ones stay unset)."""
+    values = {name: getattr(settings, name) for name in Settings.model_fields}
     return {
-        str(field.validation_alias or f"POINTSVIEW_{name.upper()}"): str(getattr(settings, name))
+        str(field.validation_alias or f"POINTSVIEW_{name.upper()}"): str(
+            values[name].get_secret_value() if isinstance(values[name], SecretStr) else values[name]
+        )
         for name, field in Settings.model_fields.items()
+        if values[name] is not None
     }
 
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.rebuild import rebuild
+from devtools.bench.common import settings_env
 from devtools.demo import AUTH_HEADERS, DEMO_CONFIG
 from devtools.localstack import free_port
 from devtools.synthetic import Load, generate
@@ -24,11 +25,12 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def env_of(settings: Settings, **overrides) -> dict[str, str]:
-    env = {
-        field.validation_alias or f"POINTSVIEW_{name.upper()}": str(getattr(settings, name))
-        for name, field in Settings.model_fields.items()
+    return {
+        **settings_env(settings),
+        "POINTSVIEW_LOG_FORMAT": "json",
+        "POINTSVIEW_API_PORT": str(free_port()),
+        **overrides,
     }
-    return {**env, "POINTSVIEW_LOG_FORMAT": "json", "POINTSVIEW_API_PORT": str(free_port()), **overrides}
 
 
 async def pointsview(settings: Settings, *args: str, expect: int = 0, **env: str):
