@@ -6,7 +6,9 @@ import asyncio
 import time
 
 import pytest
+from redis.exceptions import RedisError
 
+from devtools.localstack import free_port
 from projections.keys import MetaKeys
 from runtime import bootstrap
 from runtime.settings import Settings
@@ -96,3 +98,16 @@ async def test_concurrent_requests_on_an_empty_pocket_share_one_lease(clients):
     assert sum(1 for o in outcomes if o is None) == 50
     assert all(isinstance(o, RateLimited) for o in outcomes if o is not None)
     assert limiter.leases <= 3
+
+
+async def test_an_unreachable_redis_fails_the_requests_that_need_a_lease():
+    """The request answers 503 (service.routes turns a RedisError into it); the next one tries again."""
+    redis = bootstrap.pipelined_redis_client(Settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"))
+    limiter = Limiter(redis, MetaKeys(unique("rl")))
+    try:
+        for _ in range(2):
+            with pytest.raises(RedisError):
+                await limiter.admit("basic:till", RateLimit(requestsPerSecond=10, burst=10))
+        assert limiter.leases == 2
+    finally:
+        await redis.aclose()
