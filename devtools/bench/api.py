@@ -357,9 +357,8 @@ async def run_api_bench(
                     rows += await _measure(target, count, connections, duration, rate)
                     if target.baseline:
                         rows.append(await _raw_redis_get(settings, key, count, connections, duration))
-                    if target.endpoint == "userId":  # the same load beside requests waiting on events
+                    if target.endpoint == "userId":  # with a rate limit; then beside requests waiting on events
                         open_rate = rows[-1].rate
-                        rows += await _beside_waiters(target, open_rate, count, connections, duration)
                         limited = dataclasses.replace(
                             target,
                             endpoint="userId-limited",
@@ -367,6 +366,7 @@ async def run_api_bench(
                             port=limited_port,
                         )
                         rows += await _measure(limited, count, connections, duration, open_rate)
+                        rows += await _beside_waiters(target, open_rate, count, connections, duration)
                 if clustered:
                     cluster_port = await start_api(clustered, count, config, env, stack)
                     for target in _targets(bare_port, cluster_port, load)[1:]:
