@@ -106,11 +106,12 @@ def api(
     from runtime.logs import uvicorn_log_config
     from service.loyalty import ConfigError, load_loyalty_config
     from service.protocol import ApiConfig
+    from service.tokens import token_keys
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
     try:
-        load_loyalty_config(settings.loyalty_config)  # refuse a bad file once, before any worker starts
+        token_keys(settings, load_loyalty_config(settings.loyalty_config))  # refused once, before any worker
     except ConfigError as exc:
         typer.echo(f"pointsview: {exc}", err=True)
         raise typer.Exit(2)
@@ -384,15 +385,23 @@ def bench_api(
         help="LOYALTY_CONFIG of the API (default: the package's config/loyalty.yaml).",
     ),
     redis_cluster: bool = REDIS_CLUSTER_OPTION,
+    rate_limit: float = typer.Option(
+        100_000,
+        callback=_positive,
+        help="Requests/s (and burst) of the rate limit of the userId row that has one (set well above the "
+        "throughput: what the limiter costs when not reached).",
+    ),
     as_json: bool = JSON_OPTION,
     report: Path = REPORT_OPTION,
 ) -> None:
     """The API's endpoints' req/s and latency, closed and open loop, next to a bare FastAPI endpoint and raw
-    Redis GETs, same workers, same run."""
+    Redis GETs, same workers, same run; the userId balance again with a rate limit configured, not reached."""
     from devtools.bench.api import run_api_bench, show_api
     from devtools.demo import DEMO_CONFIG
 
-    run = run_api_bench(workers, connections, duration, customers, rate, config or DEMO_CONFIG, redis_cluster)
+    run = run_api_bench(
+        workers, connections, duration, customers, rate, config or DEMO_CONFIG, redis_cluster, rate_limit
+    )
     _bench(run, show_api, as_json, report)
 
 

@@ -134,6 +134,11 @@ class MetaKeys:
         """HASH: position_name -> position, for each partition whose projector paused for it."""
         return f"{self.prefix}:handover:{generation}:paused"
 
+    def rate_limit(self, client_id: str) -> str:
+        """HASH: a client's shared token bucket (tokens left, when last counted, in Redis's clock); one key,
+        one cluster slot (service.limits)."""
+        return f"{self.prefix}:rl:{{{_part(client_id)}}}"
+
     def generation_pattern(self, generation: int) -> str:
         return f"{self.prefix}:{generation}:*"
 

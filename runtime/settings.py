@@ -67,6 +67,22 @@ class Settings(BaseSettings):
     # How a partition's end offset is read: the client's ListOffsets request (Kafka), or the high watermark
     # of a throwaway fetch, for brokers whose ListOffsets answer is wrong (the local Tansu broker).
     kafka_end_offsets: str = Field("list-offsets", pattern="^(list-offsets|fetch)$")
+    # OAuth tokens (service.tokens): HS256 with the secret, or RS256 with the PEM private key in the file
+    # (which wins when both are set). Neither: the API refuses to start if any org lists oauthClients.
+    jwt_secret: SecretStr | None = None
+    jwt_private_key_file: str | None = None
+
+    @field_validator("jwt_secret", "jwt_private_key_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        return None if value == "" else value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError("must be at least 32 bytes (RFC 7518 3.2: an HS256 key as long as its hash)")
+        return value
 
     @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
     @classmethod

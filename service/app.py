@@ -18,28 +18,44 @@ from runtime.settings import Settings
 from service.auth import Authenticator
 from service.endpoints import Endpoints
 from service.errors import INVALID_PARAMETER, ApiError, api_error_handler, error_body, response_of, unavailable_answer
+from service.limits import Limiter
 from service.loyalty import LoyaltyConfig, load_loyalty_config
 from service.metrics import MetricsMiddleware, metrics_response
-from service.models import BalanceResponse, ErrorResponse
+from service.models import BalanceResponse, ErrorResponse, TokenRequest, TokenResponse
 from service.routes import ReadRoute, ReadRoutes, read_routes
+from service.tokens import token_keys
 
-ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 404, 503)}
+ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 404, 429, 503)}
+SECURITY_SCHEMES = {
+    "HTTPBasic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "A client of the org (CONFIG.md); the password as the till sends it",
+    },
+    "BearerToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An access token from POST /v3/oauth/token/generate",
+    },
+    "CapOAuthToken": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-CAP-API-OAUTH-TOKEN",
+        "description": "The same access token in Capillary's header (when non-empty it alone decides)",
+    },
+}
+READ_SECURITY = [{"HTTPBasic": []}, {"BearerToken": []}, {"CapOAuthToken": []}]  # any one of them
 
 
 def json_response(body: dict, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def _with_basic_security(app: FastAPI) -> dict:
+def _with_security(app: FastAPI) -> dict:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        schema.setdefault("components", {})["securitySchemes"] = {
-            "HTTPBasic": {
-                "type": "http",
-                "scheme": "basic",
-                "description": "A client of the org (CONFIG.md); the password as the till sends it",
-            }
-        }
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -87,13 +103,14 @@ def _register(app: FastAPI, routes: ReadRoutes, route: ReadRoute) -> None:
         summary=route.summary,
         response_model=None,
         responses=responses,
-        openapi_extra={"security": [{"HTTPBasic": []}], "parameters": parameters},
+        openapi_extra={"security": READ_SECURITY, "parameters": parameters},
     )
     app.add_api_route(route.path, endpoint, methods=["HEAD"], name=f"{route.name}_head", include_in_schema=False)
 
 
 def create_app(settings: Settings, config: LoyaltyConfig | None = None, read_model: ReadModel | None = None) -> FastAPI:
     config = config or load_loyalty_config(settings.loyalty_config)
+    tokens = token_keys(settings, config)  # ConfigError: oauthClients without a signing key, a bad key file
     read_model = read_model or bootstrap.read_model(settings)
 
     @asynccontextmanager
@@ -111,10 +128,12 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None, read_mod
         description="Capillary-compatible v2 points balance reads from an event-driven read-model.",
     )
     app.state.read_model = read_model
-    app.read_routes = ReadRoutes(read_routes(BalanceResponse), Endpoints(Authenticator(config), read_model))
+    limiter = Limiter(read_model.store.redis, read_model.store.keys.meta)
+    authenticator = Authenticator(config, tokens=tokens, limiter=limiter)
+    app.read_routes = ReadRoutes(read_routes(BalanceResponse), Endpoints(authenticator, read_model))
     for route in app.read_routes.routes:
         _register(app, app.read_routes, route)
-    app.openapi = lambda: _with_basic_security(app)
+    app.openapi = lambda: _with_security(app)
     app.add_middleware(MetricsMiddleware)
     app.add_exception_handler(ApiError, api_error_handler)
 
@@ -134,6 +153,19 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None, read_mod
     @app.exception_handler(RedisError)
     async def _store_down(_request: Request, exc: RedisError) -> Response:
         return response_of(unavailable_answer())
+
+    @app.post(
+        "/v3/oauth/token/generate",
+        tags=["oauth"],
+        summary="An access token for an OAuth client's key and secret (no other auth)",
+        response_model=TokenResponse,
+        responses={status: {"model": ErrorResponse} for status in (400, 401)},
+    )
+    async def generate_token(body: TokenRequest, request: Request) -> Response:
+        address = request.client.host if request.client else ""
+        token, ttl = await authenticator.token(body.key, body.secret, address)
+        data = {"accessToken": token, "expiresIn": ttl, "tokenType": "Bearer"}
+        return json_response({"data": data, "errors": [], "warnings": []})
 
     @app.get("/health/live", tags=["operations"])
     async def live() -> dict:

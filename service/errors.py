@@ -13,6 +13,7 @@ INVALID_USER_ID = 1632
 UNAUTHORIZED = 401
 INVALID_PARAMETER = 400  # programId not configured, bad boolean/integer (README)
 UNAVAILABLE = 503  # the read-model store is unreachable
+RATE_LIMITED = 429  # the client's rate limit (CONFIG.md), with Retry-After
 
 ERRORS: dict[int, tuple[int, str]] = {  # code -> (HTTP status, message)
     CUSTOMER_NOT_FOUND: (404, "Customer not found for the given identifiers"),
@@ -24,14 +25,16 @@ ERRORS: dict[int, tuple[int, str]] = {  # code -> (HTTP status, message)
     UNAUTHORIZED: (401, "Invalid or missing credentials"),
     INVALID_PARAMETER: (400, "Invalid parameter"),
     UNAVAILABLE: (503, "The points read-model is unavailable; retry shortly"),
+    RATE_LIMITED: (429, "Rate limit exceeded; retry after Retry-After seconds"),
 }
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, message: str | None = None):
+    def __init__(self, code: int, message: str | None = None, headers: dict[str, str] | None = None):
         self.code = code
         self.status, default = ERRORS[code]
         self.message = message or default
+        self.headers = headers or {}
 
 
 def error_body(code: int, message: str) -> bytes:
@@ -41,7 +44,7 @@ def error_body(code: int, message: str) -> bytes:
 def error_answer(error: ApiError) -> tuple[int, bytes, dict[str, str]]:
     """(HTTP status, body, headers besides Content-Type) of an error."""
     headers = {"WWW-Authenticate": 'Basic realm="pointsview"'} if error.code == UNAUTHORIZED else {}
-    return error.status, error_body(error.code, error.message), headers
+    return error.status, error_body(error.code, error.message), {**headers, **error.headers}
 
 
 def unavailable_answer() -> tuple[int, bytes, dict[str, str]]:

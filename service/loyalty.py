@@ -4,7 +4,9 @@ Validated at start; a bad file stops the process with its path and the line
 (YAML syntax) or field (content) at fault.
 """
 
+from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -54,16 +56,57 @@ class ProgramConfig(_Strict):
         return sorted(tiers, key=lambda t: t.serial)
 
 
+def _is_a_hash(value: str) -> str:
+    if not value.startswith(HASH_PREFIXES):
+        raise ValueError("must be a bcrypt or argon2 (PHC) hash, never a plain password")
+    return value
+
+
+class RateLimit(_Strict):
+    """A token bucket: `burst` requests at once, refilled at `requestsPerSecond`."""
+
+    requestsPerSecond: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
 class ClientConfig(_Strict):
     username: str = Field(min_length=1)
     passwordHash: str
+    rateLimit: RateLimit | None = None
 
     @field_validator("passwordHash")
     @classmethod
     def _is_a_hash(cls, value: str) -> str:
-        if not value.startswith(HASH_PREFIXES):
-            raise ValueError("must be a bcrypt or argon2 (PHC) hash, never a plain password")
-        return value
+        return _is_a_hash(value)
+
+
+class OAuthClientConfig(_Strict):
+    key: str = Field(min_length=1)
+    secretHash: str
+    tokenTtlSeconds: int = Field(1800, ge=1, le=7 * 24 * 3600)
+    rateLimit: RateLimit | None = None
+
+    @field_validator("secretHash")
+    @classmethod
+    def _is_a_hash(cls, value: str) -> str:
+        return _is_a_hash(value)
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who calls: a Basic username or an OAuth key, its org, and the rate limit that applies to it (its own,
+    else its org's default; None: unlimited)."""
+
+    kind: Literal["basic", "oauth"]
+    name: str
+    org: "OrgConfig" = field(repr=False)
+    secret_hash: str = field(repr=False)
+    rate_limit: RateLimit | None
+    token_ttl_seconds: int = 0
+    id: str = field(init=False)  # `kind:name`, unique in the config (usernames, keys: unique in their kind)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", f"{self.kind}:{self.name}")
 
 
 class OrgConfig(_Strict):
@@ -74,6 +117,8 @@ class OrgConfig(_Strict):
     defaultProgramId: int
     programs: list[ProgramConfig] = Field(min_length=1)
     clients: list[ClientConfig] = []
+    oauthClients: list[OAuthClientConfig] = []
+    rateLimit: RateLimit | None = None  # the default of each of its clients (each has a bucket of its own)
 
     @field_validator("primaryIdentifier")
     @classmethod
@@ -108,14 +153,32 @@ class LoyaltyConfig(_Strict):
         duplicated = {u for u in usernames if usernames.count(u) > 1}
         if duplicated:
             raise ValueError(f"a username belongs to exactly one org: {', '.join(sorted(duplicated))}")
+        keys = [c.key for o in self.orgs for c in o.oauthClients]
+        duplicated = {k for k in keys if keys.count(k) > 1}
+        if duplicated:
+            raise ValueError(f"an OAuth key belongs to exactly one org: {', '.join(sorted(duplicated))}")
         return self
 
-    def client_org(self, username: str) -> tuple[OrgConfig, ClientConfig] | None:
+    @cached_property
+    def _clients(self) -> dict[tuple[str, str], Client]:
+        clients = {}
         for org in self.orgs:
-            for client in org.clients:
-                if client.username == username:
-                    return org, client
-        return None
+            for basic in org.clients:
+                limit = basic.rateLimit or org.rateLimit
+                clients["basic", basic.username] = Client("basic", basic.username, org, basic.passwordHash, limit)
+            for oauth in org.oauthClients:
+                limit = oauth.rateLimit or org.rateLimit
+                clients["oauth", oauth.key] = Client(
+                    "oauth", oauth.key, org, oauth.secretHash, limit, oauth.tokenTtlSeconds
+                )
+        return clients
+
+    def client(self, kind: Literal["basic", "oauth"], name: str) -> Client | None:
+        return self._clients.get((kind, name))
+
+    @property
+    def has_oauth_clients(self) -> bool:
+        return any(org.oauthClients for org in self.orgs)
 
 
 def load_loyalty_config(path: str | Path) -> LoyaltyConfig:

@@ -27,3 +27,22 @@ class BalanceResponse(BaseModel):
 class ErrorResponse(BaseModel):
     errors: list[Warning]
     warnings: list[Warning]
+
+
+class TokenRequest(BaseModel):
+    """An OAuth client's key and secret (CONFIG.md oauthClients); missing counts as empty (401)."""
+
+    key: str = ""
+    secret: str = ""
+
+
+class Token(BaseModel):
+    accessToken: str
+    expiresIn: int
+    tokenType: str
+
+
+class TokenResponse(BaseModel):
+    data: Token
+    errors: list[Warning]
+    warnings: list[Warning]

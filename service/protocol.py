@@ -1,5 +1,6 @@
 """The API's HTTP/1.1 server protocol: uvicorn's httptools protocol with API.md's input bounds.
 
+- A request body over 64 KiB answers 413 (the API reads none but the token request's).
 - A request target (path and query) over 8 KiB answers 414; header fields over 16 KiB in all (each
   counted as `name: value` and its line end) answer 431. The raw bytes of a request head are bounded
   too, so a long header is refused as it arrives rather than buffered whole by the parser.
@@ -24,11 +25,13 @@ from service.errors import error_body
 MAX_TARGET = 8 * 1024
 MAX_FIELDS = 16 * 1024
 MAX_HEAD = MAX_TARGET + MAX_FIELDS + 1024  # the request line's method, version and line ends besides
+MAX_BODY = 64 * 1024  # the only body the API reads is the token request's: a key and a secret
 REQUEST_TIMEOUT = 10.0
 LINGER = 1.0  # after a refusal, unread bytes are read and dropped this long before the connection closes
 MESSAGES = {
     400: "Invalid HTTP request",
     408: "The request was not received in time",
+    413: f"The request body is longer than {MAX_BODY} bytes",
     414: f"The request target is longer than {MAX_TARGET} bytes",
     431: f"The request header fields are longer than {MAX_FIELDS} bytes in all",
 }
@@ -63,6 +66,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.reading_head = True
         self.head_bytes = 0
         self.field_bytes = 0
+        self.body_bytes = 0
         self.refused = False
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
@@ -102,7 +106,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.field_bytes = 0
+        self.field_bytes = self.body_bytes = 0
         if self.deadline is None:
             self._arm()
 
@@ -120,6 +124,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.reading_head = False
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
+        if self.body_bytes > MAX_BODY:
+            raise _Refused(413)
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._disarm()

@@ -22,6 +22,7 @@ from service.integers import INT32, INT64
 from service.metrics import record
 
 _JSON = (b"content-type", b"application/json")
+OAUTH_HEADER = b"x-cap-api-oauth-token"  # Capillary's: an access token in place of Authorization
 Answer = Callable[[Endpoints, str | None, str, dict[str, str], Query], Awaitable[bytes]]
 
 
@@ -157,11 +158,14 @@ def query_of(scope) -> dict[str, str]:
 
 
 def _caller(scope) -> tuple[str | None, str]:
-    """(the Authorization header, the client's address)."""
+    """(the credentials: the Authorization header, or `Bearer <token>` for a non-empty X-CAP-API-OAUTH-TOKEN,
+    which alone then decides; the client's address)."""
     authorization = None
     for name, value in scope["headers"]:
-        if name == b"authorization":
+        if name == b"authorization" and authorization is None:
             authorization = value.decode("latin-1")
+        elif name == OAUTH_HEADER and value.strip():
+            authorization = "Bearer " + value.decode("latin-1").strip()
             break
     client = scope.get("client")
     return authorization, client[0] if client else ""

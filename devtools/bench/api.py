@@ -5,7 +5,8 @@ Projects a synthetic load into Redis (the helpers of `bench projector`), then, f
 serves it with `pointsview api` and serves `bare_app` below with the same uvicorn settings, both as
 subprocesses, and drives each endpoint in turn with devtools.loadgen in a process of its own: closed loop
 (the maximum), then open loop at a fixed rate. Everything started here is stopped on leaving, errors and
-Ctrl-C included.
+Ctrl-C included. The userId balance is also measured on a second API whose clients have a rate limit
+(configured, not reached): what the limiter costs.
 """
 
 import asyncio
@@ -23,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import orjson
+import yaml
 from fastapi import FastAPI
 from fastapi.responses import Response
 
@@ -228,6 +230,21 @@ async def _wait_forever(port: int, path: str, delay_ms: float) -> None:
         writer.close()
 
 
+RATE_LIMIT_DEFAULT = 100_000.0  # requests/s (and burst) of the "limit configured, not reached" row
+
+
+def _rate_limited_config(config: Path, requests_per_second: float, stack: ExitStack) -> Path:
+    """`config` with every org's default rateLimit set (each client then has a bucket of its own)."""
+    document = yaml.safe_load(config.read_text())
+    for org in document["orgs"]:
+        org["rateLimit"] = {"requestsPerSecond": requests_per_second, "burst": max(1, round(requests_per_second))}
+    directory = Path(tempfile.mkdtemp(prefix="pointsview-bench-config-"))
+    stack.callback(shutil.rmtree, directory, ignore_errors=True)
+    path = directory / "loyalty-rate-limited.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
 async def _stored_value(settings: Settings, load: Load) -> tuple[str, int]:
     """A plain string key holding as many bytes as Redis holds for the first customer: what a raw GET reads."""
     redis = bootstrap.redis_client(settings)
@@ -323,9 +340,12 @@ async def run_api_bench(
     rate: float | None = None,
     config: Path = DEMO_CONFIG,
     redis_cluster: bool = False,
+    rate_limit: float = RATE_LIMIT_DEFAULT,
 ) -> dict:
-    """Every target at every worker count; the raw Redis GETs once per worker count, beside them. With
-    `redis_cluster`, the API's endpoints again on a local Redis Cluster holding the same load."""
+    """Every target at every worker count; the raw Redis GETs once per worker count, beside them; the userId
+    balance again on an API whose clients have a rate limit of `rate_limit` requests/s (configured, not
+    reached: what the limiter costs). With `redis_cluster`, the API's endpoints again on a local Redis
+    Cluster holding the same load."""
     rows = []
     with local_servers(redis_cluster) as servers:
         settings = bench_settings(servers)
@@ -348,13 +368,24 @@ async def run_api_bench(
             with ExitStack() as stack:
                 env = _uvicorn_env(count, stack)
                 api_port = await start_api(settings, count, config, env, stack)
+                limited_port = await start_api(
+                    settings, count, _rate_limited_config(config, rate_limit, stack), env, stack
+                )
                 bare_port = await _start_bare(count, env, stack)
                 for target in _targets(bare_port, api_port, load):
                     rows += await _measure(target, count, connections, duration, rate)
                     if target.baseline:
                         rows.append(await _raw_redis_get(settings, key, count, connections, duration))
-                    if target.endpoint == "userId":  # the same load beside requests waiting on events
-                        rows += await _beside_waiters(target, rows[-1].rate, count, connections, duration)
+                    if target.endpoint == "userId":  # with a rate limit; then beside requests waiting on events
+                        open_rate = rows[-1].rate
+                        limited = dataclasses.replace(
+                            target,
+                            endpoint="userId-limited",
+                            label=f"{target.label}, rate limit {rate_limit:,.0f}/s configured, not reached",
+                            port=limited_port,
+                        )
+                        rows += await _measure(limited, count, connections, duration, open_rate)
+                        rows += await _beside_waiters(target, open_rate, count, connections, duration)
                 if clustered:
                     cluster_port = await start_api(clustered, count, config, env, stack)
                     for target in _targets(bare_port, cluster_port, load)[1:]:
@@ -368,6 +399,7 @@ async def run_api_bench(
         "connections": connections,
         "duration": duration,
         "customers": customers,
+        "rate_limit": rate_limit,
         "programs": len(load.programs),
         "events_per_customer": EVENTS_PER_CUSTOMER,
         "redis_value_bytes": size,

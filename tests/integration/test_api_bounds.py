@@ -16,7 +16,7 @@ import pytest
 
 from devtools.demo import AUTH_HEADERS, DEMO_CONFIG
 from devtools.localstack import LocalRedis, free_port
-from service.protocol import MAX_FIELDS, MAX_TARGET
+from service.protocol import MAX_BODY, MAX_FIELDS, MAX_TARGET
 
 pytestmark = pytest.mark.timeout(120)
 REQUEST_TIMEOUT = 2  # the server's, for these tests (its default is 10 s)
@@ -227,3 +227,12 @@ async def test_pipelined_requests_and_request_bodies_are_still_served(server):
         assert statuses == [200, 200, 200, 405, 200]
     finally:
         writer.close()
+
+
+async def test_a_request_body_over_64_kib_is_413(server):
+    token = "/v3/oauth/token/generate"
+    for size, status in ((MAX_BODY, 400), (MAX_BODY + 1, 413)):  # a body the limit allows: a bad token request
+        body = b" " * size
+        head = f"POST {token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n"
+        answered, answer, _ = await server.exchange(head.encode() + body)
+        assert (answered, answer["errors"][0]["code"]) == (status, status)

@@ -9,7 +9,7 @@ from devtools.demo import DEMO_CONFIG
 from devtools.loadgen import Plan, measure_in_subprocess
 from tests.integration.test_bench import assert_mentions, assert_png, bench_json
 
-ENDPOINTS = ["bare", "redis", "userId", "userId-waiting", "lookup", "dual", "details"]
+ENDPOINTS = ["bare", "redis", "userId", "userId-limited", "userId-waiting", "lookup", "dual", "details"]
 SERVED = ["userId", "lookup", "dual", "details"]  # the API's endpoints (also on a cluster)
 pytestmark = pytest.mark.single_redis  # servers of its own (tests/integration/test_bench.py)
 
@@ -46,8 +46,8 @@ def test_bench_api_every_endpoint_closed_and_open_loop_per_worker_count(tmp_path
         opened = {row["endpoint"]: row for row in rows if row["mode"] == "open"}
         assert list(opened) == ENDPOINTS[2:]  # the baselines run closed loop only
         for name, row in opened.items():
-            without_waiters = name.removesuffix("-waiting")  # at the same rate as the row without waiters
-            assert row["rate"] == max(1.0, closed[without_waiters]["rps"] / 2) and row["vs_bare"] is None
+            plain = name.removesuffix("-waiting").removesuffix("-limited")  # at the same rate as the plain row
+            assert row["rate"] == max(1.0, closed[plain]["rps"] / 2) and row["vs_bare"] is None
         for row in rows:
             assert row["rps"] > 0 and row["errors"] == 0, row
             assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["p999_ms"], row
@@ -76,9 +76,14 @@ def test_bench_api_rate_option_sets_the_open_loop_rate():
         "40",
         "--config",
         str(DEMO_CONFIG),
+        "--rate-limit",
+        "5000",
     )
     opened = [row for row in result["results"] if row["mode"] == "open"]
     assert len(opened) == len(ENDPOINTS) - 2 and all(row["rate"] == 40 and row["errors"] == 0 for row in opened)
+    limited = [row for row in result["results"] if row["endpoint"] == "userId-limited"]
+    assert result["rate_limit"] == 5000 and [row["mode"] for row in limited] == ["closed", "open"]
+    assert all(row["label"] == "userId balance, rate limit 5,000/s configured, not reached" for row in limited)
 
 
 async def test_open_loop_holds_its_rate_over_redis_gets(redis, redis_url, keys):

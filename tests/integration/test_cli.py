@@ -52,6 +52,25 @@ def test_the_api_refuses_a_bad_config_file_naming_file_and_field(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_the_api_refuses_oauth_clients_without_a_signing_key(tmp_path):
+    config = tmp_path / "loyalty.yaml"
+    config.write_text(
+        "orgs:\n  - orgId: 1\n    defaultProgramId: 9\n    programs: [{programId: 9}]\n"
+        '    oauthClients: [{key: k, secretHash: "$2b$04$abcdefghijklmnopqrstuuFq1zX6r4X0sWq2Zn1hVZ7m5uS8uQ7W."}]\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POINTSVIEW_JWT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "api"],
+        capture_output=True,
+        text=True,
+        env={**env, "LOYALTY_CONFIG": str(config)},
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "oauthClients" in result.stderr and "POINTSVIEW_JWT_SECRET" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def _pointsview(*args: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "cli", *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=60

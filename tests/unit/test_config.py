@@ -31,7 +31,7 @@ def test_a_valid_file_loads_with_tiers_ordered(tmp_path):
     org = config.orgs[0]
     assert org.primaryIdentifier == "mobile"
     assert [t.name for t in org.programs[0].tiers] == ["Bronze", "Silver"]
-    assert config.client_org("till")[0].orgId == 1
+    assert config.client("basic", "till").org.orgId == 1
 
 
 @pytest.mark.parametrize(
