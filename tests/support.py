@@ -63,11 +63,17 @@ async def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, me
 
 def _print_tasks() -> None:
     """Where every other task of the loop stands (an in-process projector that stalled, say): shown with
-    the failed test's captured output."""
+    the failed test's captured output, each task's whole chain of awaits (print_stack shows one frame)."""
     for task in asyncio.all_tasks():
-        if task is not asyncio.current_task():
-            print(f"--- task {task.get_name()} ({'done' if task.done() else 'pending'})", file=sys.stderr)
-            task.print_stack(limit=12, file=sys.stderr)
+        if task is asyncio.current_task():
+            continue
+        print(f"--- task {task.get_name()} ({'done' if task.done() else 'pending'})", file=sys.stderr)
+        awaited = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                print(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}", file=sys.stderr)
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
 
 
 def reference_fold(stream: list[tuple[str, bytes, bytes]]) -> dict[tuple[int, int], Customer]:

@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from consumers.topics import ensure_topics
+from consumers.verify import differences
 from devtools.produce import produce
 from devtools.synthetic import Load, generate
 from tests.support import read_model, reference_fold, wait_until
@@ -96,7 +97,13 @@ async def _equals_fold(redis, keys, expected, timeout=120):
         except RedisConnectionError:  # the test's own client, while Redis restarts
             return False
 
-    await wait_until(done, timeout=timeout, interval=0.5, message="the read-model to equal the fold")
+    try:
+        await wait_until(done, timeout=timeout, interval=0.5, message="the read-model to equal the fold")
+    except AssertionError:  # what differs, and where the positions stand: the failure's evidence
+        found = await read_model(redis, keys)
+        print("\n".join(differences(found, expected, "read-model", "fold", limit=10)), file=sys.stderr)
+        print(f"positions: {await redis.hgetall(keys.positions())}", file=sys.stderr)
+        raise
 
 
 async def test_sigkilled_projector_loses_nothing_and_counts_nothing_twice(settings, topics, redis, keys):
