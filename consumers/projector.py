@@ -175,6 +175,12 @@ class Projector(ConsumerRebalanceListener):
                 )
             self._seek(tp, found[partition_name(tp)], starts[tp])
 
+    async def _rewind(self) -> None:
+        """Back to the positions Redis holds. Done only once that worked: if Redis is still down, the retry
+        rewinds again (moving on would skip what the failed write held)."""
+        await self._seek_to_stored(list(self.positions))
+        self.rewind = False
+
     def _seek(self, tp: TopicPartition, stored: int | None, start: int) -> None:
         self.positions[tp] = stored
         self.expected[tp] = start if stored is None else stored
@@ -203,8 +209,7 @@ class Projector(ConsumerRebalanceListener):
 
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         if self.rewind:  # what was pending is gone: this batch and what came before it are read again
-            self.rewind = False
-            return await self._seek_to_stored(list(self.positions))
+            return await self._rewind()
         caught_up = sum(len(records) for records in batch.values()) < self.settings.batch_max_records
         batch = {
             tp: kept
@@ -226,8 +231,7 @@ class Projector(ConsumerRebalanceListener):
 
         await self._written()  # the last batch's write went on while this one was parsed
         if self.rewind:  # it failed: this batch, and what was planned before it, come again
-            self.rewind = False
-            return await self._seek_to_stored(list(self.positions))
+            return await self._rewind()
         # Positions are read after the customers, in the same pipeline: if they are
         # intact, the customers were read before any loss, and a loss after that
         # fails the customers' compare-and-set.

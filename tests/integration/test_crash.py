@@ -17,6 +17,7 @@ from consumers.topics import ensure_topics
 from consumers.verify import differences
 from devtools.produce import produce
 from devtools.synthetic import Load, generate
+from projections.store import Store
 from tests.support import read_model, reference_fold, wait_until
 
 pytestmark = pytest.mark.slow
@@ -158,7 +159,8 @@ async def test_two_projectors_sharing_a_group_one_killed_lose_nothing_and_count_
         assert second.wait(timeout=30) == 0
 
 
-async def test_redis_restarted_with_aof_mid_stream(settings, redis, keys, local_redis, start_projector):
+@pytest.mark.parametrize("outage_s", [1, 3])  # 3 s: several retries fail, the replay's own reads among them
+async def test_redis_restarted_with_aof_mid_stream(outage_s, settings, redis, keys, local_redis, start_projector):
     if os.environ.get("REDIS_URL"):
         pytest.skip("needs a Redis server of the test's own to restart")
     stream = _stream(settings)
@@ -171,9 +173,39 @@ async def test_redis_restarted_with_aof_mid_stream(settings, redis, keys, local_
 
     await wait_until(halfway, timeout=60, interval=0.02, message="a third consumed")
     local_redis.kill()  # a crash: with appendfsync everysec the last second may be lost
-    await asyncio.sleep(1)
+    await asyncio.sleep(outage_s)
     local_redis.start()
     await _equals_fold(redis, keys, expected)
+
+
+async def test_a_failed_write_is_replayed_even_when_the_replay_first_fails_too(
+    settings, redis, keys, start_projector, monkeypatch
+):
+    # Redis down for a while: a write fails (what it held is read again from the log), then the replay's
+    # own first read of the positions fails as well; the replay must still happen once Redis answers.
+    faults = {"write": 2, "read_positions": 0}  # the second write fails
+    write, read_positions = Store.write, Store.read_positions
+
+    async def failing_write(self, writes):
+        faults["write"] = max(0, faults["write"] - 1)
+        if faults["write"] == 0 and faults["read_positions"] == 0 and "failed" not in faults:
+            faults["failed"], faults["read_positions"] = 1, 1
+            raise RedisConnectionError("injected: Redis went down during the write")
+        return await write(self, writes)
+
+    async def failing_read_positions(self, positions):
+        if faults["read_positions"]:
+            faults["read_positions"] = 0
+            raise RedisConnectionError("injected: Redis still down")
+        return await read_positions(self, positions)
+
+    monkeypatch.setattr(Store, "write", failing_write)
+    monkeypatch.setattr(Store, "read_positions", failing_read_positions)
+    stream = _stream(settings, customers=500)
+    await start_projector(settings.model_copy(update={"batch_max_records": 300, "write_behind_records": 300}))
+    await produce(settings, stream)
+    await _equals_fold(redis, keys, reference_fold(stream))
+    assert faults == {"write": 0, "read_positions": 0, "failed": 1}, "both faults were injected"
 
 
 @pytest.mark.parametrize("how", ["restart without persistence", "flushall"])
