@@ -432,7 +432,9 @@ class Soak:
             raise SoakError("the API has no worker processes to kill (is it running with --workers 2?)")
         os.kill(before[0], signal.SIGKILL)
         deadline = time.monotonic() + RECOVERY_TIMEOUT_SECONDS
-        while len(set(worker_pids(self.api.popen.pid)) - set(before)) < 1 and time.monotonic() < deadline:
+        while not set(worker_pids(self.api.popen.pid)) - set(before):
+            if time.monotonic() > deadline:
+                raise SoakError(f"the API's supervisor started no new worker within {RECOVERY_TIMEOUT_SECONDS:.0f}s")
             await asyncio.sleep(0.05)
         return f"worker pid {before[0]} SIGKILLed; the supervisor started another"
 
