@@ -1,5 +1,7 @@
 """The soak's schedule, outage windows and verdict (pure)."""
 
+import itertools
+
 from devtools.soak import GRACE_SECONDS, Fault, _overlaps, passed, schedule
 
 
@@ -34,3 +36,20 @@ def test_a_run_passes_only_without_drift_lost_events_failed_reads_outside_outage
     assert not passed(_result(lost_events=3))
     assert not passed(_result(reads={"non2xx_outside_outages": 1}))
     assert not passed(_result(faults=[{"kind": "api", "at_s": 5.0, "recovered_after_s": None}]))
+
+
+def test_drift_counts_each_customer_that_differs_from_the_fold_or_is_missing_once():
+    from consumers.verify import differing_customers
+    from devtools.synthetic import Load, generate, ongoing
+    from projections.fold import fold_log
+
+    load = Load(customers=30, events_per_customer=1)
+    registrations = [value for _, _, value in generate(load)]
+    more = [value for _, _, value in itertools.islice(ongoing(load), 300)]
+    folded = fold_log(registrations + more)
+    stored = fold_log(registrations + more[:-1])  # the last event of one customer not applied
+    missing = dict(folded)
+    gone = missing.pop(next(iter(missing)))
+    assert differing_customers(folded, fold_log(registrations + more)) == []
+    assert differing_customers(folded, stored) == [next(k for k, c in folded.items() if c != stored[k])]
+    assert differing_customers(folded, missing) == [(gone.orgId, gone.customerId)]
