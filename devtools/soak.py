@@ -293,7 +293,9 @@ class Soak:
         self.api.start()
         await wait_ready(self.api.popen, self.api_port, "/health/ready", "the API")
         self.env = env
-        await self._until_applied(await self.producer.settled(self.producer.handed), CATCH_UP_TIMEOUT_SECONDS)
+        registered = await self.producer.settled(self.producer.handed)
+        if not await self._until_applied(registered, CATCH_UP_TIMEOUT_SECONDS):
+            raise SoakError(f"the projectors did not apply the registrations within {CATCH_UP_TIMEOUT_SECONDS:.0f}s")
 
     # --- positions and lag ---
 
