@@ -69,8 +69,10 @@ REDIS_DOWN_SECONDS = 1.0
 GRACE_SECONDS = 2.0
 RECOVERY_TIMEOUT_SECONDS = 180.0
 CATCH_UP_TIMEOUT_SECONDS = 300.0
+LOG_READ_TIMEOUT_SECONDS = 600.0
 PROBES_PER_SECOND = 5
 PROBE_GIVE_UP_SECONDS = 60.0
+LOAD_LINGER_MS = 200
 FETCH_MAX_WAIT_MS = 10  # the local broker holds a fetch for its whole max wait (devtools/bench/freshness.py)
 
 # What this 2-core machine carries with the broker, Redis, the projectors, two API workers and the readers
@@ -118,16 +120,33 @@ def schedule(kinds: tuple[str, ...], duration: float) -> list[tuple[float, str]]
 
 
 class Producer:
-    """An aiokafka producer that counts what it handed over and what the broker acknowledged, and keeps
-    each partition's acknowledged end (the last offset + 1)."""
+    """Two aiokafka producers, counting what they were handed and what the broker acknowledged, and each
+    partition's acknowledged end (the last offset + 1). The load lingers LOAD_LINGER_MS, so that few record
+    batches pile up in a partition (the local broker's fetches slow down with their number: with 50,000
+    single-record batches in a partition a fetch returns next to nothing in 5 s, while the same records in
+    8 KB batches are read at once); the probes go at once (`prompt`), each its own small batch."""
 
     def __init__(self, servers: str):
-        self.producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", enable_idempotence=False, linger_ms=5)
+        def producer(linger_ms: int) -> AIOKafkaProducer:
+            return AIOKafkaProducer(
+                bootstrap_servers=servers, acks="all", enable_idempotence=False, linger_ms=linger_ms
+            )
+
+        self.batched, self.prompt = producer(LOAD_LINGER_MS), producer(0)
         self.handed = self.acked = self.failed = 0
         self.ends: dict[str, int] = {}  # "topic:partition" (the positions' field names) -> end
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
-        future = await self.producer.send(topic, value, key)
+    async def start(self, stack: AsyncExitStack) -> None:
+        for producer in (self.batched, self.prompt):
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+
+    async def flush(self) -> None:
+        await self.batched.flush()
+        await self.prompt.flush()
+
+    async def send(self, topic: str, key: bytes, value: bytes, prompt: bool = False) -> None:
+        future = await (self.prompt if prompt else self.batched).send(topic, value, key)
         self.handed += 1
         future.add_done_callback(self._done)
 
@@ -270,8 +289,7 @@ class Soak:
         self.redis = bootstrap.redis_client(self.settings)
         self.stack.push_async_callback(self.redis.aclose)
         self.producer = Producer(kafka)
-        await self.producer.producer.start()
-        self.stack.push_async_callback(self.producer.producer.stop)
+        await self.producer.start(self.stack)
         self.load = Load(
             customers=options.customers,
             events_per_customer=1,  # their registrations; `ongoing` then draws from them
@@ -359,7 +377,7 @@ class Soak:
         }
         key = f"{self.load.org_id}:{customer}".encode()
         sent = time.monotonic()
-        await self.producer.send(self.load.points_topic, key, orjson.dumps(event))
+        await self.producer.send(self.load.points_topic, key, orjson.dumps(event), prompt=True)
         path = f"/v2/customers/{customer}/points/balance?afterEventId={event_id}&waitMs=5000"
         visible = None
         while time.monotonic() - sent < PROBE_GIVE_UP_SECONDS:
@@ -487,7 +505,7 @@ class Soak:
             await faulting
             reads = await reading
             produced_for = time.monotonic() - self.origin
-            await self.producer.producer.flush()
+            await self.producer.flush()
             ends = await self.producer.settled(self.producer.handed)
             log("catching up ...")
             caught_up = await self._until_applied(ends, CATCH_UP_TIMEOUT_SECONDS)
@@ -501,7 +519,10 @@ class Soak:
         log("verifying: the live generation against a fold of the whole log ...")
         live = await bootstrap.generations(self.settings, self.redis).live() or 1
         stored = await generation_customers(self.redis, bootstrap.keys(self.settings, live))
-        folded = await log_customers(self.settings)
+        try:
+            folded = await asyncio.wait_for(log_customers(self.settings), LOG_READ_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise SoakError(f"could not read the whole log back within {LOG_READ_TIMEOUT_SECONDS:.0f}s to verify")
         drift = differing_customers(stored, folded)
         positions = await self._positions()
         in_log = sum((await log_ends(self.settings, list(_partitions(ends)))).values())
