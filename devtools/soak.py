@@ -258,7 +258,6 @@ class Soak:
     skipped: list[str] = field(default_factory=list)
     lag: list[tuple[float, int | None]] = field(default_factory=list)
     probes: list[tuple[float, float | None]] = field(default_factory=list)  # (sent, visible) since origin
-    killed: int = 0
 
     # --- the stack ---
 
