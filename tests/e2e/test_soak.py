@@ -48,3 +48,9 @@ def test_a_minute_under_every_fault_loses_nothing_and_fails_no_read_outside_the_
     report = (tmp_path / "soak.md").read_text()
     assert_mentions(report, "PASSED", "soak-timeline.png", *injected, f"{result['events_produced']:,}")
     assert_png(tmp_path / "soak-timeline.png")
+
+
+def test_an_unknown_fault_kind_or_a_rate_of_zero_is_one_usage_error_before_anything_starts():
+    for args, says in ((["--faults", "projector,meteor"], "unknown meteor"), (["--reads", "0"], "must be more than 0")):
+        run = subprocess.run([sys.executable, "-m", "cli", "soak", *args], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and says in run.stderr and "Traceback" not in run.stderr, run.stderr
