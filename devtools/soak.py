@@ -352,14 +352,13 @@ class Soak:
         every = max(1, round(rate / PROBES_PER_SECOND))
         events = ongoing(self.load)
         probing: list[asyncio.Task] = []
-        rng_customers = self.load.customers
         for n in range(int(rate * (until - self.origin))):
             if (ahead := self.origin + n / rate - time.monotonic()) > 0:
                 await asyncio.sleep(ahead)
             if n % every:
                 await self.producer.send(*next(events))
             else:
-                customer = self.load.first_customer_id + (n // every * 7919) % rng_customers
+                customer = self.load.first_customer_id + (n // every * 7919) % self.load.customers
                 probing.append(asyncio.create_task(self._probe(customer)))
         await asyncio.gather(*probing)
 
@@ -412,9 +411,9 @@ class Soak:
                 fault.detail = await self._kill_projector(projector_faults)
                 projector_faults += 1
             elif kind == "redis":
-                await self._restart_redis()
+                fault.detail = await self._restart_redis()
             elif kind == "broker":
-                await self._pause_broker()
+                fault.detail = await self._pause_broker()
             elif kind == "api":
                 fault.detail = await self._kill_api_worker()
             else:
@@ -433,17 +432,19 @@ class Soak:
         member.start()
         return f"member {n % len(self.projectors)} (pid {pid}) SIGKILLed, started again"
 
-    async def _restart_redis(self) -> None:
+    async def _restart_redis(self) -> str:
         self.redis_server.kill()
         await asyncio.sleep(REDIS_DOWN_SECONDS)
         await asyncio.to_thread(self.redis_server.start)
+        return f"SIGKILLed, started again {REDIS_DOWN_SECONDS:g} s later on its port and AOF"
 
-    async def _pause_broker(self) -> None:
+    async def _pause_broker(self) -> str:
         self.broker.pause()
         try:
             await asyncio.sleep(BROKER_PAUSE_SECONDS)
         finally:
             self.broker.resume()
+        return f"SIGSTOP, SIGCONT {BROKER_PAUSE_SECONDS:g} s later"
 
     async def _kill_api_worker(self) -> str:
         before = worker_pids(self.api.popen.pid)
