@@ -402,10 +402,10 @@ def _fault_kinds(value: str) -> str:
 def soak(
     duration: float = typer.Option(600.0, callback=_positive, help="Seconds of load (default 10 minutes)."),
     reads: float = typer.Option(
-        1000.0, callback=_positive, help="Reads/s, open loop over 3 endpoints (5,000 does not fit 2 cores)."
+        2000.0, callback=_positive, help="Reads/s, open loop over 3 endpoints (5,000 does not fit 2 cores)."
     ),
     events: float = typer.Option(
-        500.0, callback=_positive, help="Events/s produced (2,000 does not fit 2 cores beside the reads)."
+        1000.0, callback=_positive, help="Events/s produced (2,000 does not fit 2 cores beside the reads)."
     ),
     faults: str = typer.Option(
         "projector,redis,broker,api,rebuild", callback=_fault_kinds, help="Fault kinds to inject, or none."
