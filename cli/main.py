@@ -405,6 +405,94 @@ def bench_api(
     _bench(run, show_api, as_json, report)
 
 
+def _fault_kinds(value: str) -> str:
+    from devtools.soak import FAULT_KINDS
+
+    kinds = [kind for kind in value.split(",") if kind] if value != "none" else []
+    if unknown := sorted(set(kinds) - set(FAULT_KINDS)):
+        raise typer.BadParameter(f"unknown {', '.join(unknown)}; known: {', '.join(FAULT_KINDS)} (or none)")
+    return value
+
+
+@app.command()
+def soak(
+    duration: float = typer.Option(600.0, callback=_positive, help="Seconds of load (default 10 minutes)."),
+    reads: float = typer.Option(
+        2000.0, callback=_positive, help="Reads/s, open loop over 3 endpoints (5,000 does not fit 2 cores)."
+    ),
+    events: float = typer.Option(
+        1000.0, callback=_positive, help="Events/s produced (2,000 does not fit 2 cores beside the reads)."
+    ),
+    faults: str = typer.Option(
+        "projector,redis,broker,api,rebuild", callback=_fault_kinds, help="Fault kinds to inject, or none."
+    ),
+    customers: int = typer.Option(20_000, min=1, help="Customers registered first; events and reads spread over all."),
+    projectors: int = typer.Option(2, min=1, help="`pointsview projector` processes (one consumer group)."),
+    kafka: str = typer.Option(
+        None, envvar="KAFKA_BOOTSTRAP_SERVERS", help="An existing broker (default: a local one; no broker fault)."
+    ),
+    redis: str = typer.Option(
+        None, envvar="REDIS_URL", help="An existing Redis (default: a local one with AOF; no Redis fault)."
+    ),
+    as_json: bool = JSON_OPTION,
+    report: Path = typer.Option(None, "--report", file_okay=False, help="Also write DIR/soak.md and its charts."),
+) -> None:
+    """The whole stack under load while faults are injected, then every customer compared with a fold of the
+    log; exit 0 only with no drift, no lost event and no failed read outside the faults' outage windows."""
+    import json
+
+    from devtools.soak import SoakError, SoakOptions, run_soak
+
+    options = SoakOptions(
+        duration=duration,
+        reads=reads,
+        events=events,
+        faults=tuple(kind for kind in faults.split(",") if kind and faults != "none"),
+        customers=customers,
+        projectors=projectors,
+        kafka=kafka,
+        redis=redis,
+        logs=report / "logs" if report else None,
+    )
+    configure("WARNING")
+    with one_line_errors():
+        try:
+            result = asyncio.run(run_soak(options))
+        except SoakError as exc:
+            typer.echo(f"pointsview: {exc}", err=True)
+            raise typer.Exit(1)
+    if report:
+        from devtools.soak_report import write_report
+
+        typer.echo(f"report: {write_report(report, result)}", err=True)
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in result.items() if k != "timeline"}, indent=2))
+    else:
+        _show_soak(result)
+    raise typer.Exit(0 if result["passed"] else 1)
+
+
+def _show_soak(result: dict) -> None:
+    reads, fresh = result["reads"], result["freshness"]
+    lines = [
+        f"soak {'PASSED' if result['passed'] else 'FAILED'}: {result['duration_s']:g}s, "
+        f"{result['events_produced']:,} events produced, {result['events_applied']:,} applied, "
+        f"drift {result['drift']}, lost {result['lost_events']}",
+        f"reads {reads['total']:,}: non-2xx {reads['non2xx']:,} ({reads['non2xx_outside_outages']} outside outages), "
+        f"p50 {reads['p50_ms']:.2f} ms, p99 {reads['p99_ms']:.2f} ms, p99.9 {reads['p999_ms']:.2f} ms",
+        f"produce-to-visible outside outages: p50 {fresh['p50_ms']:.1f} ms, p99 {fresh['p99_ms']:.1f} ms "
+        f"({fresh['outside_windows']} probes)",
+        *(
+            f"  {f['kind']:<9} at {f['at_s']:7.1f}s, recovered after "
+            + ("-" if f["recovered_after_s"] is None else f"{f['recovered_after_s']:.1f}s")
+            + (f" ({f['detail']})" if f["detail"] else "")
+            for f in result["faults"]
+        ),
+        *(f"  skipped {text}" for text in result["skipped_faults"]),
+    ]
+    typer.echo("\n".join(lines))
+
+
 @app.command()
 def topics() -> None:
     """Create the event and dead-letter topics with POINTSVIEW_TOPIC_PARTITIONS (existing ones are kept)."""

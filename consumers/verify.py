@@ -34,30 +34,42 @@ def differences(left: dict, right: dict, left_name: str, right_name: str, limit:
     """One line per differing customer and part (profiles, balances, tiers)."""
     lines = []
     for key in sorted(left.keys() | right.keys()):
-        a, b = left.get(key), right.get(key)
-        if a is None or b is None:
-            lines.append(f"org {key[0]} customer {key[1]}: only in {left_name if b is None else right_name}")
-            continue
-        da, db = customer_to_dict(a), customer_to_dict(b)
-        parts = (
-            ("p", "profiles"),
-            ("b", "balances"),
-            ("t", "tiers"),
-            ("s", "status"),
-            ("m", "merged into"),
-            ("k", "cards"),
-            ("n", "profile events"),
-        )
-        for part, name in parts:
-            for item in sorted(set(_items(da[part])) | set(_items(db[part]))):
-                va, vb = _items(da[part]).get(item), _items(db[part]).get(item)
-                if va != vb:
-                    lines.append(
-                        f"org {key[0]} customer {key[1]} {name} {item}: "
-                        f"{left_name}={_short(va)} {right_name}={_short(vb)}"
-                    )
+        lines += _customer_differences(key, left.get(key), right.get(key), left_name, right_name)
         if len(lines) >= limit:
             return lines[:limit] + ["... (more differences not shown)"]
+    return lines
+
+
+def differing_customers(left: dict, right: dict) -> list[tuple[int, int]]:
+    """Every customer that differs in any part `differences` compares (or is missing on one side)."""
+    return [
+        key for key in sorted(left.keys() | right.keys()) if _customer_differences(key, left.get(key), right.get(key))
+    ]
+
+
+PARTS = (
+    ("p", "profiles"),
+    ("b", "balances"),
+    ("t", "tiers"),
+    ("s", "status"),
+    ("m", "merged into"),
+    ("k", "cards"),
+    ("n", "profile events"),
+)
+
+
+def _customer_differences(key, a, b, left_name: str = "left", right_name: str = "right") -> list[str]:
+    if a is None or b is None:
+        return [f"org {key[0]} customer {key[1]}: only in {left_name if b is None else right_name}"]
+    lines = []
+    da, db = customer_to_dict(a), customer_to_dict(b)
+    for part, name in PARTS:
+        for item in sorted(set(_items(da[part])) | set(_items(db[part]))):
+            va, vb = _items(da[part]).get(item), _items(db[part]).get(item)
+            if va != vb:
+                lines.append(
+                    f"org {key[0]} customer {key[1]} {name} {item}: {left_name}={_short(va)} {right_name}={_short(vb)}"
+                )
     return lines
 
 

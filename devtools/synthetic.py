@@ -3,9 +3,11 @@
 Pure: returns (topic, key, value) triples; producing them is `devtools.produce`.
 """
 
+import itertools
 import json
 import random
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -178,3 +180,21 @@ def generate(load: Load) -> list[tuple[str, bytes, bytes]]:
             live[pick] = live[-1]  # O(1) removal: a list.remove would make large loads quadratic
             live.pop()
     return stream
+
+
+def ongoing(load: Load) -> Iterator[tuple[str, bytes, bytes]]:
+    """Endless events of the load's customers once registered (`generate` with one event per customer
+    registers them): the same mix as `generate`, each event for a customer drawn at random."""
+    rng = random.Random(load.seed + 1)
+    held: dict[int, dict] = {}
+    at = START + timedelta(days=1)
+    for n in itertools.count():
+        cid = load.first_customer_id + rng.randrange(load.customers)
+        at += timedelta(seconds=1)
+        if rng.random() < 0.05:
+            data = profile(cid, f"9{cid:09d}", f"User{cid}.{n}@Example.com")
+            topic, event = load.customers_topic, _envelope(rng, "customer.updated", load.org_id, cid, at, data)
+        else:
+            event_type, data = _points_event(rng, rng.choice(load.programs), held.setdefault(cid, {}))
+            topic, event = load.points_topic, _envelope(rng, event_type, load.org_id, cid, at, data)
+        yield topic, f"{load.org_id}:{cid}".encode(), json.dumps(event).encode()
