@@ -198,23 +198,29 @@ def measure(plan: Plan) -> Summary:
 
 async def measure_in_subprocess(plan: Plan) -> Summary:
     """`measure` in a process of its own; killed if the caller is cancelled (Ctrl-C) or fails."""
+    return Summary(**await in_subprocess("devtools.loadgen", asdict(plan), "the load generator"))
+
+
+async def in_subprocess(module: str, request: dict, what: str) -> dict:
+    """`python -m module` fed `request` as JSON on stdin, answering JSON on stdout; killed if the caller is
+    cancelled (a terminal's Ctrl-C reaches only us: it runs in a session of its own) or fails."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "devtools.loadgen",
+        module,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         start_new_session=True,
-    )  # a terminal's Ctrl-C reaches only us; we stop it
+    )
     try:
-        out, _ = await process.communicate(json.dumps(asdict(plan)).encode())
+        out, _ = await process.communicate(json.dumps(request).encode())
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
     if process.returncode != 0:
-        raise RuntimeError(f"the load generator exited with code {process.returncode}")
-    return Summary(**json.loads(out))
+        raise RuntimeError(f"{what} exited with code {process.returncode}")
+    return json.loads(out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import uvloop
 
-from devtools.loadgen import read_response, request_bytes
+from devtools.loadgen import in_subprocess, read_response, request_bytes
 
 LOOKUP = "/v2/customers/lookup/points/balance?source=INSTORE&identifierName=mobile&identifierValue="
 DETAILS = "/v2/customers/lookup/customerDetails?source=INSTORE&embed=mlp,points&identifierName=mobile&identifierValue="
@@ -142,23 +142,7 @@ async def run_in_subprocess(plan: ReadPlan) -> dict:
     """`run` in a process of its own (killed if the caller is cancelled)."""
     from dataclasses import asdict
 
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "devtools.soak_reads",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        out, _ = await process.communicate(json.dumps(asdict(plan)).encode())
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    if process.returncode != 0:
-        raise RuntimeError(f"the soak's readers exited with code {process.returncode}")
-    return json.loads(out)
+    return await in_subprocess("devtools.soak_reads", asdict(plan), "the soak's readers")
 
 
 if __name__ == "__main__":

@@ -39,19 +39,6 @@ def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-@pytest.fixture
-def counted(monkeypatch):
-    calls = []
-    real = auth.verify_password
-
-    def counting(password_hash, password):
-        calls.append(password)
-        return real(password_hash, password)
-
-    monkeypatch.setattr(auth, "verify_password", counting)
-    return calls
-
-
 async def test_each_client_gets_its_own_org():
     authenticator = Authenticator(_config())
     assert (await authenticator.org(_basic("till.one", "right"))).orgId == 1

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 
-import service.auth as auth
 from runtime.settings import Settings
 from service.auth import Authenticator
 from service.errors import ApiError
@@ -142,19 +141,6 @@ def test_an_oauth_key_belongs_to_one_org():
 
 
 # --- the Authenticator ---
-
-
-@pytest.fixture
-def counted(monkeypatch):
-    calls = []
-    real = auth.verify_password
-
-    def counting(password_hash, password):
-        calls.append(password)
-        return real(password_hash, password)
-
-    monkeypatch.setattr(auth, "verify_password", counting)
-    return calls
 
 
 def _authenticator(**options) -> Authenticator:
