@@ -13,8 +13,8 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
-	POINTSVIEW_TEST_REDIS=cluster $(BIN)/pytest tests/integration tests/e2e
+	$(BIN)/pytest --durations=15
+	POINTSVIEW_TEST_REDIS=cluster $(BIN)/pytest --durations=15 tests/integration tests/e2e
 
 bench: $(VENV)/.installed
 	$(BIN)/pointsview bench projector

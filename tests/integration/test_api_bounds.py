@@ -18,7 +18,7 @@ from devtools.demo import AUTH_HEADERS, DEMO_CONFIG
 from devtools.localstack import LocalRedis, free_port
 from service.protocol import MAX_BODY, MAX_FIELDS, MAX_TARGET
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.single_redis]  # the HTTP protocol: no store code
 REQUEST_TIMEOUT = 2  # the server's, for these tests (its default is 10 s)
 LOOKUP = "/v2/customers/lookup/points/balance?source=INSTORE&identifierName=mobile&identifierValue=1"
 AUTHORIZATION = AUTH_HEADERS["Authorization"]

@@ -10,6 +10,8 @@ import pytest
 
 from devtools.localstack import free_port
 
+pytestmark = pytest.mark.single_redis  # the commands' arguments, settings and exit codes: no store code
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -1,8 +1,11 @@
 """Both ways of reading a partition's end offset (POINTSVIEW_KAFKA_END_OFFSETS) against the real broker."""
 
+import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from consumers.offsets import end_offsets, read_all, reader
+
+pytestmark = pytest.mark.single_redis  # the broker only
 
 
 async def test_list_offsets_and_fetch_agree_on_records_sent_one_by_one(settings, topics):

@@ -35,6 +35,8 @@ from tests.e2e.helpers import (
 )
 from tests.support import isolated_settings, record, unique, wait_until
 
+pytestmark = pytest.mark.single_redis  # its own TLS server and cluster, in the single-Redis pass
+
 USER = "pointsview-app"
 PASSWORD = "tls-test-" + unique("secret")
 
