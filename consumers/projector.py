@@ -66,6 +66,9 @@ CREDENTIALS_REFUSED = (AuthenticationError, AuthenticationFailedError, SaslAuthe
 REDIS_DOWN = (ConnectionError, TimeoutError, BusyLoadingError, ClusterDownError, TryAgainError, AskError, OSError)
 
 
+CLOSE_TIMEOUT_SECONDS = 10.0
+
+
 class StartupError(RuntimeError):
     """A dependency stayed unreachable for the whole start-up timeout."""
 
@@ -506,5 +509,15 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
         await projector.run()
     finally:
         for close in reversed(started):
-            await close()
+            await _closed(close)
         await redis.aclose()
+
+
+async def _closed(close) -> None:
+    """A Kafka client stopped, within CLOSE_TIMEOUT_SECONDS: a consumer stopping during a rebalance may wait
+    for the broker to end it (up to the rebalance timeout), and a member stopping must not; everything it
+    applied is in Redis already, and the group notices a member gone at its session timeout."""
+    try:
+        await asyncio.wait_for(close(), CLOSE_TIMEOUT_SECONDS)
+    except TimeoutError:
+        log.warning("a Kafka client did not stop in time; leaving it", seconds=CLOSE_TIMEOUT_SECONDS)
