@@ -35,9 +35,9 @@ from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
     ConnectionError,
-    TimeoutError,
     TryAgainError,
 )
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from consumers.deadletters import send_deadletters
 from consumers.metrics import (
@@ -63,7 +63,7 @@ COMMIT_INTERVAL_SECONDS = 1.0
 # Redis cannot answer now: the step is tried again. On a cluster also: no master for a slot yet
 # (CLUSTERDOWN), a slot moving (TRYAGAIN), redirections still changing (a failover in progress).
 CREDENTIALS_REFUSED = (AuthenticationError, AuthenticationFailedError, SaslAuthenticationFailed)
-REDIS_DOWN = (ConnectionError, TimeoutError, BusyLoadingError, ClusterDownError, TryAgainError, AskError, OSError)
+REDIS_DOWN = (ConnectionError, RedisTimeoutError, BusyLoadingError, ClusterDownError, TryAgainError, AskError, OSError)
 
 
 CLOSE_TIMEOUT_SECONDS = 10.0
@@ -417,9 +417,9 @@ class Projector(ConsumerRebalanceListener):
         offsets, self.uncommitted, self.committed_at = self.uncommitted, {}, time.monotonic()
         if not offsets:
             return
-        try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+        try:  # bounded: aiokafka retries a commit while the group has no coordinator, with no end
+            await asyncio.wait_for(self.consumer.commit(offsets), CLOSE_TIMEOUT_SECONDS)
+        except (CommitFailedError, IllegalStateError, KafkaError, TimeoutError) as exc:
             log.info("commit skipped; Redis holds the positions", error=exc.__class__.__name__)
 
     async def _redis_retrying(self, step, *args):
@@ -521,3 +521,8 @@ async def _closed(close) -> None:
         await asyncio.wait_for(close(), CLOSE_TIMEOUT_SECONDS)
     except TimeoutError:
         log.warning("a Kafka client did not stop in time; leaving it", seconds=CLOSE_TIMEOUT_SECONDS)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # this process is being cancelled, not the client's own tasks
+        log.warning("a Kafka client's tasks were cancelled while it stopped")  # aiokafka's fetcher, no broker

@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from consumers.topics import ensure_topics
 from consumers.verify import differences
+from devtools.localstack import LocalBroker
 from devtools.produce import produce
 from devtools.synthetic import Load, generate
 from projections.store import Store
@@ -206,6 +207,22 @@ async def test_a_failed_write_is_replayed_even_when_the_replay_first_fails_too(
     await produce(settings, stream)
     await _equals_fold(redis, keys, reference_fold(stream))
     assert faults == {"write": 0, "read_positions": 0, "failed": 1}, "both faults were injected"
+
+
+async def test_a_projector_stops_on_sigterm_when_its_broker_is_gone(settings, redis, keys):
+    # Kafka commits are for monitoring: a last commit (or a consumer leaving its group) must not hold up a
+    # stop when no broker answers (aiokafka retries a commit with no coordinator without end).
+    broker = LocalBroker().start()
+    try:
+        own = settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap_servers})
+        stream = _stream(own, customers=50)
+        process = _spawn(own)
+        await produce(own, stream)
+        await _equals_fold(redis, keys, reference_fold(stream))
+    finally:
+        broker.stop()
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(process.wait, 60) == 0
 
 
 @pytest.mark.parametrize("how", ["restart without persistence", "flushall"])
