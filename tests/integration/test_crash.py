@@ -209,6 +209,7 @@ async def test_a_failed_write_is_replayed_even_when_the_replay_first_fails_too(
     assert faults == {"write": 0, "read_positions": 0, "failed": 1}, "both faults were injected"
 
 
+@pytest.mark.single_redis  # about Kafka: once is enough
 async def test_a_projector_stops_on_sigterm_when_its_broker_is_gone(settings, redis, keys):
     # Kafka commits are for monitoring: a last commit (or a consumer leaving its group) must not hold up a
     # stop when no broker answers (aiokafka retries a commit with no coordinator without end).
