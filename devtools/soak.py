@@ -50,7 +50,7 @@ from redis.exceptions import RedisError
 from consumers.offsets import log_ends
 from consumers.topics import create_topics
 from consumers.verify import differing_customers, generation_customers, log_customers
-from devtools.bench.common import settings_env, wait_ready
+from devtools.bench.common import run_settings, settings_env, wait_ready
 from devtools.demo import AUTH_HEADERS, DEMO_CONFIG
 from devtools.loadgen import fetch, percentile_ms
 from devtools.localstack import LocalBroker, LocalRedis, free_port
@@ -225,17 +225,11 @@ def worker_pids(supervisor: int) -> list[int]:
 
 
 def soak_settings(kafka: str, redis_url: str, local_broker: bool) -> Settings:
-    run = uuid.uuid4().hex[:8]
-    return Settings(
+    return run_settings(
+        "soak",
         KAFKA_BOOTSTRAP_SERVERS=kafka,
         REDIS_URL=redis_url,
         **(LocalBroker.SETTINGS if local_broker else {}),
-        topics=f"soak-customers-{run},soak-points-{run}",
-        deadletter_topic=f"soak-deadletter-{run}",
-        group_id=f"soak-projector-{run}",
-        key_prefix=f"soak-{run}",
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
 

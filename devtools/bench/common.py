@@ -180,16 +180,20 @@ def on_cluster(settings: Settings, servers: dict[str, str]) -> Settings:
 
 
 def bench_settings(servers: dict[str, str]) -> Settings:
-    """Topics, group and key prefix of this run only: runs against shared servers never mix."""
+    return run_settings("bench", **{name: value for name, value in servers.items() if name != CLUSTER_URL})
+
+
+def run_settings(kind: str, **settings) -> Settings:
+    """Topics, group and key prefix of this run only (`kind`-<run>): runs against shared servers never mix."""
     run = uuid.uuid4().hex[:8]
     return Settings(
-        **{name: value for name, value in servers.items() if name != CLUSTER_URL},
-        topics=f"bench-customers-{run},bench-points-{run}",
-        deadletter_topic=f"bench-deadletter-{run}",
-        group_id=f"bench-projector-{run}",
-        key_prefix=f"bench-{run}",
+        topics=f"{kind}-customers-{run},{kind}-points-{run}",
+        deadletter_topic=f"{kind}-deadletter-{run}",
+        group_id=f"{kind}-projector-{run}",
+        key_prefix=f"{kind}-{run}",
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
+        **settings,
     )
 
 
