@@ -73,7 +73,7 @@ def projector(
     processes: int = typer.Option(1, min=1, help="Consumer-group members, one process each (a core each)."),
 ) -> None:
     """Consume the event topics into the Redis read-model (KAFKA_BOOTSTRAP_SERVERS, REDIS_URL)."""
-    from consumers.projector import run_projector
+    from consumers.projector import run_until_signalled
 
     settings = load_settings()
     configure(settings.log_level, settings.log_format)
@@ -86,7 +86,7 @@ def projector(
 
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
     with one_line_errors():
-        asyncio.run(until_signalled(run_projector, settings))
+        run_until_signalled(settings)
 
 
 @app.command()

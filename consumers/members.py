@@ -7,7 +7,6 @@ exact. SIGTERM or SIGINT to the command stops every member after its batch in fl
 with the first non-zero exit code of its members.
 """
 
-import asyncio
 import multiprocessing
 import signal
 
@@ -52,7 +51,7 @@ def stop_before_the_loop() -> None:
 
 def _member(fields: dict, index: int) -> None:
     stop_before_the_loop()
-    from consumers.projector import run_projector
+    from consumers.projector import run_until_signalled
 
     settings = Settings.model_validate(fields)
     configure(settings.log_level, settings.log_format)
@@ -60,12 +59,4 @@ def _member(fields: dict, index: int) -> None:
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port + index, addr=settings.metrics_host)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_projector(settings, stop)
-
-    asyncio.run(main())
+    run_until_signalled(settings)

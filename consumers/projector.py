@@ -10,6 +10,10 @@ holds, from the start of the log at worst.
 
 import asyncio
 import itertools
+import os
+import signal
+import sys
+import threading
 import time
 from collections import defaultdict
 
@@ -55,6 +59,7 @@ from projections.keys import position_name
 from projections.plan import Record, plan_customer, stored_after
 from projections.store import CustomerId, Store, decode_value, encode_value, marks_of
 from runtime import bootstrap
+from runtime.logs import await_chain
 from runtime.settings import Settings
 from runtime.transport import kafka_options, masked_url
 
@@ -66,7 +71,11 @@ CREDENTIALS_REFUSED = (AuthenticationError, AuthenticationFailedError, SaslAuthe
 REDIS_DOWN = (ConnectionError, RedisTimeoutError, BusyLoadingError, ClusterDownError, TryAgainError, AskError, OSError)
 
 
+# A stop is bounded whatever the group or the broker do: the last Kafka commit (monitoring only: Redis holds the
+# positions), then every client's stop together.
+COMMIT_TIMEOUT_SECONDS = 5.0
 CLOSE_TIMEOUT_SECONDS = 10.0
+STOP_GRACE_SECONDS = 20.0  # then the process exits anyway
 
 
 class StartupError(RuntimeError):
@@ -194,21 +203,37 @@ class Projector(ConsumerRebalanceListener):
     async def run(self, until=None) -> None:
         """Runs until stopped (or until `until()` says the work is done)."""
         last_report = time.monotonic()
-        while not self.stop.is_set() and not (until and until()):
-            if self.fatal:
-                raise self.fatal
-            batch = await self.consumer.getmany(
-                timeout_ms=self.settings.batch_timeout_ms, max_records=self.settings.batch_max_records
-            )
-            async with self.lock:
-                await self._redis_retrying(self._process, batch)
-            if time.monotonic() - last_report >= self.settings.progress_interval_seconds:
-                self._report()
-                last_report = time.monotonic()
+        stopped = asyncio.ensure_future(self.stop.wait())
+        try:
+            while not self.stop.is_set() and not (until and until()):
+                if self.fatal:
+                    raise self.fatal
+                batch = await self._next_batch(stopped)
+                if batch is None:
+                    break
+                async with self.lock:
+                    await self._redis_retrying(self._process, batch)
+                if time.monotonic() - last_report >= self.settings.progress_interval_seconds:
+                    self._report()
+                    last_report = time.monotonic()
+        finally:
+            stopped.cancel()
         async with self.lock:
             await self._flush_if_reachable()
             await self._commit()
         self._report()
+
+    async def _next_batch(self, stopped: asyncio.Future) -> dict[TopicPartition, list[ConsumerRecord]] | None:
+        """The next batch, or None once stopped. While the group rebalances, aiokafka's getmany waits for the
+        new assignment with no bound (as long as the slowest member takes to rejoin): a stop does not wait
+        for the group. Records not returned are fetched again by whoever owns their partition next."""
+        limits = {"timeout_ms": self.settings.batch_timeout_ms, "max_records": self.settings.batch_max_records}
+        fetching = asyncio.ensure_future(self.consumer.getmany(**limits))
+        await asyncio.wait((fetching, stopped), return_when=asyncio.FIRST_COMPLETED)
+        if fetching.done():
+            return fetching.result()
+        fetching.cancel()
+        return None
 
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         if self.rewind:  # what was pending is gone: this batch and what came before it are read again
@@ -418,7 +443,7 @@ class Projector(ConsumerRebalanceListener):
         if not offsets:
             return
         try:  # bounded: aiokafka retries a commit while the group has no coordinator, with no end
-            await asyncio.wait_for(self.consumer.commit(offsets), CLOSE_TIMEOUT_SECONDS)
+            await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
         except (CommitFailedError, IllegalStateError, KafkaError, TimeoutError) as exc:
             log.info("commit skipped; Redis holds the positions", error=exc.__class__.__name__)
 
@@ -461,6 +486,37 @@ async def _start_with_deadline(what: str, start, timeout: float) -> None:
             if time.monotonic() > deadline:
                 raise StartupError(f"{what} unreachable for {timeout:.0f}s: {exc}") from None
             await asyncio.sleep(0.5)
+
+
+def run_until_signalled(settings: Settings) -> None:
+    """The projector as a process: SIGTERM or SIGINT stops it after the batch in flight. A stop ends in bounded
+    time whatever the broker, the group or Redis do: STOP_GRACE_SECONDS after the signal the process exits
+    anyway (status 0), logging what still waited. Nothing is lost that way either: Redis holds what was applied
+    and the positions past it, as after a crash."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def stopping() -> None:
+            if not stop.is_set():
+                stop.set()
+                watchdog = threading.Timer(STOP_GRACE_SECONDS, _exit_now, (loop,))  # a thread: fires if the loop hangs
+                watchdog.daemon = True  # a process that stopped in time does not wait for it
+                watchdog.start()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping)
+        await run_projector(settings, stop)
+
+    asyncio.run(main())
+
+
+def _exit_now(loop: asyncio.AbstractEventLoop) -> None:
+    waiting = [await_chain(task) for task in asyncio.all_tasks(loop) if not task.done()]  # best effort: a thread
+    log.error("the stop took too long: exiting", seconds=STOP_GRACE_SECONDS, waiting=waiting)
+    sys.stderr.flush()
+    os._exit(0)
 
 
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
@@ -508,17 +564,18 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
         )
         await projector.run()
     finally:
+        deadline = time.monotonic() + CLOSE_TIMEOUT_SECONDS
         for close in reversed(started):
-            await _closed(close)
+            await _closed(close, deadline)
         await redis.aclose()
 
 
-async def _closed(close) -> None:
-    """A Kafka client stopped, within CLOSE_TIMEOUT_SECONDS: a consumer stopping during a rebalance may wait
-    for the broker to end it (up to the rebalance timeout), and a member stopping must not; everything it
+async def _closed(close, deadline: float) -> None:
+    """A Kafka client stopped by the deadline (a second at least): a consumer stopping during a rebalance may
+    wait for the broker to end it (up to the rebalance timeout), and a member stopping must not; everything it
     applied is in Redis already, and the group notices a member gone at its session timeout."""
     try:
-        await asyncio.wait_for(close(), CLOSE_TIMEOUT_SECONDS)
+        await asyncio.wait_for(close(), max(1.0, deadline - time.monotonic()))
     except TimeoutError:
         log.warning("a Kafka client did not stop in time; leaving it", seconds=CLOSE_TIMEOUT_SECONDS)
     except asyncio.CancelledError:

@@ -122,3 +122,16 @@ def uvicorn_log_config(level: str, log_format: str) -> dict:
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {"aiokafka": {"level": "WARNING"}},
     }
+
+
+def await_chain(task) -> list[str]:
+    """Where an asyncio task stands: each coroutine of its chain of awaits ("file:line function"), outermost
+    first (a task's own stack shows one frame)."""
+    chain = []
+    awaited = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return chain

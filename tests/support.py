@@ -13,6 +13,7 @@ from consumers.verify import generation_customers
 from projections.fold import fold_log
 from projections.keys import Keys
 from projections.state import Customer
+from runtime.logs import await_chain
 from runtime.settings import Settings
 
 # POINTSVIEW_TEST_REDIS=cluster: the integration and end-to-end suites run on a local three-master Redis
@@ -68,12 +69,8 @@ def _print_tasks() -> None:
         if task is asyncio.current_task():
             continue
         print(f"--- task {task.get_name()} ({'done' if task.done() else 'pending'})", file=sys.stderr)
-        awaited = task.get_coro()
-        while awaited is not None:
-            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
-            if frame is not None:
-                print(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}", file=sys.stderr)
-            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        for step in await_chain(task):
+            print(f"    {step}", file=sys.stderr)
 
 
 def reference_fold(stream: list[tuple[str, bytes, bytes]]) -> dict[tuple[int, int], Customer]:
