@@ -56,7 +56,7 @@ from consumers.topics import ensure_topics
 from projections.events import InvalidEvent, parse_event
 from projections.generations import Control
 from projections.keys import position_name
-from projections.plan import Record, plan_customer, stored_after
+from projections.plan import Record, Stored, plan_customer, stored_after
 from projections.store import CustomerId, Store, decode_value, encode_value, marks_of
 from runtime import bootstrap
 from runtime.logs import await_chain
@@ -274,12 +274,11 @@ class Projector(ConsumerRebalanceListener):
         window_ms = self.store.dedup_window_ms
         for cid, records in by_customer.items():
             value = stored[cid]
-            before = decode_value(value)
+            before = value if type(value) is Stored else decode_value(value)
             write = plan_customer(before.customer, before.watermarks, before.seen, records)
             if write.watermarks:
-                stored[cid] = encode_value(stored_after(before, write, now_ms, window_ms))
-                self._hold(cid, marks_of(value), stored[cid], write)
-        self._remember(stored)
+                self._hold(cid, value, stored_after(before, write, now_ms, window_ms), write)
+        self._remember({cid: value for cid, value in stored.items() if cid not in self.pending})
         if rejected:
             if self.producer:
                 await send_deadletters(self.producer, self.settings.deadletter_topic, rejected)
@@ -292,21 +291,22 @@ class Projector(ConsumerRebalanceListener):
         if caught_up or full:
             await self._flush(wait=False)
 
-    def _held_value(self, cid: CustomerId) -> bytes | None:
-        """What this projector last planned for the customer: pending (not written yet), or cached."""
-        if cid in self.pending:
-            self.cache.pop(cid, None)
-            return self.pending[cid][1]
-        return self.cache.pop(cid, None)
+    def _held_value(self, cid: CustomerId) -> Stored | bytes | None:
+        """What this projector last planned for the customer: pending (not written yet, decoded), or cached
+        (encoded, as written)."""
+        held = self.pending.get(cid)
+        return self.cache.pop(cid, None) if held is None else held[1]
 
-    def _hold(self, cid: CustomerId, expected: bytes, value: bytes, write) -> None:
-        """Adds a customer's write to the pending ones (its newest value; the watermarks Redis holds)."""
+    def _hold(self, cid: CustomerId, before: Stored | bytes, after: Stored, write) -> None:
+        """Adds a customer's write to the pending ones: its newest state, kept decoded until the write (a
+        customer seen again in the span is neither decoded nor encoded again), and the watermarks Redis holds,
+        which the value it started from (`before`, encoded) begins with."""
         held = self.pending.get(cid)
         if held is None:
             write.customer = None  # the value holds the state
-            self.pending[cid] = [expected, value, write]
+            self.pending[cid] = [marks_of(before), after, write]
         else:
-            held[1] = value
+            held[1] = after
             held[2].absorb(write)
 
     async def _flush(self, wait: bool = True) -> None:
@@ -315,7 +315,12 @@ class Projector(ConsumerRebalanceListener):
         await self._written()
         if not self.pending_offsets:
             return
-        writes, offsets, records = list(self.pending.values()), self.pending_offsets, self.pending_records
+        writes, encoded = [], {}
+        for cid, (expected, after, write) in self.pending.items():
+            encoded[cid] = encode_value(after)
+            writes.append((expected, encoded[cid], write))
+        self._remember(encoded)  # what Redis holds once the write lands (a failed write clears the cache)
+        offsets, records = self.pending_offsets, self.pending_records
         self.pending, self.pending_offsets, self.pending_records = {}, {}, 0
         self.writing = asyncio.ensure_future(self._write(writes, offsets, records))
         if wait:

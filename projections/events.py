@@ -52,16 +52,27 @@ def _timestamp(v: object) -> str:
     return _utc_timestamp(v)
 
 
-@lru_cache(maxsize=8192)  # events arrive many to a second, and expiry dates repeat: most are checked once
 def _utc_timestamp(v: str) -> str:
-    canonical = _CANONICAL_UTC.fullmatch(v)  # the common case: kept as it is
-    if not canonical and not _RFC3339.fullmatch(v):
+    # The common case, canonical UTC to the second (kept as it is), checked without parsing: a few days
+    # recur (cached), the time of day is a range check; anything else goes through fromisoformat.
+    if _CANONICAL_UTC.fullmatch(v) and _valid_day(v[:10]) and v[11:13] < "24" and v[14:16] < "60" and v[17:19] < "60":
+        return v
+    if not _RFC3339.fullmatch(v):
         raise ValueError(f"{v!r} is not an RFC 3339 timestamp with an offset")
     try:
         parsed = datetime.fromisoformat(v.upper())
     except ValueError:
         raise ValueError(f"{v!r} is not a valid date and time") from None
-    return v if canonical else _utc_iso(parsed)
+    return _utc_iso(parsed)
+
+
+@lru_cache(maxsize=4096)
+def _valid_day(day: str) -> bool:
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        return False
+    return True
 
 
 def _expiry(v: object) -> str:
