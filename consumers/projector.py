@@ -9,6 +9,7 @@ holds, from the start of the log at worst.
 """
 
 import asyncio
+import gc
 import itertools
 import os
 import signal
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 
 import structlog
 from aiokafka import (
@@ -76,6 +78,21 @@ REDIS_DOWN = (ConnectionError, RedisTimeoutError, BusyLoadingError, ClusterDownE
 COMMIT_TIMEOUT_SECONDS = 5.0
 CLOSE_TIMEOUT_SECONDS = 10.0
 STOP_GRACE_SECONDS = 20.0  # then the process exits anyway
+
+
+@contextmanager
+def _fewer_collections():
+    """The projector allocates a few objects per event and keeps the write-behind span's customers alive,
+    decoded, until their write: at the default thresholds the cycle collector runs every 700 allocations and
+    its older passes walk every pending customer again (measured: 10,455 events/s at 1,000,000 events and
+    50,000 customers; 16,605 with these; 16,428 with no collection at all). Cycles are still collected, in
+    rarer passes."""
+    previous = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
 
 
 class StartupError(RuntimeError):
@@ -202,6 +219,10 @@ class Projector(ConsumerRebalanceListener):
 
     async def run(self, until=None) -> None:
         """Runs until stopped (or until `until()` says the work is done)."""
+        with _fewer_collections():
+            await self._run(until)
+
+    async def _run(self, until) -> None:
         last_report = time.monotonic()
         stopped = asyncio.ensure_future(self.stop.wait())
         try:

@@ -1,6 +1,7 @@
 """A stop ends in bounded time, whatever the group or the broker do."""
 
 import asyncio
+import gc
 import signal
 import subprocess
 import sys
@@ -26,11 +27,14 @@ async def test_a_stop_does_not_wait_for_the_group_to_settle():
     stop = asyncio.Event()
     consumer = _Rebalancing()
     projector = Projector(Settings(), consumer, None, None, stop)  # nothing to flush, commit or report
+    thresholds = gc.get_threshold()
     running = asyncio.create_task(projector.run())
     await asyncio.sleep(0.1)
     assert consumer.fetches == 1 and not running.done()
+    assert gc.get_threshold()[0] > thresholds[0]  # rarer collections while it runs ...
     stop.set()
     await asyncio.wait_for(running, 2)
+    assert gc.get_threshold() == thresholds  # ... and the host process's own after it
 
 
 def test_a_process_whose_stop_hangs_exits_after_the_grace_period_saying_what_waited():
