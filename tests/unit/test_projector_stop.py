@@ -8,7 +8,7 @@ import sys
 import textwrap
 import time
 
-from consumers.projector import Projector
+from consumers.projector import RARER_COLLECTIONS, Projector
 from runtime.settings import Settings
 
 
@@ -31,7 +31,7 @@ async def test_a_stop_does_not_wait_for_the_group_to_settle():
     running = asyncio.create_task(projector.run())
     await asyncio.sleep(0.1)
     assert consumer.fetches == 1 and not running.done()
-    assert gc.get_threshold()[0] > thresholds[0]  # rarer collections while it runs ...
+    assert gc.get_threshold() == RARER_COLLECTIONS  # while it runs ...
     stop.set()
     await asyncio.wait_for(running, 2)
     assert gc.get_threshold() == thresholds  # ... and the host process's own after it
@@ -69,3 +69,18 @@ def test_a_process_whose_stop_hangs_exits_after_the_grace_period_saying_what_wai
     finally:
         process.kill()
         process.communicate()
+
+
+async def test_projectors_overlapping_in_one_process_leave_its_thresholds_as_they_were():
+    thresholds = gc.get_threshold()
+    stops = [asyncio.Event(), asyncio.Event()]
+    first, second = (
+        asyncio.create_task(Projector(Settings(), _Rebalancing(), None, None, stop).run()) for stop in stops
+    )
+    await asyncio.sleep(0.1)
+    stops[0].set()  # the first to start ends first: the second still runs with rarer collections
+    await asyncio.wait_for(first, 2)
+    assert gc.get_threshold() == RARER_COLLECTIONS
+    stops[1].set()
+    await asyncio.wait_for(second, 2)
+    assert gc.get_threshold() == thresholds
