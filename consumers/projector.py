@@ -78,6 +78,9 @@ REDIS_DOWN = (ConnectionError, RedisTimeoutError, BusyLoadingError, ClusterDownE
 COMMIT_TIMEOUT_SECONDS = 5.0
 CLOSE_TIMEOUT_SECONDS = 10.0
 STOP_GRACE_SECONDS = 20.0  # then the process exits anyway
+RARER_COLLECTIONS = (100_000, 50, 100)  # gc thresholds while a projector runs (_fewer_collections)
+_collecting_rarely = 0  # projectors running in this process
+_thresholds_before = gc.get_threshold()
 
 
 @contextmanager
@@ -98,11 +101,6 @@ def _fewer_collections():
         _collecting_rarely -= 1
         if not _collecting_rarely:
             gc.set_threshold(*_thresholds_before)
-
-
-RARER_COLLECTIONS = (100_000, 50, 100)
-_collecting_rarely = 0  # projectors running in this process
-_thresholds_before = gc.get_threshold()
 
 
 class StartupError(RuntimeError):
