@@ -74,8 +74,9 @@ class Endpoints:
         balance.check_entity_type(query.get("entityType"))
         lookup = _lookup(org, query)
         program_ids = balance.programs(org, query.get("programId"), query.get("fetchDataForAllPrograms"))
+        after = after_event(query)  # a parameter (400) before the account (8015): API.md's order of checks
         balance.account_scope(lookup)
-        found = await self._resolved(org, lookup, after_event(query))
+        found = await self._resolved(org, lookup, after)
         body = balance.balance_body(found.customer_id, found.customer, program_ids)
         body["warnings"] += found.warnings
         return orjson.dumps(body)
@@ -86,8 +87,9 @@ class Endpoints:
         wanted = details.embeds(query.get("embed"))
         details.gap_days("gapToUpgrade", query.get("gapToUpgrade"), wanted)
         details.gap_days("gapToRenew", query.get("gapToRenew"), wanted)
+        after = after_event(query)
         balance.account_scope(lookup)
-        found = await self._resolved(org, lookup, after_event(query))
+        found = await self._resolved(org, lookup, after)
         body = details.details_body(found.customer, org, wanted)
         body["warnings"] += found.warnings
         return orjson.dumps(body)

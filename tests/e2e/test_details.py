@@ -398,6 +398,8 @@ async def test_sources_and_the_primary_identifier(details):
         ({"identifierValue": ""}, 11013, 400),
         ({"identifierName": "email", "identifierValue": "tom@example.com"}, 8015, 404),  # no primary identifier
         ({"identifierValue": "0000"}, 8015, 404),
+        ({"source": "WECHAT", "waitMs": "abc"}, 400, 400),  # a parameter before the accountId
+        ({"identifierName": "email", "identifierValue": "tom@example.com", "waitMs": "-1"}, 400, 400),
     ],
 )
 async def test_errors_as_in_the_balance_endpoints(details, params, code, status):

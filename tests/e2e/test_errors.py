@@ -238,6 +238,18 @@ LOOKUP_TABLE = [
         400,
         400,
     ),
+    (
+        "waitMs before accountId",
+        {"source": "MARTJACK", "identifierName": "mobile", "identifierValue": "1", "waitMs": "abc"},
+        400,
+        400,
+    ),
+    (
+        "waitMs before resolution (dual eligibility without the primary)",
+        {"source": "INSTORE", "identifierName": "email", "identifierValue": "x@example.com", "waitMs": "9999"},
+        400,
+        400,
+    ),
     ("other org's programId", {**GOOD_LOOKUP, "programId": str(B_DEFAULT)}, 400, 400),
     ("programId of 5000 digits", {**GOOD_LOOKUP, "programId": "9" * 5000}, 400, 400),
     ("programId above int32", {**GOOD_LOOKUP, "programId": str(2**31)}, 400, 400),
