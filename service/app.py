@@ -101,6 +101,7 @@ def _register(app: FastAPI, routes: ReadRoutes, route: ReadRoute) -> None:
         name=route.name,
         tags=[route.tag],
         summary=route.summary,
+        description=route.description,
         response_model=None,
         responses=responses,
         openapi_extra={"security": READ_SECURITY, "parameters": parameters},

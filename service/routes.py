@@ -44,6 +44,7 @@ class ReadRoute:
     parameters: tuple[Parameter, ...]
     answer: Answer  # (endpoints, Authorization header, client address, path parameters, query) -> body
     response_model: type | None = None
+    description: str = ""
 
     def match(self, path: str) -> dict[str, str] | None:
         head, brace, rest = self.path.partition("{")
@@ -79,7 +80,10 @@ PROGRAMS = (
 DETAILS = (
     Parameter(
         "embed",
-        "comma-separated: points, mlp, expirySchedules, expiredPoints, alternateCurrencies, ignoreCardDetails, ...",
+        "comma-separated, any case: points, mlp, expirySchedules, expiredPoints, alternateCurrencies, "
+        "customerStatus (the customerStatus section: label, reason, since; ACTIVE without a status event), "
+        "ignoreCardDetails, cardLoyaltyDetails (accepted; cardDetails already carries the cards); subscriptions, "
+        "promotionalPoints, segments, userGroup, customerImage, fleetParentDetails are accepted with warning 1002",
         {"type": "string"},
     ),
     Parameter("gapToUpgrade", "days ahead, with embed=mlp", {"type": "integer", "minimum": 0, "maximum": INT32}),
@@ -98,6 +102,18 @@ AFTER = (
         {"type": "integer", "minimum": 0, "maximum": WAIT_MS_MAX, "default": WAIT_MS_DEFAULT},
     ),
     Parameter("X-PV-After-Event-Id", "afterEventId as a header", {"type": "string"}, where="header"),
+)
+WARNINGS = (
+    "Warnings (`warnings[]`, the answer is still 200): **91009** the customer asked for was merged: the answer "
+    "is its survivor's (followed up to 5 hops; a loop, a 6th hop or a survivor the org lacks is 8015); "
+    "**90001** afterEventId was not applied within waitMs: the answer may be stale."
+)
+CARDS = (
+    " `cardDetails[]`: the customer's cards from card.issued/card.updated events (cardNumber, seriesId, seriesCode, "
+    "type, statusInfo {label, status, isActive, reason, createdOn}, customFields, createdOn, expiryDate; DELETED "
+    "cards left out), then cardnumber "
+    "identifiers of its profiles not issued as cards; a profile's cardnumber identifier carries the card's "
+    "seriesId and statusLabel. A card number resolves on any source and account of the org."
 )
 USER_ID = Parameter(
     "userId", "the customer's userId", {"type": "integer", "minimum": 1, "maximum": INT64}, True, "path"
@@ -127,6 +143,7 @@ def read_routes(balance_model: type) -> tuple[ReadRoute, ...]:
             (*LOOKUP, *PROGRAMS, *AFTER),
             _lookup_balance,
             balance_model,
+            WARNINGS,
         ),
         ReadRoute(
             "/v2/customers/lookup/customerDetails",
@@ -135,6 +152,7 @@ def read_routes(balance_model: type) -> tuple[ReadRoute, ...]:
             "The customer an identifier resolves to (seeds 002/003)",
             (*LOOKUP, *DETAILS, *AFTER),
             _customer_details,
+            description=WARNINGS + CARDS,
         ),
         ReadRoute(
             "/v2/customers/{userId}/points/balance",
@@ -144,6 +162,7 @@ def read_routes(balance_model: type) -> tuple[ReadRoute, ...]:
             (USER_ID, *PROGRAMS, *AFTER),
             _user_balance,
             balance_model,
+            WARNINGS,
         ),
     )
 

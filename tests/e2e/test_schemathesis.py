@@ -134,3 +134,13 @@ def test_the_document_shows_parameter_types_what_is_required_and_400_for_invalid
             "responses"
         ]
     assert "head" not in document["paths"]["/v2/customers/{userId}/points/balance"]
+
+
+def test_the_document_names_the_round_2_warnings_sections_and_embeds():
+    paths = _openapi()["paths"]
+    reads = [paths[p]["get"] for p in paths if p.startswith("/v2/")]
+    assert len(reads) == 3 and all("91009" in read["description"] and "90001" in read["description"] for read in reads)
+    details = paths["/v2/customers/lookup/customerDetails"]["get"]
+    assert "cardDetails" in details["description"] and "seriesId" in details["description"]
+    embed = next(p for p in details["parameters"] if p["name"] == "embed")["description"]
+    assert "customerStatus" in embed and "cardLoyaltyDetails" in embed
