@@ -5,12 +5,17 @@ The bucket lives in Redis (one hash per client: one cluster slot) and LEASE_SCRI
 it refills the bucket at `requestsPerSecond` up to `burst` by Redis's clock, hands out up to the tokens asked
 for, and says how long until the next one. A process leases a few tokens at a time (about LEASE_SECONDS of
 the client's rate, plus every request waiting) and spends them locally: a request that finds one costs a
-decrement, no Redis round trip. When its lease runs low it asks for the next in the background; when it has
-none, the requests that find it empty wait together on one lease. A bucket found empty answers 429 locally
-until its next token is due (at least a short pause, so that a saturated client costs one lease per pause,
-not one per request). Every admitted request spent a token taken from the shared bucket, so the total over
-any window is at most burst + rate x seconds plus the tokens the processes held when it began (at most
-LEASE_SECONDS of the rate each; a lease unspent for POCKET_SECONDS is dropped).
+decrement, no Redis round trip. When its lease runs low it asks for the next in the background. When it has
+none but the shared bucket had tokens at its last lease (refilled since at the client's rate), one request is
+admitted on credit and the next lease, started at once in the background, pays it back first: a client that
+sends now and then (its leased tokens dropped after POCKET_SECONDS) or at a rate whose lease is one token
+never waits for Redis. Otherwise the requests that find the pocket empty wait together on one lease (a
+client's first request in a process, or a bucket that was nearly empty). A bucket found empty answers 429
+locally until its next token is due (at least a short pause, so that a saturated client costs one lease per
+pause, not one per request). Every admitted request spent a token of the shared bucket or is a process's one
+request on credit, so the total over any window is at most burst + rate x seconds plus, per process, the
+tokens it held when the window began (at most LEASE_SECONDS of the rate; a lease unspent for POCKET_SECONDS
+is dropped) and one request.
 """
 
 import asyncio
@@ -26,7 +31,8 @@ from service.loyalty import RateLimit
 LEASE_SECONDS = 0.02  # a lease: about this long of the client's rate
 POCKET_SECONDS = 1.0  # leased tokens unspent for this long are dropped (an idle client returns to its burst)
 
-# KEYS[1]: the bucket; ARGV: requestsPerSecond, burst, tokens wanted. Returns {granted, ms until the next token}.
+# KEYS[1]: the bucket; ARGV: requestsPerSecond, burst, tokens wanted.
+# Returns {granted, ms until the next token, whole tokens left}.
 LEASE_SCRIPT = """
 local rate, burst, wanted = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local clock = redis.call('TIME')
@@ -42,10 +48,11 @@ end
 local granted = math.max(0, math.min(wanted, math.floor(tokens)))
 tokens = tokens - granted
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+-- at most 100 days: a longer time would be written as 1e+14, which PEXPIRE refuses
+redis.call('PEXPIRE', KEYS[1], math.min(math.ceil((burst - tokens) / rate * 1000) + 1000, 8640000000))
 local wait = 0
 if tokens < 1 then wait = math.ceil((1 - tokens) / rate * 1000) end
-return {granted, wait}
+return {granted, wait, math.floor(tokens)}
 """
 
 
@@ -66,6 +73,16 @@ class _Pocket:
     empty_until: float = 0.0  # the shared bucket was found empty: refuse locally until then
     lease: asyncio.Future | None = None
     waiting: int = 0  # requests waiting for the lease in flight
+    owed: int = 0  # admitted on credit, not yet paid with a token of the shared bucket (at most one)
+    bucket: float = 0.0  # the shared bucket's whole tokens left after the last lease
+    bucket_at: float | None = None  # when that lease came back (none yet: no credit)
+
+    def on_credit(self, now: float) -> bool:
+        """Whether one request may go now and be paid by the next lease: none owed yet, and the shared
+        bucket, as last seen and refilled since at the client's rate, has a token for it."""
+        if self.owed or self.bucket_at is None or now < self.empty_until:
+            return False
+        return self.bucket + (now - self.bucket_at) * self.limit.requestsPerSecond >= 1
 
 
 class Limiter:
@@ -89,6 +106,11 @@ class Limiter:
             if pocket.tokens * 2 <= pocket.reserve and pocket.lease is None:
                 self._start_lease(pocket)  # the next lease while this one lasts
             return
+        if pocket.on_credit(now):
+            pocket.owed = 1
+            if pocket.lease is None:
+                self._start_lease(pocket)  # pays for this request first
+            return
         await self._wait_for_token(pocket, now)
 
     async def _wait_for_token(self, pocket: _Pocket, now: float) -> None:
@@ -111,17 +133,20 @@ class Limiter:
 
     async def _leased(self, pocket: _Pocket) -> None:
         limit = pocket.limit
-        wanted = min(limit.burst, pocket.waiting + pocket.reserve)
+        wanted = min(limit.burst, pocket.owed + pocket.waiting + pocket.reserve)
         try:
             self.leases += 1
-            granted, wait_ms = await self._lease(
+            granted, wait_ms, left = await self._lease(
                 keys=[pocket.key], args=[repr(limit.requestsPerSecond), limit.burst, wanted]
             )
         finally:
             pocket.lease = None
         now = time.monotonic()
+        pocket.bucket, pocket.bucket_at = int(left), now
         if granted:
-            pocket.tokens += int(granted)
+            paid = min(pocket.owed, int(granted))  # the request admitted on credit first
+            pocket.owed -= paid
+            pocket.tokens += int(granted) - paid
             pocket.leased_at = now
         if int(granted) < wanted and wait_ms:
             # the shared bucket is empty: ask again when its next token is due, or after a pause of about

@@ -91,6 +91,16 @@ async def test_clients_have_buckets_of_their_own(clients):
             await limiter.admit(client_id, limit)
 
 
+async def test_a_limit_of_a_request_a_millennium_still_admits_its_burst_and_refuses_the_rest(clients):
+    limiter = Limiter(clients[0], MetaKeys(unique("rl")))
+    limit = RateLimit(requestsPerSecond=1e-11, burst=2)  # the bucket's expiry would be 2e+14 ms
+    for _ in range(2):
+        await limiter.admit("basic:rare", limit)
+    with pytest.raises(RateLimited) as refused:
+        await limiter.admit("basic:rare", limit)
+    assert refused.value.retry_after > 86400 * 365
+
+
 async def test_concurrent_requests_on_an_empty_pocket_share_one_lease(clients):
     limiter = Limiter(clients[0], MetaKeys(unique("rl")))
     limit = RateLimit(requestsPerSecond=0.01, burst=50)
@@ -98,6 +108,34 @@ async def test_concurrent_requests_on_an_empty_pocket_share_one_lease(clients):
     assert sum(1 for o in outcomes if o is None) == 50
     assert all(isinstance(o, RateLimited) for o in outcomes if o is not None)
     assert limiter.leases <= 3
+
+
+def _admitted_at_once(limiter: Limiter, client_id: str, limit: RateLimit) -> bool:
+    """Whether admit() finished without suspending, i.e. without waiting for Redis."""
+    step = limiter.admit(client_id, limit)
+    try:
+        step.send(None)
+    except StopIteration:
+        return True
+    step.close()
+    return False
+
+
+async def test_a_till_sending_now_and_then_or_at_a_low_limit_never_waits_for_redis(clients):
+    """Below 50/s a lease is one token, and a client idle for a second has dropped its pocket: the request
+    goes on credit and the lease, in the background, pays it back."""
+    limiter = Limiter(clients[0], MetaKeys(unique("rl")))
+    limit = RateLimit(requestsPerSecond=50, burst=100)
+    client_id = unique("basic:till")
+    await limiter.admit(client_id, limit)  # a client's first request in a process waits for its first lease
+    waited = []
+    for gap in [0.025] * 40 + [1.1, 0.025, 1.1, 1.1]:  # 40/s for a second, then now and then
+        await asyncio.sleep(gap)
+        waited += [] if _admitted_at_once(limiter, client_id, limit) else [gap]
+    assert waited == []
+    await asyncio.sleep(0.1)
+    pocket = limiter._pockets[client_id]
+    assert pocket.owed == 0 and pocket.lease is None  # every request on credit was paid back
 
 
 async def test_an_unreachable_redis_fails_the_requests_that_need_a_lease():
