@@ -80,7 +80,42 @@ async def test_malformed_records_are_dead_lettered_and_the_partition_moves_on(se
         return await _balance(redis, keys, 100737, 8)
 
     assert (await wait_until(good_applied, message="the valid event after the bad ones"))["mainPoints"] == 42000
+    await _assert_dead_lettered_once(settings, points, bad)
 
+
+async def test_invalid_round_2_events_are_dead_lettered_and_the_customer_moves_on(
+    settings, redis, keys, start_projector
+):
+    customers, _ = settings.topic_list
+    card = {"cardNumber": "C1", "seriesId": 195, "statusLabel": "ACTIVE"}
+    invalid = [
+        ("customer.merged", {"survivorId": 9}, "a customer cannot be merged into itself"),
+        ("customer.merged", {}, "survivorId: Field required"),
+        ("customer.merged", {"survivorId": 0}, "survivorId"),
+        ("card.issued", {**card, "cardNumber": ""}, "cardNumber"),
+        ("card.updated", {**card, "seriesId": -1}, "seriesId"),
+        ("card.issued", {**card, "customFields": [1]}, "customFields"),
+        ("customer.status.changed", {"label": "X" * 65}, "label"),
+    ]
+    bad = [
+        (b"100737:9", record(customers, event(kind, data, customer_id=9))[2], reason) for kind, data, reason in invalid
+    ]
+    good = event("customer.status.changed", {"label": "FRAUD_SUSPECTED"}, customer_id=9)
+    await start_projector()
+    await produce(settings, [(customers, key, value) for key, value, _ in bad] + [record(customers, good)])
+
+    async def good_applied():
+        customer = (await read_model(redis, keys)).get((100737, 9))
+        return customer and customer.status and customer
+
+    customer = await wait_until(good_applied, message="the valid event after the invalid ones")
+    assert customer.status.label == "FRAUD_SUSPECTED" and customer.mergedInto is None and not customer.cards
+    await _assert_dead_lettered_once(settings, customers, bad)
+
+
+async def _assert_dead_lettered_once(settings, topic: str, bad: list[tuple[bytes, bytes, str]]) -> None:
+    """Each bad record is in the dead-letter topic once (nothing crashed), its key and bytes unchanged, with
+    its reason and where it came from."""
     reader = AIOKafkaConsumer(
         settings.deadletter_topic,
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -104,8 +139,8 @@ async def test_malformed_records_are_dead_lettered_and_the_partition_moves_on(se
         letter = by_value[value]
         headers = {k: v.decode() for k, v in letter.headers}
         assert letter.key == key
-        assert reason in headers["dlq.reason"]
-        assert headers["dlq.topic"] == points
+        assert reason in headers["dlq.reason"], headers["dlq.reason"]
+        assert headers["dlq.topic"] == topic
         source_offsets.add(int(headers["dlq.offset"]))
         assert set(headers) == {"dlq.reason", "dlq.topic", "dlq.partition", "dlq.offset"}
     assert len(source_offsets) == len(bad)
