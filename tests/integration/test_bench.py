@@ -40,7 +40,7 @@ def assert_mentions(report: str, *figures: str) -> None:
     assert not missing, f"the report lacks {missing}"
 
 
-def test_projector_benchmark_rates_timeline_visibility_and_report(tmp_path):
+def test_projector_benchmark_rates_timeline_visibility_report_and_the_cluster_beside_one_redis(tmp_path):
     result = bench_json(
         "projector",
         "--events",
@@ -53,10 +53,15 @@ def test_projector_benchmark_rates_timeline_visibility_and_report(tmp_path):
         "1",
         "--report",
         str(tmp_path),
+        "--redis-cluster",
     )
     rates = result["events_per_second"]
     assert result["events"] == 2000
-    assert list(rates) == ["bare aiokafka consumer (baseline)", "pointsview projector"]
+    assert list(rates) == [
+        "bare aiokafka consumer (baseline)",
+        "pointsview projector",
+        "pointsview projector on a Redis Cluster (3 masters)",
+    ]
     assert all(rate > 0 for rate in rates.values())
     applied = [done for _, done in result["timeline"]]
     assert applied == sorted(applied) and applied[-1] == 2000
@@ -79,10 +84,17 @@ def test_projector_benchmark_rates_timeline_visibility_and_report(tmp_path):
     assert_png(tmp_path / "projector-rate.png")
 
 
-def test_rebuild_benchmark_reports_every_rate(tmp_path):
-    result = bench_json("rebuild", "--events", "2000", "--customers", "100", "--report", str(tmp_path))
+def test_rebuild_benchmark_times_the_command_in_each_process_count_and_reports_every_rate(tmp_path):
+    args = ("--events", "2000", "--customers", "100", "--processes", "1,2", "--report", str(tmp_path))
+    result = bench_json("rebuild", *args)
     rates = result["events_per_second"]
-    assert list(rates) == ["bare aiokafka consumer (baseline)", "pointsview projector", "pointsview rebuild"]
+    assert list(rates) == [
+        "bare aiokafka consumer (baseline)",
+        "pointsview projector",
+        "pointsview projector, 2 processes",
+        "pointsview rebuild",
+        "pointsview rebuild, 2 processes",
+    ]
     assert all(rate > 0 for rate in rates.values()) and "visible" not in result
     assert_mentions(
         (tmp_path / "rebuild.md").read_text(), "rebuild-rate.png", *rates, *(f"{rate:,.0f}" for rate in rates.values())
@@ -145,20 +157,3 @@ def test_projector_benchmark_scales_over_processes_and_customers():
     ]
     assert [(run["customers"], run["events"]) for run in result["scale"]] == [(50, 1000), (100, 2000)]
     assert all(rate > 0 for run in result["scale"] for rate in run["events_per_second"].values())
-
-
-def test_rebuild_benchmark_times_the_command_in_each_process_count():
-    rates = bench_json("rebuild", "--events", "1000", "--customers", "50", "--processes", "1,2")["events_per_second"]
-    assert list(rates)[-2:] == ["pointsview rebuild", "pointsview rebuild, 2 processes"]
-    assert all(rate > 0 for rate in rates.values())
-
-
-def test_projector_benchmark_reports_the_cluster_beside_one_redis():
-    result = bench_json("projector", "--events", "1000", "--customers", "50", "--duration", "0.5", "--redis-cluster")
-    rates = result["events_per_second"]
-    assert list(rates) == [
-        "bare aiokafka consumer (baseline)",
-        "pointsview projector",
-        "pointsview projector on a Redis Cluster (3 masters)",
-    ]
-    assert all(rate > 0 for rate in rates.values())

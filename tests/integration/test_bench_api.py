@@ -14,14 +14,6 @@ SERVED = ["userId", "lookup", "dual", "details"]  # the API's endpoints (also on
 pytestmark = pytest.mark.single_redis  # servers of its own (tests/integration/test_bench.py)
 
 
-def test_bench_api_reports_the_cluster_beside_one_redis():
-    result = bench_json("api", "--customers", "50", "--duration", "0.3", "--connections", "2", "--redis-cluster")
-    closed = [row for row in result["results"] if row["mode"] == "closed"]
-    assert [row["endpoint"] for row in closed] == [*ENDPOINTS, *(f"{e}-cluster" for e in SERVED)]
-    assert all(row["rps"] > 0 and row["errors"] == 0 for row in result["results"])
-    assert closed[-1]["label"] == "customerDetails, mlp,points on a Redis Cluster (3 masters)"
-
-
 def test_bench_api_every_endpoint_closed_and_open_loop_per_worker_count(tmp_path):
     result = bench_json(
         "api",
@@ -63,24 +55,18 @@ def test_bench_api_every_endpoint_closed_and_open_loop_per_worker_count(tmp_path
     assert_png(tmp_path / "api-throughput.png")
 
 
-def test_bench_api_rate_option_sets_the_open_loop_rate():
+def test_bench_api_rate_config_and_rate_limit_options_and_the_cluster_beside_one_redis():
     result = bench_json(
-        "api",
-        "--customers",
-        "20",
-        "--duration",
-        "0.3",
-        "--connections",
-        "2",
-        "--rate",
-        "40",
-        "--config",
-        str(DEMO_CONFIG),
-        "--rate-limit",
-        "5000",
+        *("api", "--customers", "20", "--duration", "0.3", "--connections", "2", "--rate", "40"),
+        *("--config", str(DEMO_CONFIG), "--rate-limit", "5000", "--redis-cluster"),
     )
+    closed = [row for row in result["results"] if row["mode"] == "closed"]
+    assert [row["endpoint"] for row in closed] == [*ENDPOINTS, *(f"{e}-cluster" for e in SERVED)]
+    assert all(row["rps"] > 0 and row["errors"] == 0 for row in result["results"])
+    assert closed[-1]["label"] == "customerDetails, mlp,points on a Redis Cluster (3 masters)"
     opened = [row for row in result["results"] if row["mode"] == "open"]
-    assert len(opened) == len(ENDPOINTS) - 2 and all(row["rate"] == 40 and row["errors"] == 0 for row in opened)
+    assert [row["endpoint"] for row in opened][: len(ENDPOINTS) - 2] == ENDPOINTS[2:]
+    assert all(row["rate"] == 40 for row in opened)
     limited = [row for row in result["results"] if row["endpoint"] == "userId-limited"]
     assert result["rate_limit"] == 5000 and [row["mode"] for row in limited] == ["closed", "open"]
     assert all(row["label"] == "userId balance, rate limit 5,000/s configured, not reached" for row in limited)
