@@ -120,17 +120,30 @@ def _points_event(rng: random.Random, program: int, held: dict) -> tuple[str, di
     return "points.returned", {**base, "category": "MAIN", "purchaseAmount": _amount(rng, 1, 100)}
 
 
-def _lifecycle_event(rng: random.Random, customer_id: int) -> tuple[str, dict]:
-    if rng.random() < 0.25:
+def _lifecycle_event(rng: random.Random, customer_id: int, survivor: int | None) -> tuple[str, dict]:
+    """A card, status or merge event. Merges go into `survivor`, a customer that is never merged itself
+    (so redirects stay one hop: no loops, no 8015 for the benchmarks' reads); a card number is now and
+    then the survivor's too (several holders: the latest claim resolves)."""
+    roll = rng.random()
+    if roll < 0.25:
         return "customer.status.changed", {"label": rng.choice(["ACTIVE", "SUSPENDED"]), "reason": "synthetic"}
+    if roll < 0.35 and survivor is not None:
+        return ("customer.merged", {"survivorId": survivor}) if roll < 0.32 else ("customer.unmerged", {})
+    holder = survivor if survivor is not None and roll > 0.95 else customer_id
     card = {
-        "cardNumber": f"CARD{customer_id:010d}{rng.randint(1, 2)}",
+        "cardNumber": f"CARD{holder:010d}{rng.randint(1, 2)}",
         "seriesId": 195,
         "statusLabel": rng.choice(["ACTIVE", "ACTIVE", "SUSPENDED", "DELETED"]),
         "seriesCode": "synthetic",
         "customFields": {"vehicle_type": rng.choice(["Bike", "Car"])},
     }
     return rng.choice(["card.issued", "card.updated"]), card
+
+
+def _survivor(load: Load, customer_id: int) -> int | None:
+    """The customer of its group of ten that merges may go into (None for that customer itself)."""
+    first = load.first_customer_id + (customer_id - load.first_customer_id) // 10 * 10
+    return None if first == customer_id else first
 
 
 def generate(load: Load) -> list[tuple[str, bytes, bytes]]:
@@ -160,8 +173,8 @@ def generate(load: Load) -> list[tuple[str, bytes, bytes]]:
             if roll < 0.05:
                 data = profile(cid, f"9{cid:09d}", f"User{cid}.{i}@Example.com")
                 events.append((load.customers_topic, _envelope(rng, "customer.updated", load.org_id, cid, at, data)))
-            elif roll < 0.07:  # the customer lifecycle of the contract's Round 2: cards and status
-                event_type, data = _lifecycle_event(rng, cid)
+            elif roll < 0.07:  # the customer lifecycle of the contract's Round 2: cards, status, merges
+                event_type, data = _lifecycle_event(rng, cid, _survivor(load, cid))
                 events.append((load.customers_topic, _envelope(rng, event_type, load.org_id, cid, at, data)))
             else:
                 event_type, data = _points_event(rng, rng.choice(load.programs), held)
