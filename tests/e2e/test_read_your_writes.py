@@ -78,6 +78,9 @@ async def test_an_event_not_applied_within_wait_ms_answers_what_there_is_with_wa
     ]
     applied = (await api.by_user(customer, afterEventId=never, waitMs=0)).json()["warnings"]
     assert [w["code"] for w in applied] == [NOT_APPLIED]  # waitMs=0: one look, no wait
+    started = time.monotonic()
+    default = await api.by_user(customer, afterEventId=never)  # no waitMs: 1000
+    assert 1.0 <= time.monotonic() - started < 4 and _codes(default) == [NOT_APPLIED]
 
 
 async def test_a_lookup_waits_for_the_event_that_creates_the_customer_and_an_unknown_one_stays_8015(api):
