@@ -131,15 +131,20 @@ class Endpoints:
             if customer is None:
                 if len(path) > 1:
                     raise ApiError(CUSTOMER_NOT_FOUND)  # a survivor the org does not have
-                return None, applied, self.read_model.slots(org_id, path)
+                return None, applied, self._watched(org_id, path, after)
             if customer.mergedInto is None:
                 warnings = [MERGED_WARNING] if len(path) > 1 else []
-                return Found(customer_id, customer, warnings), applied, self.read_model.slots(org_id, path)
+                return Found(customer_id, customer, warnings), applied, self._watched(org_id, path, after)
             customer_id = customer.mergedInto
             if customer_id in path or len(path) > MAX_HOPS:
                 raise ApiError(CUSTOMER_NOT_FOUND)
             path.append(customer_id)
             customer = None
+
+    def _watched(self, org_id: int, path: list[int], after: After | None) -> Slots:
+        """The slots a wait for `after` watches: those of the path's customers (none without a wait: the
+        hashing costs an ordinary read a few percent)."""
+        return self.read_model.slots(org_id, path) if after else None
 
     async def _read(self, org_id: int, customer_id: int, after: After | None) -> tuple[Customer | None, bool]:
         if after is None:

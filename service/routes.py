@@ -176,18 +176,19 @@ def query_of(scope) -> dict[str, str]:
     return dict(piece.partition("=")[::2] for piece in text.split("&") if piece)
 
 
-def _caller(scope) -> tuple[str | None, str]:
+def _caller(scope) -> tuple[str | None, str, str | None]:
     """(the credentials: the Authorization header, or `Bearer <token>` for a non-empty X-CAP-API-OAUTH-TOKEN,
-    which alone then decides; the client's address)."""
-    authorization = None
+    which alone then decides; the client's address; the X-PV-After-Event-Id header), in one pass."""
+    authorization = token = after = None
     for name, value in scope["headers"]:
         if name == b"authorization" and authorization is None:
             authorization = value.decode("latin-1")
-        elif name == OAUTH_HEADER and value.strip():
-            authorization = "Bearer " + value.decode("latin-1").strip()
-            break
+        elif name == OAUTH_HEADER and value.strip() and token is None:
+            token = "Bearer " + value.decode("latin-1").strip()
+        elif name == AFTER_HEADER:
+            after = value.decode("latin-1")
     client = scope.get("client")
-    return authorization, client[0] if client else ""
+    return token or authorization, client[0] if client else "", after
 
 
 class ReadRoutes:
@@ -224,12 +225,10 @@ class ReadRoutes:
     async def respond(
         self, route: ReadRoute, path_parameters: dict[str, str], scope
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        authorization, address = _caller(scope)
+        authorization, address, after = _caller(scope)
         query = query_of(scope)
-        if not query.get("afterEventId"):  # its header form (an empty parameter counts as absent)
-            for name, value in scope["headers"]:
-                if name == AFTER_HEADER:
-                    query["afterEventId"] = value.decode("latin-1")
+        if after is not None and not query.get("afterEventId"):  # an empty parameter counts as absent
+            query["afterEventId"] = after
         try:
             body = await route.answer(self.endpoints, authorization, address, path_parameters, query)
             return 200, body, []
