@@ -14,6 +14,7 @@ from tests.e2e.helpers import (
     new_mobile,
     profile,
 )
+from tests.e2e.test_cards import by_card, card
 from tests.e2e.test_read_your_writes import _send_later
 from tests.support import event
 
@@ -85,3 +86,20 @@ async def test_read_your_writes_counts_an_event_applied_anywhere_on_the_redirect
     response = await api.by_user(victim, afterEventId=late["eventId"], waitMs=5000)
     await sending
     assert response.json()["entityId"] == survivor and response.json()["warnings"] == [MERGED]
+
+
+async def test_a_later_merge_replaces_the_survivor_and_a_card_lookup_is_redirected_too(api):
+    org = api.org_b  # no dual eligibility: a card number alone resolves
+    victim, first, second = new_customer_id(), new_customer_id(), new_customer_id()
+    number = f"M{victim}"
+    await api.publish(
+        card(org, victim, number),
+        earned(org, first, B_DEFAULT, "10"),
+        earned(org, second, B_DEFAULT, "20"),
+        merged(org, victim, first),
+    )
+    response = await api.lookup(B_BCRYPT, **by_card(number, source="WECHAT", account="wx"))  # any source
+    assert response.json()["entityId"] == first and response.json()["warnings"] == [MERGED]
+    await api.publish(merged(org, victim, second))
+    response = await api.lookup(B_BCRYPT, **by_card(number))
+    assert_balance(response, {**balance(second, main="20"), "warnings": [MERGED]})
