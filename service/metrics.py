@@ -18,6 +18,12 @@ LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5),
 )
 
+REFUSED = Counter(
+    "pointsview_http_refused_total",
+    "Requests refused by the HTTP protocol's input bounds before any route (service.protocol)",
+    ["status"],
+)
+
 
 _children: dict[tuple[str, int], tuple] = {}  # (route, status) -> its counter and histogram
 

@@ -102,7 +102,15 @@ async def test_request_targets_up_to_8_kib_are_served_and_longer_ones_are_414(se
     assert (status, body["errors"][0]["code"], body["warnings"]) == (414, 414, [])
 
 
+def refused(server, status: int) -> float:
+    """The API's count of requests refused with `status` at the protocol (every worker's: /metrics)."""
+    metrics = httpx.get(f"http://127.0.0.1:{server.port}/metrics").text
+    line = f'pointsview_http_refused_total{{status="{status}"}} '
+    return sum(float(row.removeprefix(line)) for row in metrics.splitlines() if row.startswith(line))
+
+
 async def test_header_fields_up_to_16_kib_are_served_and_more_are_431(server):
+    before = refused(server, 431)
     status, body, _ = await server.exchange(request(LOOKUP, padded_fields(MAX_FIELDS)))
     assert (status, body["errors"][0]["code"]) == (404, 8015)
     status, body, _ = await server.exchange(request(LOOKUP, padded_fields(MAX_FIELDS + 1)))
@@ -112,6 +120,7 @@ async def test_header_fields_up_to_16_kib_are_served_and_more_are_431(server):
     many = [("Host", "x"), *((f"X-{n}", "v") for n in range(3000))]  # many small fields
     status, body, _ = await server.exchange(request("/health/live", many))
     assert (status, body["errors"][0]["code"]) == (431, 431)
+    assert refused(server, 431) == before + 3  # counted for the operators
 
 
 async def test_numbers_of_thousands_of_digits_are_parameter_errors_not_500(server):
