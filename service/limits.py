@@ -74,7 +74,7 @@ class _Pocket:
     lease: asyncio.Future | None = None
     waiting: int = 0  # requests waiting for the lease in flight
     owed: int = 0  # admitted on credit, not yet paid with a token of the shared bucket (at most one)
-    bucket: float = 0.0  # the shared bucket's whole tokens left after the last lease
+    bucket: int = 0  # the shared bucket's whole tokens left after the last lease
     bucket_at: float | None = None  # when that lease came back (none yet: no credit)
 
     def on_credit(self, now: float) -> bool:

@@ -75,8 +75,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.reading_since = self.loop.time()
-        self.deadline = self.loop.call_at(self.reading_since + self.request_timeout, self._check_deadline)
+        self.reading_since = self.loop.time()  # a new connection must send a whole request in time too
+        self._check_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

@@ -111,9 +111,9 @@ WARNINGS = (
 CARDS = (
     " `cardDetails[]`: the customer's cards from card.issued/card.updated events (cardNumber, seriesId, seriesCode, "
     "type, statusInfo {label, status, isActive, reason, createdOn}, customFields, createdOn, expiryDate; DELETED "
-    "cards left out), then cardnumber "
-    "identifiers of its profiles not issued as cards; a profile's cardnumber identifier carries the card's "
-    "seriesId and statusLabel. A card number resolves on any source and account of the org."
+    "cards left out), then cardnumber identifiers of its profiles not issued as cards; a profile's cardnumber "
+    "identifier carries the card's seriesId and statusLabel. A card number resolves on any source and account "
+    "of the org."
 )
 USER_ID = Parameter(
     "userId", "the customer's userId", {"type": "integer", "minimum": 1, "maximum": INT64}, True, "path"
