@@ -16,7 +16,6 @@ import signal
 import sys
 import threading
 import time
-from collections import defaultdict
 from contextlib import contextmanager
 
 import structlog
@@ -55,11 +54,11 @@ from consumers.metrics import (
 )
 from consumers.offsets import log_ends
 from consumers.topics import ensure_topics
-from projections.events import InvalidEvent, parse_event
+from projections.events import Event, InvalidEvent, parse_event
 from projections.generations import Control
 from projections.keys import position_name
-from projections.plan import Record, Stored, plan_customer, stored_after
-from projections.store import CustomerId, Store, decode_value, encode_value, marks_of
+from projections.plan import Held
+from projections.store import CustomerId, Store, encode_marks, encode_value, held_of
 from runtime import bootstrap
 from runtime.logs import await_chain
 from runtime.settings import Settings
@@ -111,6 +110,27 @@ def partition_name(tp: TopicPartition) -> str:
     return position_name(tp.topic, tp.partition)
 
 
+def _parsed(
+    batch: dict[TopicPartition, list[ConsumerRecord]],
+) -> tuple[list[tuple[str, int, Event, CustomerId]], list[tuple[ConsumerRecord, str]]]:
+    """The batch's events as (position, offset, event, its customer), in log order per partition; and the records that
+    are not valid events, with why."""
+    events, rejected = [], []
+    for tp, records in batch.items():
+        position = partition_name(tp)
+        for record in records:
+            try:
+                event = parse_event(record.value)
+            except InvalidEvent as exc:
+                rejected.append((record, str(exc)))
+                continue
+            cid = (event.orgId, event.customerId)
+            if record.key != f"{cid[0]}:{cid[1]}".encode():
+                KEY_MISMATCH.inc()
+            events.append((position, record.offset, event, cid))
+    return events, rejected
+
+
 def _went_back(position: int | None, seen: int) -> bool:
     return position is None or position < seen
 
@@ -149,17 +169,16 @@ class Projector(ConsumerRebalanceListener):
         # or a replay) and come again after it, so they are dropped rather than applied or dead-lettered twice.
         self.expected: dict[TopicPartition, int] = {}
         self.paused_for: int | None = None  # the generation a hand-over is pausing us for
-        # Customers' stored values as this projector last wrote them: a customer seen again is planned
-        # without a read. Kept encoded (one bytes object each, decoded for the batch that touches it):
-        # decoding a compact value costs less than reaching into a large cache of scattered objects, and
-        # the garbage collector has nothing to scan. Redis stays the judge: every write is a
-        # compare-and-set on the watermarks the value starts with, so a write by anyone else (another
-        # consumer, a rebuild, a Redis that lost data) fails it, and the cache is dropped whenever what it
-        # stands on changes (rebalance, replay, generation, failure).
-        self.cache: dict[CustomerId, bytes] = {}
-        # Write-behind while catching up: customers planned but not written yet ([the watermarks Redis holds,
-        # the newest value, the writes merged]), and the offsets the positions move to once they are.
-        self.pending: dict[CustomerId, list] = {}
+        # Customers as this projector last read or wrote them, decoded once and folded onto in place for as
+        # long as they stay (least recently touched go first): a customer seen again costs no read, no
+        # decoding and no new objects. Redis stays the judge: every write is a compare-and-set on the
+        # watermarks the stored value starts with, so a write by anyone else (another consumer, a rebuild,
+        # a Redis that lost data) fails it, and the held customers are dropped whenever what they stand on
+        # changes (rebalance, replay, generation, failure).
+        self.held: dict[CustomerId, Held] = {}
+        # Write-behind while catching up: the held customers that owe Redis a write, and the offsets the
+        # positions move to once they are written.
+        self.dirty: dict[CustomerId, Held] = {}
         self.pending_offsets: dict[TopicPartition, int] = {}
         self.pending_records = 0
         self.rewind = False  # a write of pending customers failed: read again from the saved positions
@@ -184,14 +203,14 @@ class Projector(ConsumerRebalanceListener):
         async with self.lock:
             await self._flush_if_reachable()
             await self._commit()
-            self.cache.clear()
+            self.held.clear()
             for tp in revoked:
                 self.positions.pop(tp, None)
                 self.expected.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned) -> None:
         async with self.lock:
-            self.cache.clear()
+            self.held.clear()
             try:
                 await self._redis_retrying(self._seek_to_stored, list(assigned))
             except LogTruncated as exc:  # aiokafka swallows listener errors: the loop raises it
@@ -273,41 +292,26 @@ class Projector(ConsumerRebalanceListener):
             for tp, records in batch.items()
             if tp in self.expected and (kept := [r for r in records if r.offset >= self.expected[tp]])
         }
-        by_customer: dict[tuple[int, int], list[Record]] = defaultdict(list)
-        rejected = []
-        for tp, records in batch.items():
-            for record in records:
-                try:
-                    event = parse_event(record.value)
-                except InvalidEvent as exc:
-                    rejected.append((record, str(exc)))
-                    continue
-                if record.key != f"{event.orgId}:{event.customerId}".encode():
-                    KEY_MISMATCH.inc()
-                by_customer[event.customer_key].append(Record(tp.topic, tp.partition, record.offset, event))
-
+        events, rejected = _parsed(batch)
         await self._written()  # the last batch's write went on while this one was parsed
         if self.rewind:  # it failed: this batch, and what was planned before it, come again
             return await self._rewind()
         # Positions are read after the customers, in the same pipeline: if they are
         # intact, the customers were read before any loss, and a loss after that
         # fails the customers' compare-and-set.
-        now_ms = int(time.time() * 1000)
-        missing = [cid for cid in by_customer if cid not in self.cache and cid not in self.pending]
+        missing = self._touch({cid for _, _, _, cid in events})
         loaded, found, control = await self.store.load(missing, [partition_name(tp) for tp in self.positions])
         if self.live and await self._follow(control):
             return self._fetch_again(batch)
         if await self._replay_lost(found):
             return self._fetch_again(batch)
-        stored = {cid: loaded[cid] if (held := self._held_value(cid)) is None else held for cid in by_customer}
-        window_ms = self.store.dedup_window_ms
-        for cid, records in by_customer.items():
-            value = stored[cid]
-            before = value if type(value) is Stored else decode_value(value)
-            write = plan_customer(before.customer, before.watermarks, before.seen, records)
-            if write.watermarks:
-                self._hold(cid, value, stored_after(before, write, now_ms, window_ms), write)
-        self._remember({cid: value for cid, value in stored.items() if cid not in self.pending})
+        held, dirty = self.held, self.dirty
+        for cid, value in loaded.items():
+            held[cid] = held_of(cid, value)
+        for position, offset, event, cid in events:
+            customer = held[cid]
+            if customer.take(position, offset, event):
+                dirty[cid] = customer
         if rejected:
             if self.producer:
                 await send_deadletters(self.producer, self.settings.deadletter_topic, rejected)
@@ -316,42 +320,38 @@ class Projector(ConsumerRebalanceListener):
         self.expected.update(consumed)
         self.pending_offsets.update(consumed)
         self.pending_records += sum(len(records) for records in batch.values())
-        full = self.pending_records >= self.behind or len(self.pending) >= self.settings.cache_customers // 2
+        full = self.pending_records >= self.behind or len(dirty) >= self.settings.cache_customers // 2
         if caught_up or full:
             await self._flush(wait=False)
 
-    def _held_value(self, cid: CustomerId) -> Stored | bytes | None:
-        """What this projector last planned for the customer: pending (not written yet, decoded), or cached
-        (encoded, as written)."""
-        held = self.pending.get(cid)
-        return self.cache.pop(cid, None) if held is None else held[1]
-
-    def _hold(self, cid: CustomerId, before: Stored | bytes, after: Stored, write) -> None:
-        """Adds a customer's write to the pending ones: its newest state, kept decoded until the write (a
-        customer seen again in the span is neither decoded nor encoded again), and the watermarks Redis holds,
-        which the value it started from (`before`, encoded) begins with."""
-        held = self.pending.get(cid)
-        if held is None:
-            write.customer = None  # the value holds the state
-            self.pending[cid] = [marks_of(before), after, write]
-        else:
-            held[1] = after
-            held[2].absorb(write)
+    def _touch(self, customers: set[CustomerId]) -> list[CustomerId]:
+        """Marks the batch's customers most recently used; returns those not held (to be read)."""
+        held, missing = self.held, []
+        for cid in customers:
+            customer = held.pop(cid, None)
+            if customer is None:
+                missing.append(cid)
+            else:
+                held[cid] = customer
+        return missing
 
     async def _flush(self, wait: bool = True) -> None:
-        """Writes the pending customers (compare-and-set), then moves the positions past what they hold.
-        Without `wait` the write goes on while the next batch is parsed; `_written` waits for it."""
+        """Writes the customers that owe Redis (compare-and-set), then moves the positions past what they
+        hold. Without `wait` the write goes on while the next batch is parsed; `_written` waits for it."""
         await self._written()
         if not self.pending_offsets:
             return
-        writes, encoded = [], {}
-        for cid, (expected, after, write) in self.pending.items():
-            encoded[cid] = encode_value(after)
-            writes.append((expected, encoded[cid], write))
-        self._remember(encoded)  # what Redis holds once the write lands (a failed write clears the cache)
+        now_ms, window_ms = int(time.time() * 1000), self.store.dedup_window_ms
+        writes, after = [], []
+        for customer in self.dirty.values():
+            marks = encode_marks(customer.watermarks)
+            seen = customer.seen.added(customer.applied_keys, now_ms, window_ms)
+            writes.append((customer.token, encode_value(marks, seen, customer.customer), customer))
+            after.append((marks, seen))
         offsets, records = self.pending_offsets, self.pending_records
-        self.pending, self.pending_offsets, self.pending_records = {}, {}, 0
-        self.writing = asyncio.ensure_future(self._write(writes, offsets, records))
+        self.dirty, self.pending_offsets, self.pending_records = {}, {}, 0
+        self._evict()
+        self.writing = asyncio.ensure_future(self._write(writes, after, offsets, records))
         if wait:
             await self._written()
 
@@ -361,7 +361,7 @@ class Projector(ConsumerRebalanceListener):
         if writing is not None:
             await writing
 
-    async def _write(self, writes: list, offsets: dict[TopicPartition, int], records: int) -> None:
+    async def _write(self, writes: list, after: list, offsets: dict[TopicPartition, int], records: int) -> None:
         try:
             lost = await self.store.write(writes)
         except BaseException:
@@ -372,7 +372,9 @@ class Projector(ConsumerRebalanceListener):
             self.behind = 0  # sharing customers with another writer: every batch on its own until it stops
             return self._forget_pending()
         self.behind = min(self.settings.write_behind_records, max(2 * self.behind, self.settings.batch_max_records))
-        applied = sum(len(write.applied_event_ids) for _, _, write in writes)
+        applied = sum(len(customer.applied_event_ids) for _, _, customer in writes)
+        for (_, _, customer), (marks, seen) in zip(writes, after):
+            customer.written(marks, seen)
         EVENTS_APPLIED.inc(applied)
         EVENTS_SKIPPED.inc(records - applied)
         self.applied += applied
@@ -386,22 +388,26 @@ class Projector(ConsumerRebalanceListener):
             log.warning("Redis unavailable; pending customers are read again from the saved positions", error=str(exc))
 
     def _forget_pending(self) -> None:
-        self.pending, self.pending_offsets, self.pending_records = {}, {}, 0
-        self.cache.clear()
+        self._forget()
         self.rewind = True
 
-    def _remember(self, stored: dict[CustomerId, bytes]) -> None:
-        self.cache.update(stored)  # most recently used last
-        for cid in list(itertools.islice(self.cache, max(0, len(self.cache) - self.settings.cache_customers))):
-            del self.cache[cid]
+    def _forget(self) -> None:
+        """Drops every held customer and what was pending: they are read again from Redis."""
+        self.held, self.dirty, self.pending_offsets, self.pending_records = {}, {}, {}, 0
+
+    def _evict(self) -> None:
+        """Keeps at most cache_customers held, the least recently touched going first (none owes a write:
+        `_flush` calls this once they are on their way)."""
+        held = self.held
+        for cid in list(itertools.islice(held, max(0, len(held) - self.settings.cache_customers))):
+            del held[cid]
 
     async def _follow(self, control: Control) -> bool:
         """Pauses for a hand-over, or moves to a new live generation; True when this batch must wait."""
         if control.live is not None and control.live != self.generation:
             log.warning("live generation changed: continuing there", generation=control.live, previous=self.generation)
             self.store = self.store.for_generation(control.live)
-            self.cache.clear()
-            self.pending, self.pending_offsets, self.pending_records = {}, {}, 0  # the old generation's
+            self._forget()  # the old generation's
             self.paused_for = None
             self.consumer.resume(*self.positions)
             await self._seek_to_stored(list(self.positions))
@@ -445,8 +451,7 @@ class Projector(ConsumerRebalanceListener):
             REPLAYS.inc()
         if not lost:
             return False
-        self.cache.clear()
-        self.pending, self.pending_offsets, self.pending_records = {}, {}, 0
+        self._forget()
         await self._seek_to_stored(list(self.positions))  # the other partitions' pending records come again
         return True
 

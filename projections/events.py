@@ -8,7 +8,6 @@ profile's accountId) are checked in `__post_init__`, which names the field.
 """
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
@@ -338,9 +337,8 @@ class Envelope(msgspec.Struct, frozen=True, gc=False):
         _set(self, "occurredAt", _checked("occurredAt", _timestamp, self.occurredAt))
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A validated event: the envelope's identity plus its typed data."""
+class Event(msgspec.Struct, frozen=True, gc=False):
+    """A validated event: the envelope's identity plus its typed data (a Struct: built in C, one per record)."""
 
     eventId: str
     eventType: str

@@ -1,6 +1,6 @@
 """Which identifiers resolve to customers, and in which normal form (EVENTS.md)."""
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 CARD_NUMBER = "cardnumber"  # also resolves to the org's card holders (card.issued), on any source
 INDEXED_TYPES = {
@@ -24,8 +24,7 @@ def indexed_identifiers(identifiers: list[dict[str, str]]) -> set[tuple[str, str
     return {form for i in identifiers if (form := lookup_form(i["type"], i["value"]))}
 
 
-@dataclass(frozen=True, slots=True)
-class IndexKey:
+class IndexKey(NamedTuple):
     """One identifier of one org's source and account, in lookup form: what the index maps to claimants."""
 
     orgId: int

@@ -1,9 +1,10 @@
-"""Batch planning: which records of a batch change a customer, and what to write.
+"""Planning writes: each customer held once, its records folded on as they come, what it owes Redis.
 
-Pure: the store reads a customer's stored state, the planner folds the new
-records onto it and says what to write; the store writes it atomically with
-the new watermarks. A record at or below its partition's watermark
-(redelivered) or with an eventId already applied (re-published) is a no-op.
+Pure: the store reads a customer's stored value once, the projector keeps it
+as a `Held` while it stays in the process and folds every record onto it; the
+store writes what it owes atomically with the new watermarks. A record at or
+below its partition's watermark (redelivered) or with an eventId already
+applied (re-published) is a no-op.
 """
 
 from dataclasses import dataclass, field
@@ -13,31 +14,16 @@ from projections.apply import apply_in_place
 from projections.dedup import DedupWindow, dedup_key
 from projections.events import DELETED, CardData, Event, ProfileData
 from projections.identity import IndexKey, indexed_identifiers
-from projections.keys import position_name
 from projections.state import Customer, profile_key
 
 
-@dataclass(slots=True)
-class Record:
-    """One consumed record that parsed into an event."""
-
-    topic: str
-    partition: int
-    offset: int
-    event: Event
-    position: str = field(init=False)  # the partition's name in the watermarks
-
-    def __post_init__(self) -> None:
-        self.position = position_name(self.topic, self.partition)
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per identifier of every profile event, and a frozen one builds slowly
 class IndexChange:
     key: IndexKey
     customerId: int
     claimed: bool  # False: the customer no longer lists it
     score: int = 0  # claim time (occurredAt, ms): the latest claim resolves
-    at: tuple[str, int, int] = field(default=("", 0, 0), compare=False)  # (topic, partition, offset): write order
+    at: tuple[str, int] = field(default=("", 0), compare=False)  # (position, offset): write order
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,76 +38,76 @@ class CardClaim:
 
 
 @dataclass(slots=True)
-class CustomerWrite:
+class Held:
+    """One customer for as long as it stays in the projector: its newest state, watermarks (position -> last
+    offset applied) and dedup window, decoded once; `token`, the watermarks its value in Redis starts with
+    (the write's compare-and-set token); and what it owes Redis since its last write."""
+
     orgId: int
     customerId: int
-    customer: Customer | None  # None when nothing new was applied
-    watermarks: dict[str, int]  # the partitions this write advances
+    customer: Customer | None
+    watermarks: dict[str, int]
+    seen: DedupWindow  # the eventIds written as applied
+    token: bytes = b""
     applied_event_ids: list[str] = field(default_factory=list)
-    applied_keys: list[bytes] = field(default_factory=list)  # their dedup keys
+    applied_keys: list[bytes] = field(default_factory=list)  # their dedup keys, not in `seen` yet
     index_changes: list[IndexChange] = field(default_factory=list)
-    card_claims: list[CardClaim] = field(default_factory=list)  # in order: a later one replaces an earlier
+    cards: dict[str, None] = field(default_factory=dict)  # the card numbers touched, in order
+    advanced: bool = False  # a watermark moved: the value must be written
 
-    def absorb(self, later: "CustomerWrite") -> None:
-        """This write followed by `later` (the same customer's next batch), as one write."""
-        self.customer = later.customer or self.customer
-        self.watermarks.update(later.watermarks)
-        self.applied_event_ids += later.applied_event_ids
-        self.applied_keys += later.applied_keys
-        self.index_changes += later.index_changes
-        self.card_claims += later.card_claims
+    def take(self, position: str, offset: int, event: Event) -> bool:
+        """Folds one record on; False for a redelivery (at or below the watermark), which changes nothing."""
+        watermarks = self.watermarks
+        if offset <= watermarks.get(position, -1):
+            return False
+        watermarks[position] = offset
+        self.advanced = True
+        key = dedup_key(event.eventId)
+        if key in self.seen or key in self.applied_keys:
+            return True  # re-published: only the watermark moves
+        data = event.data
+        if type(data) is ProfileData:
+            self.index_changes += _index_changes(self.customer, event, data, (position, offset))
+        elif type(data) is CardData:
+            self.cards[data.cardNumber] = None
+        self.customer = apply_in_place(self.customer, event)
+        self.applied_event_ids.append(event.eventId)
+        self.applied_keys.append(key)
+        return True
+
+    @property
+    def card_claims(self) -> list["CardClaim"]:
+        customer = self.customer
+        return [_card_claim(customer, number) for number in self.cards] if customer else []
+
+    def written(self, token: bytes, seen: DedupWindow) -> None:
+        """Redis holds everything owed: its value now starts with `token` and holds `seen`."""
+        self.seen, self.token = seen, token
+        self.applied_event_ids, self.applied_keys, self.index_changes, self.cards = [], [], [], {}
+        self.advanced = False
 
 
 @dataclass(slots=True)
 class Stored:
-    """What Redis holds for one customer, as far as planning needs it."""
+    """What Redis holds for one customer."""
 
     customer: Customer | None
     watermarks: dict[str, int]  # position -> last applied offset; also the write's compare-and-set token
     seen: DedupWindow  # the eventIds it applied recently
 
 
-def stored_after(before: Stored, write: CustomerWrite, now_ms: int, window_ms: int) -> Stored:
-    """What Redis holds once `write` is stored on top of `before`."""
-    seen = before.seen.added(write.applied_keys, now_ms, window_ms)
-    return Stored(write.customer or before.customer, {**before.watermarks, **write.watermarks}, seen)
-
-
 def plan_customer(
     stored: Customer | None,
     watermarks: dict[str, int],
-    seen: DedupWindow | set[bytes],
-    records: list[Record],
-) -> CustomerWrite:
-    """Folds `records` (one customer's, in log order) onto `stored`, which the planner takes over."""
-    first = records[0].event
-    write = CustomerWrite(orgId=first.orgId, customerId=first.customerId, customer=None, watermarks={})
-    customer = stored
-    applied = set()
-    cards: dict[str, None] = {}  # the card numbers these records touch
-    for record in records:
-        position = record.position
-        if record.offset <= write.watermarks.get(position, watermarks.get(position, -1)):
-            continue
-        write.watermarks[position] = record.offset
-        event = record.event
-        key = dedup_key(event.eventId)
-        if event.eventId in applied or key in seen:
-            continue
-        applied.add(event.eventId)
-        if type(event.data) is ProfileData:
-            write.index_changes += _index_changes(
-                customer, event, event.data, (record.topic, record.partition, record.offset)
-            )
-        elif type(event.data) is CardData:
-            cards[event.data.cardNumber] = None
-        customer = apply_in_place(customer, event)
-        write.applied_event_ids.append(event.eventId)
-        write.applied_keys.append(key)
-    write.customer = customer if write.applied_event_ids else None
-    if customer is not None:
-        write.card_claims = [_card_claim(customer, number) for number in cards]
-    return write
+    seen: DedupWindow,
+    records: list[tuple[str, int, Event]],
+) -> Held:
+    """Folds `records` ((position, offset, event), one customer's, in log order) onto what Redis holds."""
+    first = records[0][2]
+    held = Held(first.orgId, first.customerId, stored, dict(watermarks), seen)
+    for position, offset, event in records:
+        held.take(position, offset, event)
+    return held
 
 
 def _card_claim(customer: Customer, number: str) -> CardClaim:
@@ -131,7 +117,7 @@ def _card_claim(customer: Customer, number: str) -> CardClaim:
 
 
 def _index_changes(
-    customer: Customer | None, event: Event, data: ProfileData, at: tuple[str, int, int]
+    customer: Customer | None, event: Event, data: ProfileData, at: tuple[str, int]
 ) -> list[IndexChange]:
     previous = customer.profiles.get(profile_key(data.source, data.accountId)) if customer else None
     before = indexed_identifiers(previous.identifiers) if previous else set()

@@ -12,7 +12,7 @@ from projections.dedup import DedupWindow, dedup_key
 from projections.generations import Control, Generations
 from projections.identity import IndexKey
 from projections.keys import Keys, applied_message, source_member, source_of_member
-from projections.plan import CustomerWrite, Stored
+from projections.plan import Held, Stored
 from projections.state import Customer, customer_to_dict, decode_customer, encode_customer
 
 CustomerId = tuple[int, int]  # (orgId, customerId)
@@ -36,12 +36,19 @@ def decode_marks(raw: bytes) -> dict[str, int]:
     return marks
 
 
-def encode_value(stored: Stored) -> bytes:
-    """A customer's stored value: its watermarks, a newline, the dedup window's length (4 bytes) and bytes,
-    then its state (MessagePack; empty for none). One key per customer: one read, one compare-and-set."""
-    seen = stored.seen.encode()
-    state = encode_customer(stored.customer) if stored.customer else b""
-    return b"".join((encode_marks(stored.watermarks), b"\n", len(seen).to_bytes(4, "big"), seen, state))
+def encode_value(marks: bytes, seen: DedupWindow, customer: Customer | None) -> bytes:
+    """A customer's stored value: its watermarks (`encode_marks`), a newline, the dedup window's length (4
+    bytes) and bytes, then its state (MessagePack; empty for none). One key per customer: one read, one
+    compare-and-set."""
+    window = seen.encode()
+    state = encode_customer(customer) if customer else b""
+    return b"".join((marks, b"\n", len(window).to_bytes(4, "big"), window, state))
+
+
+def held_of(customer_id: "CustomerId", value: bytes) -> Held:
+    """A customer as the projector holds it, from its stored value (b"": never written)."""
+    stored = decode_value(value)
+    return Held(customer_id[0], customer_id[1], stored.customer, stored.watermarks, stored.seen, marks_of(value))
 
 
 def decode_value(value: bytes) -> Stored:
@@ -157,7 +164,7 @@ class Store:
         found, control = replies[len(groups)], self.generations.control(replies[len(groups) + 1 :])
         return stored, {p: int(v) if v is not None else None for p, v in zip(positions, found)}, control
 
-    async def write(self, writes: list[tuple[bytes, bytes, CustomerWrite]]) -> list[CustomerWrite]:
+    async def write(self, writes: list[tuple[bytes, bytes, Held]]) -> list[Held]:
         """Writes index changes, then each customer atomically: (the watermarks its stored value must still
         start with, its new stored value, the write); returns the writes that lost a race."""
         changes = sorted((c for _, _, w in writes for c in w.index_changes), key=lambda c: c.at)  # log order

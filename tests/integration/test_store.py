@@ -6,24 +6,23 @@ import time
 from projections.dedup import DedupWindow, dedup_key
 from projections.events import parse_event
 from projections.identity import IndexKey
-from projections.plan import CustomerWrite, IndexChange, Record, Stored, plan_customer, stored_after
+from projections.plan import Held, IndexChange, Stored
 from projections.read_model import ReadModel
-from projections.store import Store, decode_value, encode_value, marks_of
+from projections.store import Store, decode_value, encode_marks, encode_value, held_of
 from tests.support import event
 from tests.unit.builders import encode
 
 WINDOW_MS = 60_000
 
 
-def _record(position: str, offset: int, points: int, event_id: str, customer_id: int = 5) -> Record:
-    topic, partition = position.rsplit(":", 1)
+def _record(position: str, offset: int, points: int, event_id: str, customer_id: int = 5) -> tuple:
     doc = event(
         "points.earned",
         {"programId": 973, "points": points, "category": "MAIN"},
         customer_id=customer_id,
         event_id=event_id,
     )
-    return Record(topic, int(partition), offset, parse_event(encode(doc)))
+    return position, offset, parse_event(encode(doc))
 
 
 async def _read(store: Store, customer_id: int = 5) -> bytes:
@@ -31,10 +30,11 @@ async def _read(store: Store, customer_id: int = 5) -> bytes:
     return loaded[(100737, customer_id)]
 
 
-async def _write(store: Store, value: bytes, record: Record) -> list:
-    now, before = int(time.time() * 1000), decode_value(value)
-    write = plan_customer(before.customer, before.watermarks, before.seen, [record])
-    return await store.write([(marks_of(value), encode_value(stored_after(before, write, now, WINDOW_MS)), write)])
+async def _write(store: Store, value: bytes, record: tuple) -> list:
+    held = held_of((100737, record[2].customerId), value)
+    held.take(*record)
+    seen = held.seen.added(held.applied_keys, int(time.time() * 1000), WINDOW_MS)
+    return await store.write([(held.token, encode_value(encode_marks(held.watermarks), seen, held.customer), held)])
 
 
 async def test_a_customer_written_through_another_partition_since_it_was_read_is_not_overwritten(store):
@@ -78,8 +78,8 @@ async def test_a_later_claim_in_the_log_outranks_earlier_ones_and_a_release_hand
 
     async def change(customer_id: int, at: int | None) -> None:
         claim = IndexChange(mobile, customer_id, at is not None, at or 0)
-        write = CustomerWrite(100737, customer_id, None, {"p:0": 0}, index_changes=[claim])
-        await store.write([(b"", encode_value(Stored(None, {"p:0": 0}, DedupWindow())), write)])
+        write = Held(100737, customer_id, None, {"p:0": 0}, DedupWindow(), index_changes=[claim])
+        await store.write([(b"", encode_value(b"p:0=0", DedupWindow(), None), write)])
 
     await change(1, 5_000)
     await change(2, 4_000)  # later in the log with an earlier occurredAt: still the latest claim

@@ -1,28 +1,45 @@
 """Property: batching, redelivery after a crash and re-published events never change the result.
 
-Records of two topic-partitions (customers, points) are consumed in random batches; after a
-batch the consumer may crash before committing and resume from an earlier offset. Each batch
-is planned per customer with `plan_customer` against an in-memory store that keeps what Redis
-keeps (serialised state, per-partition watermarks, applied eventIds). The end state must equal
-one in-order fold of the log with each eventId applied once.
+Records of two topic-partitions (customers, points) go through the projector's own batch path
+(`Projector._process` and `_flush`) in random batches, against an in-memory store that keeps what
+Redis keeps (the stored values, with the compare-and-set, and the positions); the projector may
+crash before a write or between the customers' write and the positions', and restart from what
+the store holds. The end state must equal one in-order fold of the log with each eventId applied once.
 """
 
+import asyncio
 from collections import defaultdict
+from types import SimpleNamespace
+from typing import NamedTuple
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consumers.projector import Projector, partition_name
 from projections.apply import apply, apply_in_place
-from projections.dedup import dedup_key
-from projections.events import on_customers_topic, parse_event, to_decimal_str
-from projections.plan import Record, plan_customer
+from projections.dedup import DedupWindow
+from projections.events import Event, on_customers_topic, parse_event, to_decimal_str
+from projections.generations import Control
 from projections.state import customer_from_dict, customer_to_dict
+from projections.store import decode_value, encode_value, marks_of
+from runtime.settings import Settings
 from tests.support import event
 from tests.unit.builders import encode
 
-PARTITIONS = {"customers": "customers:0", "points": "points:0"}
+PARTITIONS = [TopicPartition("customers", 0), TopicPartition("points", 0)]
+
+
+class Logged(NamedTuple):
+    tp: TopicPartition
+    offset: int
+    value: bytes
+    event: Event
+
+
 TIMES = ["2026-01-08T10:03:21Z", "2026-01-09T00:00:00+05:30", "2026-02-01T12:00:00.125Z"]
 EXPIRIES = [None, None, "2026-01-31", "2026-02-28T23:59:59Z", "2026-03-01T00:00:00-02:00"]
 IDENTIFIERS = [
@@ -96,7 +113,7 @@ DATA["customer.updated"] = DATA["customer.registered"]
 
 
 @st.composite
-def logs(draw, republish: bool = True) -> list[Record]:
+def logs(draw, republish: bool = True) -> list[Logged]:
     """A log over both partitions, in publication order, with some events re-published later."""
     published: list[tuple[str, dict]] = []
     for i in range(draw(st.integers(1, 30))):
@@ -112,15 +129,16 @@ def logs(draw, republish: bool = True) -> list[Record]:
             occurred_at=draw(st.sampled_from(TIMES)),
         )
         published.append(("customers" if on_customers_topic(event_type) else "points", doc))
-    offsets = defaultdict(int)
+    offsets: dict[str, int] = defaultdict(int)
     records = []
     for topic, doc in published:
-        records.append(Record(topic, 0, offsets[topic], parse_event(encode(doc))))
+        value = encode(doc)
+        records.append(Logged(TopicPartition(topic, 0), offsets[topic], value, parse_event(value)))
         offsets[topic] += 1
     return records
 
 
-def reference(records: list[Record]) -> dict:
+def reference(records: list[Logged]) -> dict:
     customers, seen = {}, set()
     for record in records:
         event = record.event
@@ -130,63 +148,116 @@ def reference(records: list[Record]) -> dict:
     return customers
 
 
-class Store:
-    """What Redis keeps per customer: JSON state, watermarks per partition, applied eventIds."""
+class Crash(Exception):
+    """The projector process dies here."""
+
+
+class MemoryStore:
+    """What Redis keeps (stored values, positions), with the store's compare-and-set, in memory. It can
+    crash once the customers of a write are stored and before the positions move past them."""
+
+    keys = SimpleNamespace(generation=1)
 
     def __init__(self, remember_event_ids: bool = True):
-        self.remember_event_ids = remember_event_ids  # False: the dedup window has passed
-        self.customers: dict[int, tuple[bytes | None, dict[str, int], set[str]]] = {}
+        # False: the dedup window has passed (no eventId is remembered: only the watermarks stop re-application)
+        self.dedup_window_ms = 3_600_000 if remember_event_ids else 1
+        self.values: dict[tuple[int, int], bytes] = {}
+        self.positions: dict[str, int] = {}
+        self.crash_before_positions = False
 
-    def apply_batch(self, by_customer: dict[int, list[Record]]) -> None:
-        for customer_id, records in by_customer.items():
-            state, marks, seen = self.customers.get(customer_id, (None, {}, set()))
-            stored = customer_from_dict(orjson.loads(state)) if state else None
-            write = plan_customer(stored, dict(marks), set(seen), records)
-            if write.customer is not None:
-                as_dict = customer_to_dict(write.customer)
-                assert customer_from_dict(as_dict) == write.customer
-                state = orjson.dumps(as_dict)
-                assert customer_from_dict(orjson.loads(state)) == write.customer
-            if self.remember_event_ids:
-                seen = seen | {dedup_key(e) for e in write.applied_event_ids}
-            self.customers[customer_id] = (state, {**marks, **write.watermarks}, seen)
+    async def load(self, customers, positions):
+        found = {p: self.positions.get(p) for p in positions}
+        return {cid: self.values.get(cid, b"") for cid in customers}, found, Control(None, None)
+
+    async def write(self, writes):
+        lost = []
+        for token, value, held in writes:
+            cid = (held.orgId, held.customerId)
+            if marks_of(self.values.get(cid, b"")) == token:
+                self.values[cid] = value if self.dedup_window_ms > 1 else _forgetting_event_ids(value)
+            else:
+                lost.append(held)
+        return lost
+
+    async def save_positions(self, expected, positions) -> bool:
+        if self.crash_before_positions:
+            self.crash_before_positions = False
+            raise Crash
+        if any(self.positions.get(p) != old for p, old in expected.items()):
+            return False
+        self.positions.update(positions)
+        return True
 
     def states(self) -> dict:
-        return {cid: customer_from_dict(orjson.loads(state)) for cid, (state, _, _) in self.customers.items()}
+        return {cid: decode_value(value).customer for (_, cid), value in self.values.items()}
 
 
-def consume(records: list[Record], store: Store, data) -> None:
-    """Random batches over both partitions; up to 3 crashes before commit, each resuming earlier."""
-    partitions = {p: [r for r in records if r.position == p] for p in PARTITIONS.values()}
-    next_offset = {p: 0 for p in partitions}
-    crashes = data.draw(st.integers(0, 3), label="crashes")
-    while any(next_offset[p] < len(partitions[p]) for p in partitions):
-        batch = {}
-        for p in data.draw(st.permutations(sorted(partitions)), label="partition order"):
-            take = data.draw(st.integers(1, 6), label="batch size")
-            batch[p] = partitions[p][next_offset[p] : next_offset[p] + take]
-            next_offset[p] += len(batch[p])
-        by_customer = defaultdict(list)
-        for part in batch.values():
-            for record in part:
-                by_customer[record.event.customerId].append(record)
-        store.apply_batch(by_customer)
-        if crashes and data.draw(st.booleans(), label="crash before commit"):
+def _forgetting_event_ids(value: bytes) -> bytes:
+    stored = decode_value(value)
+    return encode_value(marks_of(value), DedupWindow(), stored.customer)
+
+
+class Consumer:
+    def seek(self, tp, offset) -> None:
+        pass
+
+
+def _projector(store: MemoryStore) -> Projector:
+    """A projector starting from what the store holds, as after a (re)start; it writes when told to."""
+    settings = Settings(batch_max_records=1, write_behind_records=10**6)
+    projector = Projector(settings, Consumer(), None, store, asyncio.Event(), live=False)  # type: ignore[arg-type]
+    for tp in PARTITIONS:
+        projector._seek(tp, store.positions.get(partition_name(tp)), 0)
+    return projector
+
+
+def consume(records: list[Logged], store: MemoryStore, data) -> None:
+    """The real batch path over random batches of both partitions, written behind over random spans, with
+    up to 3 crashes: before a write (what was folded is lost), or between the customers' write and the
+    positions' (redelivery)."""
+    asyncio.run(_consume(records, store, data))
+
+
+async def _consume(records: list[Logged], store: MemoryStore, data) -> None:
+    partitions = {tp: [r for r in records if r.tp == tp] for tp in PARTITIONS}
+    projector, crashes = _projector(store), data.draw(st.integers(0, 3), label="crashes")
+    while any(projector.expected[tp] < len(partitions[tp]) for tp in partitions):
+        await projector._process(_batch(partitions, projector.expected, data))
+        step = data.draw(st.sampled_from(["fold on", "write", "crash before the write", "crash before the positions"]))
+        if step.startswith("crash") and not crashes:
+            step = "write"
+        store.crash_before_positions = step == "crash before the positions"
+        if step in ("write", "crash before the positions"):
+            try:
+                await projector._flush()
+            except Crash:
+                pass
+        if step.startswith("crash"):
             crashes -= 1
-            for p in partitions:  # resume from an earlier (committed) offset: redelivery
-                next_offset[p] = data.draw(st.integers(0, next_offset[p]), label="resume at")
+            projector = _projector(store)
+    await projector._flush()
 
 
-def assert_store_equals_in_order_fold(store: Store, records: list[Record]) -> None:
+def _batch(partitions: dict, expected: dict, data) -> dict:
+    batch = {}
+    for tp in data.draw(st.permutations(PARTITIONS), label="partition order"):
+        start, take = expected[tp], data.draw(st.integers(1, 6), label="batch size")
+        if chosen := partitions[tp][start : start + take]:
+            batch[tp] = [ConsumerRecord(tp.topic, 0, r.offset, 0, 0, None, r.value, None, 0, 0, ()) for r in chosen]
+    return batch
+
+
+def assert_store_equals_in_order_fold(store: MemoryStore, records: list[Logged]) -> None:
     assert store.states() == reference(records)
-    for customer_id, (_, marks, _) in store.customers.items():
-        assert marks == {r.position: r.offset for r in records if r.event.customerId == customer_id}
+    for (_, customer_id), value in store.values.items():
+        marks = {partition_name(r.tp): r.offset for r in records if r.event.customerId == customer_id}
+        assert decode_value(value).watermarks == marks
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records=logs(), data=st.data())
 def test_any_batching_with_redelivery_and_republishing_equals_one_in_order_fold(records, data):
-    store = Store()
+    store = MemoryStore()
     consume(records, store, data)
     assert_store_equals_in_order_fold(store, records)
 
@@ -195,7 +266,7 @@ def test_any_batching_with_redelivery_and_republishing_equals_one_in_order_fold(
 @given(records=logs(republish=False), data=st.data())
 def test_watermarks_alone_make_redelivery_a_no_op(records, data):
     # past the dedup window no eventId is remembered: only the watermarks stop re-application
-    store = Store(remember_event_ids=False)
+    store = MemoryStore(remember_event_ids=False)
     consume(records, store, data)
     assert_store_equals_in_order_fold(store, records)
 
