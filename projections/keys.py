@@ -10,6 +10,7 @@ Parts that come from events are percent-encoded: no `:`, `{` or `}` inside.
 
 import zlib
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from urllib.parse import quote
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
@@ -23,6 +24,7 @@ FIRST_GENERATION = 1
 INDEX_BUCKETS = 4096
 
 
+@lru_cache(maxsize=4096)  # sources and accounts: a few, met on every profile event
 def _part(text: str) -> str:
     return quote(text, safe="")
 

@@ -217,7 +217,7 @@ class Store:
             replies = await self._pipelined(queue_both)
             replies = replies[len(replies) - len(customers) :]
         if customers:  # after the writes, on every master: readers waiting for these customers look again
-            slots = (self.keys.customer_slot(w.orgId, w.customerId) for _, _, w in writes)
+            slots = (key_slot(key.encode()) for _, key in keyed)
             await self.redis.publish(self.keys.meta.applied(), applied_message(self.keys.generation, slots))
         held = {key: ok for (_, keys, _), reply in zip(customers, replies) for key, ok in zip(keys, reply)}
         return [write for (_, _, write), key in keyed if not held[key]]
