@@ -92,6 +92,7 @@ QUIET = {"POINTSVIEW_LOG_LEVEL": "WARNING"}  # the processes a benchmark starts:
 class Applied:
     rate: float  # events per second, from the last poll that saw nothing applied to the last record
     timeline: list[tuple[float, int]]  # (seconds since the projector started, events applied), every 0.1 s
+    cpu_us_per_event: float | None = None  # one process (in this one): its CPU time over the run, per event
 
 
 async def projector_rate(settings: Settings, total: int, processes: int = 1) -> Applied:
@@ -114,6 +115,7 @@ async def projector_rate(settings: Settings, total: int, processes: int = 1) -> 
         timeline: list[tuple[float, int]] = []
         try:
             launched = idle_at = time.perf_counter()
+            cpu_before = time.process_time()
             first: tuple[float, int] | None = None
             while True:
                 polled = time.perf_counter()
@@ -126,7 +128,8 @@ async def projector_rate(settings: Settings, total: int, processes: int = 1) -> 
                     first = (polled, done)
                 if done >= total:
                     start_at, start_done = (idle_at, 0) if first[1] >= total else first
-                    return Applied((done - start_done) / (polled - start_at), timeline)
+                    cpu = (time.process_time() - cpu_before) / total * 1e6 if processes == 1 else None
+                    return Applied((done - start_done) / (polled - start_at), timeline, cpu)
                 if processes == 1 and task.done():
                     task.result()
                 if processes > 1 and member.poll() is not None:

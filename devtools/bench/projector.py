@@ -35,6 +35,7 @@ from devtools.bench.common import (
 )
 from devtools.demo import DEMO_PROGRAMS
 from devtools.synthetic import Load
+from projections.fold import fold_log
 from projections.keys import Keys
 from projections.store import decode_value
 from runtime import bootstrap
@@ -83,6 +84,16 @@ async def _rebuild_rate(settings: Settings, total: int, processes: int) -> float
     return total / (time.perf_counter() - started)
 
 
+FOLD = "pure fold (fold_log) over the same values (baseline)"
+
+
+def _fold_cpu(stream: list[tuple[str, bytes, bytes]]) -> float:
+    """CPU microseconds per event of the pure fold (parse, dedup, apply) over the log's values in memory."""
+    started = time.process_time()
+    fold_log(value for _, _, value in stream)
+    return (time.process_time() - started) / len(stream) * 1e6
+
+
 def _label(what: str, processes: int) -> str:
     return f"pointsview {what}" + (f", {processes} processes" if processes > 1 else "")
 
@@ -114,7 +125,7 @@ async def run_projector_bench(
             stream = await produce_load(settings, load)
             bare = await _bare_consumer_rate(settings, len(stream))
             progress.print(f"bare consumer: {bare:,.0f} events/s")
-            rates, timeline = {"bare aiokafka consumer (baseline)": bare}, None
+            rates, timeline, cpu = {"bare aiokafka consumer (baseline)": bare}, None, {FOLD: _fold_cpu(stream)}
             for n in processes:  # the first (one process) in the run's own key prefix and group
                 progress.print(f"projecting with {n} process(es) ...")
                 own = (
@@ -127,6 +138,8 @@ async def run_projector_bench(
                 applied = await projector_rate(own, len(stream), n)
                 rates[_label("projector", n)] = applied.rate
                 timeline = timeline or applied.timeline
+                if applied.cpu_us_per_event is not None:
+                    cpu["pointsview projector, one process (its whole run)"] = applied.cpu_us_per_event
                 if redis_cluster:
                     progress.print(f"projecting with {n} process(es){ON_CLUSTER} ...")
                     clustered = await projector_rate(on_cluster(own, servers), len(stream), n)
@@ -135,7 +148,15 @@ async def run_projector_bench(
                 for n in processes:
                     progress.print(f"rebuilding into a new generation with {n} process(es) ...")
                     rates[_label("rebuild", n)] = await _rebuild_rate(settings, len(stream), n)
-            runs.append({"events": len(stream), "customers": count, "events_per_second": rates, "timeline": timeline})
+            runs.append(
+                {
+                    "events": len(stream),
+                    "customers": count,
+                    "events_per_second": rates,
+                    "timeline": timeline,
+                    "cpu_us_per_event": cpu,
+                }
+            )
             if visible_rate and count == customers[0]:
                 from devtools.bench.freshness import visible_latency
 
@@ -160,6 +181,14 @@ def rate_rows(result: dict) -> list[list[str]]:
     rates = result["events_per_second"]
     bare, live = rates["bare aiokafka consumer (baseline)"], rates["pointsview projector"]
     return [[what, f"{rate:,.0f}", f"{rate / bare:.2f}x", f"{rate / live:.2f}x"] for what, rate in rates.items()]
+
+
+CPU_COLUMNS = ["what", "CPU us per event", "vs pure fold"]
+
+
+def cpu_rows(result: dict) -> list[list[str]]:
+    cpu = result["cpu_us_per_event"]
+    return [[what, f"{us:.2f}", f"{us / cpu[FOLD]:.2f}x"] for what, us in cpu.items()]
 
 
 SCALE_COLUMNS = ["customers", "events", "bare consumer events/s", "projector events/s", "vs bare consumer"]
@@ -204,6 +233,7 @@ def show_rates(result: dict, as_json: bool) -> None:
         RATE_COLUMNS,
         rate_rows(result),
     )
+    print_table("CPU per event", CPU_COLUMNS, cpu_rows(result))
     if result.get("scale"):
         print_table("scale check: the same events per customer", SCALE_COLUMNS, scale_rows(result))
     if visible := result.get("visible"):

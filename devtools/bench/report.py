@@ -13,10 +13,12 @@ import matplotlib.pyplot as plt
 
 from devtools.bench.api import API_COLUMNS, api_rows, api_title
 from devtools.bench.projector import (
+    CPU_COLUMNS,
     MEMORY_COLUMNS,
     RATE_COLUMNS,
     SCALE_COLUMNS,
     VISIBLE_COLUMNS,
+    cpu_rows,
     memory_rows,
     memory_title,
     rate_rows,
@@ -106,6 +108,9 @@ def _rates(directory: Path, result: dict) -> list[str]:
         f"# bench {result['benchmark']}: {result['events']:,} events, {result['customers']:,} customers",
         "",
         *_table(RATE_COLUMNS, rate_rows(result)),
+        "## CPU per event",
+        "",
+        *_table(CPU_COLUMNS, cpu_rows(result)),
     ]
     timeline = result["timeline"]
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)

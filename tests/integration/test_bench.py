@@ -63,6 +63,16 @@ def test_projector_benchmark_rates_timeline_visibility_report_and_the_cluster_be
         "pointsview projector on a Redis Cluster (3 masters)",
     ]
     assert all(rate > 0 for rate in rates.values())
+    cpu = result["cpu_us_per_event"]  # the pure fold over the same values beside the projector's whole run
+    assert list(cpu) == [
+        "pure fold (fold_log) over the same values (baseline)",
+        "pointsview projector, one process (its whole run)",
+    ]
+    assert (
+        0
+        < cpu["pure fold (fold_log) over the same values (baseline)"]
+        < cpu["pointsview projector, one process (its whole run)"]
+    )
     applied = [done for _, done in result["timeline"]]
     assert applied == sorted(applied) and applied[-1] == 2000
     visible = result["visible"]
@@ -79,6 +89,7 @@ def test_projector_benchmark_rates_timeline_visibility_report_and_the_cluster_be
         "projector-rate.png",
         *rates,
         *(f"{rate:,.0f}" for rate in rates.values()),
+        *cpu,
         *(f"{figures[p]:.1f}" for figures in (visible, baseline) for p in ("p50_ms", "p90_ms", "p99_ms", "max_ms")),
     )
     assert_png(tmp_path / "projector-rate.png")
