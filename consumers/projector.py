@@ -156,6 +156,7 @@ class Projector(ConsumerRebalanceListener):
         store: Store,
         stop: asyncio.Event,
         live: bool = True,
+        fresh: bool = False,
     ):
         self.settings = settings
         self.consumer = consumer
@@ -163,6 +164,10 @@ class Projector(ConsumerRebalanceListener):
         self.store = store
         self.stop = stop
         self.live = live
+        # Writing a generation nobody wrote before (a rebuild from offset 0): customers are not read, every one
+        # starts empty. Should another writer have written one after all, its compare-and-set fails, and from
+        # then on customers are read.
+        self.fresh = fresh
         self.lock = asyncio.Lock()  # a rebalance waits for the batch in flight
         self.positions: dict[TopicPartition, int | None] = {}  # what Redis held after our last step
         # The next offset this consumer wants: records before it were fetched before a seek (a rebalance
@@ -300,14 +305,15 @@ class Projector(ConsumerRebalanceListener):
         # intact, the customers were read before any loss, and a loss after that
         # fails the customers' compare-and-set.
         missing = self._touch({cid for _, _, _, cid in events})
-        loaded, found, control = await self.store.load(missing, [partition_name(tp) for tp in self.positions])
+        read = [] if self.fresh else missing
+        loaded, found, control = await self.store.load(read, [partition_name(tp) for tp in self.positions])
         if self.live and await self._follow(control):
             return self._fetch_again(batch)
         if await self._replay_lost(found):
             return self._fetch_again(batch)
         held, dirty = self.held, self.dirty
-        for cid, value in loaded.items():
-            held[cid] = held_of(cid, value)
+        for cid in missing:
+            held[cid] = held_of(cid, loaded.get(cid, b""))
         for position, offset, event, cid in events:
             customer = held[cid]
             if customer.take(position, offset, event):
@@ -370,6 +376,7 @@ class Projector(ConsumerRebalanceListener):
         if lost:
             log.info("another consumer wrote some of these customers; reading again", customers=len(lost))
             self.behind = 0  # sharing customers with another writer: every batch on its own until it stops
+            self.fresh = False
             return self._forget_pending()
         self.behind = min(self.settings.write_behind_records, max(2 * self.behind, self.settings.batch_max_records))
         applied = sum(len(customer.applied_event_ids) for _, _, customer in writes)

@@ -23,6 +23,7 @@ from consumers.offsets import log_ends
 from consumers.projector import Projector, partition_name
 from consumers.topics import group_members
 from projections.generations import now
+from projections.store import Store
 from runtime import bootstrap
 from runtime.progress import Progress
 from runtime.settings import Settings
@@ -62,7 +63,8 @@ class Rebuild:
             if self.stop.is_set():
                 return generation
             store = bootstrap.store(self.settings, self.redis, generation)
-            projector = Projector(self.settings, consumer, None, store, self.stop, live=False)
+            fresh = await _untouched(store, partitions)
+            projector = Projector(self.settings, consumer, None, store, self.stop, live=False, fresh=fresh)
             await projector._seek_to_stored(partitions)
             await self._replay(projector, partitions)
             if self.stop.is_set():
@@ -150,6 +152,12 @@ class Rebuild:
         )
 
 
+async def _untouched(store: Store, partitions: list[TopicPartition]) -> bool:
+    """Whether the generation holds nothing of these partitions yet: replaying them needs no reads."""
+    positions = await store.read_positions([partition_name(tp) for tp in partitions])
+    return all(offset is None for offset in positions.values())
+
+
 def _replay_consumer(settings: Settings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         **kafka_options(settings),
@@ -191,9 +199,9 @@ def _replay_share(fields: dict, generation: int, share: int, shares: int) -> Non
         try:
             partitions = [tp for tp in await _partitions(consumer, settings) if tp.partition % shares == share]
             consumer.assign(partitions)
-            projector = Projector(
-                settings, consumer, None, bootstrap.store(settings, redis, generation), stop, live=False
-            )
+            store = bootstrap.store(settings, redis, generation)
+            fresh = await _untouched(store, partitions)
+            projector = Projector(settings, consumer, None, store, stop, live=False, fresh=fresh)
             await projector._seek_to_stored(partitions)
             ends = await log_ends(settings, partitions)
             await projector.run(until=lambda: all((projector.positions.get(tp) or 0) >= ends[tp] for tp in partitions))

@@ -193,3 +193,23 @@ async def test_a_rebuild_in_two_processes_equals_the_fold(settings, topics, redi
     assert await Rebuild(settings, projector_redis, asyncio.Event(), progress).run(switch=True, processes=2) == 2
     await _caught_up(redis, generation_keys(settings, 2), reference_fold(stream))
     assert progress.done == progress.total == len(stream)
+
+
+async def test_a_rebuild_that_meets_customers_it_did_not_write_reads_them_and_equals_the_fold(
+    settings, topics, redis, projector_redis
+):
+    # A rebuild writes its new generation without reading customers (nobody wrote them yet). Should someone
+    # have written some after all (here: a generation whose positions alone were deleted), their
+    # compare-and-set refuses the blind writes, and the rebuild reads them from then on.
+    customers_topic, points_topic = topics
+    stream = generate(
+        Load(customers=50, events_per_customer=4, customers_topic=customers_topic, points_topic=points_topic)
+    )
+    await produce(settings, stream)
+    generation = await Generations(redis, settings.key_prefix).create()
+    rebuild = Rebuild(settings, projector_redis, asyncio.Event(), Progress())
+    assert await rebuild.run(switch=False, generation=generation) == generation
+    await redis.delete(generation_keys(settings, generation).positions())
+    again = Rebuild(settings, projector_redis, asyncio.Event(), Progress())
+    assert await asyncio.wait_for(again.run(switch=False, generation=generation), 60) == generation
+    await _caught_up(redis, generation_keys(settings, generation), reference_fold(stream))
