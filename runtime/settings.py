@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     batch_timeout_ms: int = Field(200, ge=1)
     fetch_max_wait_ms: int = Field(500, ge=0)  # how long the broker may hold a fetch while it has no records
     dedup_window_seconds: int = Field(7 * 24 * 3600, ge=1)
-    cache_customers: int = Field(200_000, ge=0)  # customers the projector keeps (encoded) between batches
+    cache_customers: int = Field(100_000, ge=0)  # customers the projector holds decoded (about 6 KB each)
     # While catching up (full batches), records folded in memory before their customers are written: a
     # customer with several events in that span is written once. At the head of the log every batch is
     # written at once. 0: every batch.
