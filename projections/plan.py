@@ -120,11 +120,11 @@ def plan_customer(
         write.applied_keys.append(key)
     write.customer = customer if write.applied_event_ids else None
     if customer is not None:
-        write.card_claims = [_card_claim(customer, number) for number in cards]
+        write.card_claims = [card_claim(customer, number) for number in cards]
     return write
 
 
-def _card_claim(customer: Customer, number: str) -> CardClaim:
+def card_claim(customer: Customer, number: str) -> CardClaim:
     card = customer.cards[number]
     claim = None if card.statusLabel == DELETED else epoch_ms(card.claimedAt)
     return CardClaim(customer.orgId, number, customer.customerId, claim)
