@@ -7,7 +7,8 @@ from rich.console import Console
 from rich.table import Table
 
 from consumers.rebuild import Rebuild
-from consumers.verify import differences, generation_customers, log_customers
+from consumers.verify import differences, generation_customers, generation_index, log_customers
+from projections.index import expected_index, index_differences
 from runtime import bootstrap
 from runtime.progress import Progress, shown
 from runtime.settings import Settings
@@ -79,7 +80,8 @@ async def verify(settings: Settings, generation: int | None, against: int | None
     redis = bootstrap.redis_client(settings)
     try:
         generation = generation or await bootstrap.generations(settings, redis).live() or 1
-        left = await generation_customers(redis, bootstrap.keys(settings, generation))
+        keys = bootstrap.keys(settings, generation)
+        left, index = await generation_customers(redis, keys), await generation_index(redis, keys)
         if against is None:
             async with shown(Progress("reading the log")) as progress:
                 right, right_name = await log_customers(settings, progress), "log"
@@ -89,10 +91,11 @@ async def verify(settings: Settings, generation: int | None, against: int | None
     finally:
         await redis.aclose()
     lines = differences(left, right, f"generation {generation}", right_name)
+    lines += index_differences(expected_index(right.values(), keys), index)
     for line in lines:
         print(line)
     print(
-        f"{len(left):,} customers in generation {generation}, {len(right):,} in the {right_name}: "
-        f"{'no differences' if not lines else 'DIFFERENT'}"
+        f"{len(left):,} customers in generation {generation}, {len(right):,} in the {right_name}; "
+        f"{len(index.identifiers) + len(index.cards):,} index fields: {'no differences' if not lines else 'DIFFERENT'}"
     )
     return 1 if lines else 0

@@ -1,10 +1,12 @@
-"""`pointsview verify`: a generation against a fresh fold of the log, or against another generation."""
+"""`pointsview verify`: a generation against a fresh fold of the log, or against another generation: its
+customers, and its identifier and card indexes against those the other side's customers imply."""
 
 import orjson
 from redis.asyncio import Redis
 
 from consumers.offsets import partitions_of, read_all, reader
 from projections.fold import fold_log
+from projections.index import Entries, Field, Index, decode_entries
 from projections.keys import Keys
 from projections.state import Customer, customer_to_dict
 from projections.store import decode_value
@@ -19,6 +21,19 @@ async def generation_customers(redis: Redis, keys: Keys) -> dict[tuple[int, int]
         customer = value and decode_value(value).customer
         if customer:
             found[(customer.orgId, customer.customerId)] = customer
+    return found
+
+
+async def generation_index(redis: Redis, keys: Keys) -> Index:
+    """Every identifier and card index field of the generation (on a cluster, scanned on every master)."""
+    return Index(await _index_fields(redis, keys.identifier_pattern()), await _index_fields(redis, keys.card_pattern()))
+
+
+async def _index_fields(redis: Redis, pattern: str) -> dict[Field, Entries]:
+    found = {}
+    async for key in redis.scan_iter(match=pattern, count=1000):
+        for name, value in (await redis.hgetall(key)).items():
+            found[(key.decode(), name.decode())] = decode_entries(value)
     return found
 
 

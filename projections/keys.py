@@ -86,6 +86,14 @@ class Keys:
         bucket = zlib.crc32(card_number.encode()) % INDEX_BUCKETS
         return f"{self.prefix}:k:{{{org_id}:{bucket}}}", card_number
 
+    def identifier_pattern(self) -> str:
+        """SCAN pattern of every identifier index hash of this generation."""
+        return f"{self.prefix}:i:*"
+
+    def card_pattern(self) -> str:
+        """SCAN pattern of every card index hash of this generation."""
+        return f"{self.prefix}:k:*"
+
     def sources(self, org_id: int) -> str:
         """SET: `SOURCE|accountId` of every profile seen in the org (for source=ALL); see source_member."""
         return f"{self.prefix}:s:{{{org_id}}}"

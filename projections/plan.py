@@ -78,7 +78,7 @@ class Held:
     @property
     def card_claims(self) -> list["CardClaim"]:
         customer = self.customer
-        return [_card_claim(customer, number) for number in self.cards] if customer else []
+        return [card_claim(customer, number) for number in self.cards] if customer else []
 
     def written(self, token: bytes, seen: DedupWindow) -> None:
         """Redis holds everything owed: its value now starts with `token` and holds `seen`."""
@@ -110,7 +110,7 @@ def plan_customer(
     return held
 
 
-def _card_claim(customer: Customer, number: str) -> CardClaim:
+def card_claim(customer: Customer, number: str) -> CardClaim:
     card = customer.cards[number]
     claim = None if card.statusLabel == DELETED else epoch_ms(card.claimedAt)
     return CardClaim(customer.orgId, number, customer.customerId, claim)

@@ -6,10 +6,12 @@ The slot map comes from CLUSTER SLOTS, asked of the URL's node or any master kno
 migrating) sends it once more to the importing node behind ASKING. A node that cannot be reached fails its
 commands with `ConnectionError` at once, like the single-server client, and marks the map stale: the
 caller retries (the projector) or answers 503 (the API) and the next command asks the cluster again, so
-both go on by themselves after a failover. Every key a command names must lie in one slot (the Store
-groups its keys by slot); commands over the whole key space (SCAN, KEYS, FLUSHDB) are refused: the
-operations commands use redis-py's RedisCluster for those. Every master's connection has the URL's TLS
-(rediss://, the same SSL context) and ACL user, and authenticates again whenever it reconnects.
+both go on by themselves after a failover. That reading prefers a map that sends no slot to the node just
+lost (a node that has not heard of the failover yet still names the old master). Every key a command
+names must lie in one slot (the Store groups its keys by slot); commands over the whole key space (SCAN,
+KEYS, FLUSHDB) are refused: the operations commands use redis-py's RedisCluster for those. Every master's
+connection has the URL's TLS (rediss://, the same SSL context) and ACL user, and authenticates again
+whenever it reconnects.
 """
 
 import asyncio
@@ -53,6 +55,23 @@ def command_slot(args: tuple) -> int | None:
     return slot_of(args[1])
 
 
+SlotMap = list[Address | None]  # the master of each slot
+
+
+def slot_map(reply: list, asked: Address) -> SlotMap:
+    """The map a CLUSTER SLOTS reply gives (`asked`: the node that gave it)."""
+    slots: SlotMap = [None] * REDIS_CLUSTER_HASH_SLOTS
+    for start, end, master, *_replicas in reply:
+        host = master[0].decode() if master[0] else asked[0]  # empty: the node we asked
+        slots[start : end + 1] = [(host, int(master[1]))] * (end - start + 1)
+    return slots
+
+
+def slots_on(slots: SlotMap, nodes: set[Address]) -> int:
+    """How many slots a map sends to `nodes`."""
+    return sum(1 for address in slots if address in nodes) if nodes else 0
+
+
 class ClusterRouter:
     """Multiplexers to the cluster's masters and the slot map that picks one; the same `call` and
     `call_many` as a single server's Multiplexer."""
@@ -61,9 +80,10 @@ class ClusterRouter:
         self.seeds: list[Address] = [(host, port)]
         self.options = {**options, "db": 0}  # a cluster has database 0 only
         self.nodes: dict[Address, Multiplexer] = {}
-        self.slots: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+        self.slots: SlotMap = [None] * REDIS_CLUSTER_HASH_SLOTS
         self.masters: list[Address] = []
         self.stale = True
+        self.lost: set[Address] = set()  # nodes whose connection failed since the map was last read
         self._refreshing: asyncio.Future | None = None
 
     def node(self, address: Address) -> Multiplexer:
@@ -83,22 +103,30 @@ class ClusterRouter:
                 refreshing.exception()  # retrieved by every waiter alike
 
     async def _read_slots(self) -> None:
-        errors = []
-        for address in dict.fromkeys([*self.masters, *self.seeds]):
-            try:
-                reply = await self.node(address).call(("CLUSTER", "SLOTS"))
-            except AuthenticationError:
-                raise  # every node has the same users: no other node would take these credentials
-            except (RedisError, OSError) as exc:
-                errors.append(f"{address[0]}:{address[1]}: {exc}")
-                continue
-            slots: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
-            for start, end, master, *_replicas in reply:
-                host = master[0].decode() if master[0] else address[0]  # empty: the node we asked
-                slots[start : end + 1] = [(host, int(master[1]))] * (end - start + 1)
-            self.slots, self.masters, self.stale = slots, list(dict.fromkeys(s for s in slots if s)), False
-            return
-        raise RedisConnectionError(f"no Redis Cluster node answered ({'; '.join(errors)})")
+        """Asks the nodes in turn (those just lost last) and takes the first map that sends no slot to a
+        lost node: after a failover, a node that has not heard of it yet still names the old master. If
+        every map does, the one that sends the fewest slots there."""
+        lost, errors = set(self.lost), []
+        best: SlotMap | None = None
+        for address in sorted(dict.fromkeys([*self.masters, *self.seeds]), key=lambda a: a in lost):
+            slots = await self._slots_of(address, errors)
+            if slots is not None and (best is None or slots_on(slots, lost) < slots_on(best, lost)):
+                best = slots
+            if best is not None and not slots_on(best, lost):
+                break
+        if best is None:
+            raise RedisConnectionError(f"no Redis Cluster node answered ({'; '.join(errors)})")
+        self.slots, self.masters, self.stale = best, list(dict.fromkeys(s for s in best if s)), False
+        self.lost -= lost
+
+    async def _slots_of(self, address: Address, errors: list[str]) -> SlotMap | None:
+        try:
+            return slot_map(await self.node(address).call(("CLUSTER", "SLOTS")), address)
+        except AuthenticationError:
+            raise  # every node has the same users: no other node would take these credentials
+        except (RedisError, OSError) as exc:
+            errors.append(f"{address[0]}:{address[1]}: {exc}")
+            return None
 
     def _node_for(self, slot: int | None) -> Multiplexer:
         address = self.slots[slot] if slot is not None else self.masters[0] if self.masters else None
@@ -157,8 +185,15 @@ class ClusterRouter:
                 return replies
         return replies  # still redirected: the MOVED/ASK errors are the replies
 
+    async def _send(self, node: Multiplexer, commands: list[tuple], at: list[int], asking: dict[int, Address]) -> list:
+        try:
+            return await self._exchange(node, commands, at, asking)
+        except (RedisConnectionError, OSError):
+            self.lost.add((node.host, node.port))  # the next map read prefers one that avoids it
+            raise
+
     @staticmethod
-    async def _send(node: Multiplexer, commands: list[tuple], at: list[int], asking: dict[int, Address]) -> list:
+    async def _exchange(node: Multiplexer, commands: list[tuple], at: list[int], asking: dict[int, Address]) -> list:
         if not asking:
             return await node.call_many([commands[i] for i in at])
         sent = [c for i in at for c in ((("ASKING",), commands[i]) if i in asking else (commands[i],))]

@@ -4,6 +4,7 @@ refused, a node down failing at once and recovering by itself."""
 
 import asyncio
 
+import hiredis
 import pytest
 import redis
 from redis.asyncio import RedisCluster
@@ -118,3 +119,82 @@ async def test_a_node_down_fails_its_commands_at_once_and_the_client_recovers_wh
             await asyncio.sleep(0.1)
     else:
         pytest.fail("the client did not recover after the node came back")
+
+
+def _resp(value) -> bytes:
+    if isinstance(value, int):
+        return b":%d\r\n" % value
+    if isinstance(value, str | bytes):
+        data = value.encode() if isinstance(value, str) else value
+        return b"$%d\r\n%s\r\n" % (len(data), data)
+    return b"*%d\r\n" % len(value) + b"".join(map(_resp, value))
+
+
+class FakeNode:
+    """A Redis Cluster node in a few lines, on a free loopback port: it answers HELLO, and CLUSTER SLOTS with
+    `slots` ((start, end, (host, port)) each); any other command, when it `dies`, drops the connection and
+    stops listening (a master killed), else it is refused."""
+
+    def __init__(self, dies: bool = False):
+        self.dies, self.slots = dies, []
+        self.connections: list[tuple[asyncio.Task, asyncio.StreamWriter]] = []
+
+    async def start(self) -> "FakeNode":
+        self.server = await asyncio.start_server(self._serve, HOST, 0)
+        self.address = HOST, self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections.append((asyncio.current_task(), writer))
+        commands = hiredis.Reader()
+        try:
+            while data := await reader.read(65536):
+                commands.feed(data)
+                while (command := commands.gets()) is not False:
+                    if (reply := self._reply(command)) is None:
+                        self.server.close()  # it dies: this connection drops, others are refused
+                        return
+                    writer.write(reply)
+        except ConnectionError:
+            pass  # the client went away
+        finally:
+            writer.close()
+
+    def _reply(self, command: list[bytes]) -> bytes | None:
+        name = b" ".join(command[:2]).upper()
+        if name.startswith(b"HELLO"):
+            return b"+OK\r\n"
+        if name == b"CLUSTER SLOTS":
+            return _resp([[start, end, [host, port]] for start, end, (host, port) in self.slots])
+        return None if self.dies else b"-ERR not served by this fake node\r\n"
+
+    async def stop(self) -> None:
+        self.server.close()
+        for _, writer in self.connections:
+            writer.close()
+        await asyncio.gather(*(task for task, _ in self.connections), return_exceptions=True)
+
+
+async def test_after_losing_a_node_the_client_takes_a_map_that_does_not_route_to_it(cluster):
+    """A failover as the client sees it: the master of a key's slot dies (`dead`: a fake node that drops the
+    connection), and the first node asked afterwards (`stale`: a fake node that has not heard of the
+    failover) still sends the slot there; the next node's map (the real cluster's) does not: it is taken."""
+    key = unique("failover")
+    with cluster.master_of(key).client() as real:
+        real.set(key, "v")
+        ranges = [(start, end, (HOST, int(node[1]))) for start, end, node, *_ in real.execute_command("CLUSTER SLOTS")]
+    dead_master = next(owner for start, end, owner in ranges if start <= key_slot(key.encode()) <= end)
+    stale_master = min(r for r in ranges if r[2] != dead_master)[2]  # the lowest slots: asked before the others
+    dead, stale = await FakeNode(dies=True).start(), await FakeNode().start()
+    stand_ins = {dead_master: dead.address, stale_master: stale.address}
+    stale.slots = [(start, end, stand_ins.get(owner, owner)) for start, end, owner in ranges]
+    mux = MultiplexedCluster.from_url(f"redis://{HOST}:{stale.address[1]}", socket_connect_timeout=1, socket_timeout=2)
+    try:
+        with pytest.raises(RedisConnectionError):
+            await mux.get(key)  # the stale node's map: sent to the master that dies
+        assert await mux.get(key) == b"v"
+        assert dead.address not in mux._multiplexer().masters
+    finally:
+        await mux.aclose()
+        await dead.stop()
+        await stale.stop()
