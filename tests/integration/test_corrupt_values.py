@@ -1,0 +1,49 @@
+"""A customer's stored value that cannot be decoded (issue 22): that customer's reads answer 503 and the
+others' 200."""
+
+import base64
+
+import bcrypt
+import httpx
+
+from projections.apply import apply
+from projections.dedup import DedupWindow
+from projections.plan import Stored
+from projections.store import encode_value
+from service.app import create_app
+from service.loyalty import LoyaltyConfig
+from tests.e2e.helpers import assert_error
+from tests.unit.builders import earned
+
+ORG, BROKEN, OTHER = 100737, 41, 42
+AUTH = {"Authorization": "Basic " + base64.b64encode(b"till:pw").decode()}
+
+
+def _config() -> LoyaltyConfig:
+    client = {"username": "till", "passwordHash": bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()}
+    return LoyaltyConfig.model_validate(
+        {"orgs": [{"orgId": ORG, "defaultProgramId": 973, "programs": [{"programId": 973}], "clients": [client]}]}
+    )
+
+
+def _stored(customer_id: int, points: int, marks: dict[str, int]) -> bytes:
+    customer = apply(None, earned(points, programId=973))
+    customer.customerId = customer_id
+    return encode_value(Stored(customer, marks, DedupWindow()))
+
+
+def _cut_short(value: bytes) -> bytes:
+    """A stored value whose state lost its last bytes (a truncated write, a bad restore)."""
+    return value[:-3]
+
+
+async def test_reads_of_a_corrupt_value_answer_503_and_the_other_customers_200(settings, redis, keys):
+    await redis.set(keys.customer(ORG, BROKEN), _cut_short(_stored(BROKEN, 5, {"p:0": 0})))
+    await redis.set(keys.customer(ORG, OTHER), _stored(OTHER, 30, {"p:0": 1}))
+    app = create_app(settings, _config())
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for _ in range(2):  # and again: nothing cached, nothing broken by the first
+            assert_error(await client.get(f"/v2/customers/{BROKEN}/points/balance", headers=AUTH), 503, 503)
+            other = await client.get(f"/v2/customers/{OTHER}/points/balance", headers=AUTH)
+            assert other.status_code == 200 and other.json()["mainPoints"] == 30.0, other.text
