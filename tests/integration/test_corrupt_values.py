@@ -1,11 +1,13 @@
 """A customer's stored value that cannot be decoded (issue 22): that customer's reads answer 503 and the
-others' 200."""
+others' 200, and verify names it."""
 
 import base64
 
 import bcrypt
 import httpx
 
+from cli import rebuild as rebuild_cli
+from devtools.produce import produce
 from projections.apply import apply
 from projections.dedup import DedupWindow
 from projections.plan import Stored
@@ -13,6 +15,7 @@ from projections.store import encode_value
 from service.app import create_app
 from service.loyalty import LoyaltyConfig
 from tests.e2e.helpers import assert_error
+from tests.support import event, record, reference_fold
 from tests.unit.builders import earned
 
 ORG, BROKEN, OTHER = 100737, 41, 42
@@ -37,6 +40,10 @@ def _cut_short(value: bytes) -> bytes:
     return value[:-3]
 
 
+def _earned(customer_id: int, points: int) -> dict:
+    return event("points.earned", {"programId": 973, "points": points, "category": "MAIN"}, customer_id=customer_id)
+
+
 async def test_reads_of_a_corrupt_value_answer_503_and_the_other_customers_200(settings, redis, keys):
     await redis.set(keys.customer(ORG, BROKEN), _cut_short(_stored(BROKEN, 5, {"p:0": 0})))
     await redis.set(keys.customer(ORG, OTHER), _stored(OTHER, 30, {"p:0": 1}))
@@ -47,3 +54,17 @@ async def test_reads_of_a_corrupt_value_answer_503_and_the_other_customers_200(s
             assert_error(await client.get(f"/v2/customers/{BROKEN}/points/balance", headers=AUTH), 503, 503)
             other = await client.get(f"/v2/customers/{OTHER}/points/balance", headers=AUTH)
             assert other.status_code == 200 and other.json()["mainPoints"] == 30.0, other.text
+
+
+async def test_verify_names_a_corrupt_value(settings, topics, redis, keys, capsys):
+    _, points_topic = topics
+    stream = [record(points_topic, _earned(BROKEN, 5)), record(points_topic, _earned(OTHER, 30))]
+    await produce(settings, stream)
+    folded = reference_fold(stream)
+    await redis.set(keys.customer(ORG, BROKEN), _cut_short(_stored(BROKEN, 5, {"p:0": 0})))
+    await redis.set(keys.customer(ORG, OTHER), encode_value(Stored(folded[(ORG, OTHER)], {"p:0": 0}, DedupWindow())))
+    assert await rebuild_cli.verify(settings, None, None) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert any(f"org {ORG} customer {BROKEN}: stored value unreadable in generation 1" in line for line in lines)
+    assert any("run pointsview rebuild" in line for line in lines)
+    assert not any(f"customer {OTHER}" in line for line in lines)
