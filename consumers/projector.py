@@ -59,7 +59,7 @@ from projections.events import InvalidEvent, parse_event
 from projections.generations import Control
 from projections.keys import position_name
 from projections.plan import Record, Stored, plan_customer, stored_after
-from projections.store import CustomerId, Store, decode_value, encode_value, marks_of
+from projections.store import CorruptValue, CustomerId, Store, decode_value, encode_value, marks_of
 from runtime import bootstrap
 from runtime.logs import await_chain
 from runtime.settings import Settings
@@ -303,7 +303,10 @@ class Projector(ConsumerRebalanceListener):
         window_ms = self.store.dedup_window_ms
         for cid, records in by_customer.items():
             value = stored[cid]
-            before = value if type(value) is Stored else decode_value(value)
+            before = value if type(value) is Stored else self._decoded(cid, value, records, batch, rejected)
+            if before is None:
+                del stored[cid]  # not cached: read from Redis again next time (a rebuild replaces it)
+                continue
             write = plan_customer(before.customer, before.watermarks, before.seen, records)
             if write.watermarks:
                 self._hold(cid, value, stored_after(before, write, now_ms, window_ms), write)
@@ -319,6 +322,19 @@ class Projector(ConsumerRebalanceListener):
         full = self.pending_records >= self.behind or len(self.pending) >= self.settings.cache_customers // 2
         if caught_up or full:
             await self._flush(wait=False)
+
+    def _decoded(self, cid: CustomerId, value: bytes, records: list[Record], batch, rejected: list) -> Stored | None:
+        """The customer's stored value; None when it cannot be decoded (CorruptValue): then its records are
+        dead-lettered and its value left as it is (its reads answer 503, verify names it), so the projector
+        goes on. A rebuild replays the log into a fresh generation; a redrive after it is deduplicated."""
+        try:
+            return decode_value(value)
+        except CorruptValue as exc:
+            log.error("stored value unreadable; its events are dead-lettered", customer=cid, error=str(exc))
+            reason = f"stored state of customer {cid[0]}:{cid[1]} unreadable; run pointsview rebuild ({exc})"
+            at = {(r.topic, r.partition, r.offset) for r in records}
+            rejected += [(r, reason) for rs in batch.values() for r in rs if (r.topic, r.partition, r.offset) in at]
+            return None
 
     def _held_value(self, cid: CustomerId) -> Stored | bytes | None:
         """What this projector last planned for the customer: pending (not written yet, decoded), or cached

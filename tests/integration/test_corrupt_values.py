@@ -1,25 +1,27 @@
 """A customer's stored value that cannot be decoded (issue 22): that customer's reads answer 503 and the
-others' 200, and verify names it."""
+others' 200, verify names it, and a running projector dead-letters its events and goes on with the others'."""
 
 import base64
 
 import bcrypt
 import httpx
+from aiokafka import AIOKafkaConsumer
 
 from cli import rebuild as rebuild_cli
 from devtools.produce import produce
 from projections.apply import apply
 from projections.dedup import DedupWindow
 from projections.plan import Stored
-from projections.store import encode_value
+from projections.store import customer_of, encode_value
 from service.app import create_app
 from service.loyalty import LoyaltyConfig
 from tests.e2e.helpers import assert_error
-from tests.support import event, record, reference_fold
+from tests.support import event, record, reference_fold, wait_until
 from tests.unit.builders import earned
 
 ORG, BROKEN, OTHER = 100737, 41, 42
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"till:pw").decode()}
+REASON = f"stored state of customer {ORG}:{BROKEN} unreadable; run pointsview rebuild"
 
 
 def _config() -> LoyaltyConfig:
@@ -68,3 +70,45 @@ async def test_verify_names_a_corrupt_value(settings, topics, redis, keys, capsy
     assert any(f"org {ORG} customer {BROKEN}: stored value unreadable in generation 1" in line for line in lines)
     assert any("run pointsview rebuild" in line for line in lines)
     assert not any(f"customer {OTHER}" in line for line in lines)
+
+
+async def test_a_running_projector_dead_letters_a_corrupt_customers_events_and_applies_the_others(
+    settings, topics, redis, keys, start_projector
+):
+    _, points_topic = topics
+    corrupt = _cut_short(_stored(BROKEN, 5, {f"{points_topic}:0": 0}))
+    await redis.set(keys.customer(ORG, BROKEN), corrupt)
+    broken = [record(points_topic, _earned(BROKEN, 1)), record(points_topic, _earned(BROKEN, 2))]
+    others = [record(points_topic, _earned(OTHER, 10)), record(points_topic, _earned(OTHER, 20))]
+    _, projector = await start_projector()
+    await produce(settings, [broken[0], others[0], broken[1], others[1]])
+
+    async def others_applied():
+        customer = customer_of(await redis.get(keys.customer(ORG, OTHER)))
+        return customer is not None and customer.balances["973|POINTS"].lifetime == 30_000
+
+    await wait_until(others_applied, message="the other customer's events, around the broken one's")
+    letters = await _dead_letters(settings, len(broken))
+    assert sorted(letter.value for letter in letters) == sorted(value for _, _, value in broken)
+    assert all(REASON in dict(letter.headers)["dlq.reason"].decode() for letter in letters)
+    assert not projector.done() and await redis.get(keys.customer(ORG, BROKEN)) == corrupt  # left as it is
+
+
+async def _dead_letters(settings, count: int) -> list:
+    reader = AIOKafkaConsumer(
+        settings.deadletter_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await reader.start()
+    try:
+        letters: list = []
+        for _ in range(30):
+            for records in (await reader.getmany(timeout_ms=1000)).values():
+                letters += records
+            if len(letters) >= count:
+                break
+        return letters
+    finally:
+        await reader.stop()
