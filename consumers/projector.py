@@ -58,7 +58,7 @@ from projections.events import Event, InvalidEvent, parse_event
 from projections.generations import Control
 from projections.keys import position_name
 from projections.plan import Held
-from projections.store import CustomerId, Store, encode_marks, encode_value, held_of
+from projections.store import CorruptValue, CustomerId, Store, encode_marks, encode_value, held_of
 from runtime import bootstrap
 from runtime.logs import await_chain
 from runtime.settings import Settings
@@ -129,6 +129,25 @@ def _parsed(
                 KEY_MISMATCH.inc()
             events.append((position, record.offset, event, cid))
     return events, rejected
+
+
+def _unreadable(cid: CustomerId, exc: CorruptValue) -> str:
+    """Why the events of a customer whose stored value cannot be decoded are dead-lettered: its value is left
+    as it is (its reads answer 503, verify names it) and the projector goes on. A rebuild replays the log
+    into a fresh generation; a redrive after it is deduplicated."""
+    log.error("stored value unreadable; its events are dead-lettered", customer=cid, error=str(exc))
+    return f"stored state of customer {cid[0]}:{cid[1]} unreadable; run pointsview rebuild ({exc})"
+
+
+def _dead_letter_customers(
+    reasons: dict[CustomerId, str], events: list, batch: dict[TopicPartition, list[ConsumerRecord]], rejected: list
+) -> list:
+    """Adds the records of the customers in `reasons` to `rejected`; returns the other customers' events."""
+    at = {(position, offset): reasons[cid] for position, offset, _, cid in events if cid in reasons}
+    for tp, records in batch.items():
+        position = partition_name(tp)
+        rejected += [(record, at[position, record.offset]) for record in records if (position, record.offset) in at]
+    return [event for event in events if event[3] not in reasons]
 
 
 def _went_back(position: int | None, seen: int) -> bool:
@@ -312,8 +331,14 @@ class Projector(ConsumerRebalanceListener):
         if await self._replay_lost(found):
             return self._fetch_again(batch)
         held, dirty = self.held, self.dirty
+        unreadable: dict[CustomerId, str] = {}
         for cid in missing:
-            held[cid] = held_of(cid, loaded.get(cid, b""))
+            try:
+                held[cid] = held_of(cid, loaded.get(cid, b""))
+            except CorruptValue as exc:
+                unreadable[cid] = _unreadable(cid, exc)
+        if unreadable:
+            events = _dead_letter_customers(unreadable, events, batch, rejected)
         for position, offset, event, cid in events:
             customer = held[cid]
             if customer.take(position, offset, event):

@@ -1,6 +1,8 @@
 """`pointsview verify`: a generation against a fresh fold of the log, or against another generation: its
 customers, and its identifier and card indexes against those the other side's customers imply."""
 
+from dataclasses import dataclass
+
 import orjson
 from redis.asyncio import Redis
 
@@ -9,16 +11,27 @@ from projections.fold import fold_log
 from projections.index import Entries, Field, Index, decode_entries
 from projections.keys import Keys
 from projections.state import Customer, customer_to_dict
-from projections.store import decode_value
+from projections.store import CorruptValue, decode_value
 from runtime.progress import Progress
 from runtime.settings import Settings
 
 
-async def generation_customers(redis: Redis, keys: Keys) -> dict[tuple[int, int], Customer]:
-    found = {}
+@dataclass(frozen=True)
+class Unreadable:
+    """A stored value that cannot be decoded (CorruptValue): a difference whatever the other side holds."""
+
+    reason: str
+
+
+async def generation_customers(redis: Redis, keys: Keys) -> dict[tuple[int, int], Customer | Unreadable]:
+    found: dict[tuple[int, int], Customer | Unreadable] = {}
     async for key in redis.scan_iter(match=keys.customer_pattern(), count=1000):
         value = await redis.get(key)
-        customer = value and decode_value(value).customer
+        try:
+            customer = value and decode_value(value).customer
+        except CorruptValue as exc:
+            found[keys.customer_id_of(key)] = Unreadable(str(exc))
+            continue
         if customer:
             found[(customer.orgId, customer.customerId)] = customer
     return found
@@ -74,6 +87,12 @@ PARTS = (
 
 
 def _customer_differences(key, a, b, left_name: str = "left", right_name: str = "right") -> list[str]:
+    unreadable = [(name, side) for name, side in ((left_name, a), (right_name, b)) if type(side) is Unreadable]
+    if unreadable:
+        return [
+            f"org {key[0]} customer {key[1]}: stored value unreadable in {name} ({side.reason}); run pointsview rebuild"
+            for name, side in unreadable
+        ]
     if a is None or b is None:
         return [f"org {key[0]} customer {key[1]}: only in {left_name if b is None else right_name}"]
     lines = []

@@ -6,6 +6,8 @@ window, so an eventId is remembered for the window and at most an hour more."""
 import struct
 from hashlib import blake2b
 
+from projections.state import CorruptValue
+
 HOUR_MS = 3_600_000
 KEY_BYTES = 8
 _GROUP = struct.Struct(">IH")  # an hour (since the epoch) and how many keys follow
@@ -60,10 +62,14 @@ class DedupWindow:
 
     @classmethod
     def decode(cls, raw: bytes) -> "DedupWindow":
+        """CorruptValue when the groups do not fill `raw` exactly."""
         hours, at = {}, 0
         while at < len(raw):
+            if at + _GROUP.size > len(raw):
+                raise CorruptValue(f"dedup window: a group header cut short at byte {at}")
             hour, count = _GROUP.unpack_from(raw, at)
-            at += _GROUP.size
-            hours[hour] = raw[at : at + KEY_BYTES * count]
-            at += KEY_BYTES * count
+            at += _GROUP.size + KEY_BYTES * count
+            if at > len(raw):
+                raise CorruptValue(f"dedup window: the keys of hour {hour} cut short")
+            hours[hour] = raw[at - KEY_BYTES * count : at]
         return cls(hours)

@@ -21,6 +21,7 @@ from projections.money import to_thousandths
 SPEC_VERSION = 1
 POINTS = "POINTS"
 DELETED = "DELETED"  # a card's status label: it no longer resolves for its holder
+MAX_NESTING = 32  # levels of free-form JSON (extendedFields, commChannels, customFields)
 
 
 class InvalidEvent(ValueError):
@@ -59,10 +60,9 @@ def _utc_timestamp(v: str) -> str:
     if not _RFC3339.fullmatch(v):
         raise ValueError(f"{v!r} is not an RFC 3339 timestamp with an offset")
     try:
-        parsed = datetime.fromisoformat(v.upper())
-    except ValueError:
+        return _utc_iso(datetime.fromisoformat(v.upper()))
+    except (ValueError, OverflowError):  # overflow: an offset takes it past year 1 or 9999 in UTC
         raise ValueError(f"{v!r} is not a valid date and time") from None
-    return _utc_iso(parsed)
 
 
 @lru_cache(maxsize=4096)
@@ -105,15 +105,27 @@ def _amount(field: str, value: object, signed: bool = False) -> int:
     return thousandths
 
 
-def _storable(value: Any) -> Any:
+def _storable(field: str, value: Any) -> Any:
     """Free-form JSON as the state stores it: numbers as JSON gave them (profiles are decoded with binary
-    floats: only amounts need decimals), integers within 64 bits. Checked by encoding it as the state
-    will (a fraction of walking it); only a value that does not fit is walked."""
+    floats: only amounts need decimals), integers within 64 bits, at most MAX_NESTING levels deep (a state
+    nested near the interpreter's recursion limit could not be read back). Checked by encoding it as the
+    state will (a fraction of walking it); only a value that does not fit is walked."""
+    _check_nesting(field, value)
     try:
         _MSGPACK.encode(value)
         return value
     except OverflowError:
         return _fitted(value)
+
+
+def _check_nesting(field: str, value: Any) -> None:
+    """Level by level (no recursion): a dict or list of dicts and lists ... more than MAX_NESTING deep."""
+    layer, level = [value], 0
+    while layer:
+        level += 1
+        if level > MAX_NESTING:
+            raise _FieldError(field, f"nested more than {MAX_NESTING} levels deep")
+        layer = [v for c in layer for v in (c.values() if type(c) is dict else c) if type(v) in (dict, list)]
 
 
 def _fitted(value: Any) -> Any:
@@ -127,7 +139,7 @@ def _fitted(value: Any) -> Any:
 
 
 _MSGPACK = msgspec.msgpack.Encoder()
-PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0, le=2**63 - 1)]  # ids are stored as 64-bit integers
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
@@ -158,8 +170,8 @@ class ProfileData(_Data, frozen=True, gc=False):
             _set(self, "accountId", "")  # INSTORE ignores accountId
         elif not self.accountId:
             raise ValueError(f"accountId is required for source {self.source}")
-        _set(self, "commChannels", _storable(self.commChannels))
-        _set(self, "extendedFields", _storable(self.extendedFields))
+        _set(self, "commChannels", _storable("commChannels", self.commChannels))
+        _set(self, "extendedFields", _storable("extendedFields", self.extendedFields))
 
 
 class _PointsData(_Data, frozen=True, gc=False):
@@ -282,7 +294,7 @@ class CardData(_Data, frozen=True, gc=False):
     def __post_init__(self):
         _optional_expiry(self)
         if self.customFields is not None:
-            _set(self, "customFields", _storable(self.customFields))
+            _set(self, "customFields", _storable("customFields", self.customFields))
 
     @property
     def deleted(self) -> bool:
@@ -359,11 +371,12 @@ def _json_float(text: str) -> Decimal | float:
 
 
 _ENVELOPE = msgspec.json.Decoder(Envelope, float_hook=_json_float)
-_DATA = {  # amounts exact (decimals); profiles' free-form numbers as binary floats, as the state stores them
-    name: msgspec.json.Decoder(model) if model is ProfileData else msgspec.json.Decoder(model, float_hook=_json_float)
+_DATA = {  # amounts exact (decimals); free-form numbers (profiles, cards) as binary floats, as the state stores them
+    name: msgspec.json.Decoder(model)
+    if model in (ProfileData, CardData)
+    else msgspec.json.Decoder(model, float_hook=_json_float)
     for name, model in DATA_MODELS.items()
 }
-_ANY = msgspec.json.Decoder(float_hook=_json_float)
 _MISSING = re.compile(r"Object missing required field `([^`]*)`")
 _AT = re.compile(r"^(.*) - at `\$\.?([^`]*)`$", re.S)
 
@@ -379,14 +392,23 @@ def _reason(exc: msgspec.ValidationError) -> str:
     return f"{where}: {message}" if where else message  # our own checks name their field
 
 
+class _Version(msgspec.Struct, gc=False):
+    specVersion: msgspec.Raw = msgspec.Raw(b"")  # as written: any JSON value (an integer of any size too)
+
+
+_VERSION = msgspec.json.Decoder(_Version)
+
+
 def _envelope_error(raw: bytes, exc: msgspec.ValidationError) -> str:
-    """Why an envelope was refused, checked in the contract's order: an object, then its specVersion."""
-    doc = _ANY.decode(raw)
-    if not isinstance(doc, dict):
+    """Why an envelope was refused, checked in the contract's order: JSON, an object, then its specVersion."""
+    try:
+        version = bytes(_VERSION.decode(raw).specVersion)
+    except msgspec.ValidationError:
         return "not JSON: the value is not an object"
-    version = doc.get("specVersion")
-    if type(version) is not int or version != SPEC_VERSION:
-        return f"unsupported specVersion {version!r}"
+    except (msgspec.DecodeError, RecursionError) as error:
+        return f"not JSON: {error}"
+    if version != b"%d" % SPEC_VERSION:
+        return f"unsupported specVersion {version.decode(errors='replace')[:40] if version else 'missing'}"
     return f"invalid envelope: {_reason(exc)}"
 
 
@@ -410,6 +432,8 @@ def parse_event(raw: bytes | None) -> Event:
         if reason.startswith("Expected `object`"):
             raise InvalidEvent("invalid envelope: data: must be an object") from None
         raise InvalidEvent(f"invalid data: {reason}") from None
+    except (msgspec.DecodeError, RecursionError) as exc:  # the envelope skipped over data without reading it
+        raise InvalidEvent(f"not JSON: data: {exc}") from None
     if type(data) is MergedData and data.survivorId == envelope.customerId:
         raise InvalidEvent("invalid data: survivorId: a customer cannot be merged into itself")
     return Event(  # the decoder of the event's type: one of EventData

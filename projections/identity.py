@@ -2,6 +2,8 @@
 
 from typing import NamedTuple
 
+from projections.state import StoredIdentifier
+
 CARD_NUMBER = "cardnumber"  # also resolves to the org's card holders (card.issued), on any source
 INDEXED_TYPES = {
     "mobile": "mobile",
@@ -20,7 +22,7 @@ def lookup_form(type_: str, value: str) -> tuple[str, str] | None:
     return canonical, value.lower() if canonical == "email" else value
 
 
-def indexed_identifiers(identifiers: list[dict[str, str]]) -> set[tuple[str, str]]:
+def indexed_identifiers(identifiers: list[StoredIdentifier]) -> set[tuple[str, str]]:
     return {form for i in identifiers if (form := lookup_form(i["type"], i["value"]))}
 
 

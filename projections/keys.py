@@ -64,6 +64,12 @@ class Keys:
         """What the keys of an org's customers start with (the lookup script appends `<id>}`)."""
         return f"{self.prefix}:c:{{{org_id}:"
 
+    def customer_id_of(self, key: bytes | str) -> tuple[int, int]:
+        """(orgId, customerId) of a customer key: its hash tag."""
+        text = key.decode() if isinstance(key, bytes) else key
+        org_id, _, customer_id = text[text.rindex("{") + 1 : -1].partition(":")
+        return int(org_id), int(customer_id)
+
     def customer_pattern(self) -> str:
         """SCAN pattern of every customer key of this generation."""
         return f"{self.prefix}:c:*"

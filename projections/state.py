@@ -8,11 +8,17 @@ They hold no reference cycles, so the garbage collector does not track them
 (gc=False): the projector's cache of customers costs no collection time.
 """
 
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict
 
 import msgspec
 
 NEVER = ""  # expiry-bucket key of points that never expire; sorts after no date
+
+
+class CorruptValue(ValueError):
+    """A stored value that cannot be decoded: its customer's reads answer 503 and its events are
+    dead-lettered until a rebuild replaces it (README "Generations, rebuild and verify")."""
 
 
 class Balance(msgspec.Struct, array_like=True, gc=False):
@@ -44,12 +50,19 @@ class Tier(msgspec.Struct, array_like=True, gc=False):
     expiryDate: str | None = None
 
 
+class StoredIdentifier(TypedDict):
+    """An identifier of a profile as stored: a map, so both keys are checked when it is read back."""
+
+    type: str
+    value: str
+
+
 class Profile(msgspec.Struct, array_like=True, gc=False):
     source: str
     accountId: str
     firstName: str | None
     lastName: str | None
-    identifiers: list[dict[str, str]]
+    identifiers: list[StoredIdentifier]
     commChannels: list[dict[str, Any]]
     extendedFields: dict[str, Any]
     createdAt: str
@@ -77,6 +90,12 @@ class Card(msgspec.Struct, array_like=True, gc=False):
     claimedAt: str  # the last card.issued's occurredAt (the first event's, if none): the latest claim resolves
     statusSince: str  # when the current statusLabel was set
 
+    def __post_init__(self) -> None:
+        # also when read back: the planner turns the claim time into a score (plan.epoch_ms)
+        if not self.claimedAt.endswith("Z"):
+            raise ValueError(f"claimedAt: {self.claimedAt!r} is not a UTC timestamp")
+        datetime.fromisoformat(self.claimedAt)
+
 
 class Customer(msgspec.Struct, array_like=True, gc=False):
     orgId: int
@@ -99,7 +118,10 @@ def encode_customer(customer: Customer) -> bytes:
 
 
 def decode_customer(raw: bytes) -> Customer:
-    return _decoder.decode(raw)
+    try:
+        return _decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as exc:  # ValidationError is a DecodeError
+        raise CorruptValue(f"state: {exc}") from None
 
 
 def profile_key(source: str, account_id: str) -> str:
@@ -111,7 +133,11 @@ def balance_key(program_id: int, currency: str) -> str:
 
 
 def split_balance_key(key: str) -> tuple[int, str]:
-    program, currency = key.split("|", 1)
+    """CorruptValue for a key not of balance_key's form (checked here, when needed: a check of every key
+    when a state is decoded would cost a third more)."""
+    program, bar, currency = key.partition("|")
+    if not (bar and program.isascii() and program.isdigit() and len(program) <= 19):
+        raise CorruptValue(f"state: balance key {key!r} is not programId|currency")
     return int(program), currency
 
 

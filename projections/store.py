@@ -1,5 +1,7 @@
 """The Redis adapter: the only code that reads or writes the read-model."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
@@ -13,7 +15,7 @@ from projections.generations import Control, Generations
 from projections.identity import IndexKey
 from projections.keys import Keys, applied_message, source_member, source_of_member
 from projections.plan import Held, Stored
-from projections.state import Customer, customer_to_dict, decode_customer, encode_customer
+from projections.state import CorruptValue, Customer, customer_to_dict, decode_customer, encode_customer
 
 CustomerId = tuple[int, int]  # (orgId, customerId)
 
@@ -28,12 +30,12 @@ def encode_marks(watermarks: dict[str, int]) -> bytes:
 
 
 def decode_marks(raw: bytes) -> dict[str, int]:
-    marks: dict[str, int] = {}
-    if raw:
-        for mark in raw.decode().split(","):
-            position, _, offset = mark.rpartition("=")
-            marks[position] = int(offset)
-    return marks
+    if not raw:
+        return {}
+    try:
+        return {position: int(offset) for position, _, offset in (m.rpartition("=") for m in raw.decode().split(","))}
+    except ValueError as exc:  # not UTF-8 (UnicodeDecodeError is one), an offset not a number
+        raise CorruptValue(f"watermarks: {exc}") from None
 
 
 def encode_value(marks: bytes, seen: DedupWindow, customer: Customer | None) -> bytes:
@@ -45,6 +47,11 @@ def encode_value(marks: bytes, seen: DedupWindow, customer: Customer | None) -> 
     return b"".join((marks, b"\n", len(window).to_bytes(4, "big"), window, state))
 
 
+def stored_value(stored: Stored) -> bytes:
+    """The stored value of what `decode_value` returns (tests, tools)."""
+    return encode_value(encode_marks(stored.watermarks), stored.seen, stored.customer)
+
+
 def held_of(customer_id: "CustomerId", value: bytes) -> Held:
     """A customer as the projector holds it, from its stored value (b"": never written)."""
     stored = decode_value(value)
@@ -52,15 +59,21 @@ def held_of(customer_id: "CustomerId", value: bytes) -> Held:
 
 
 def decode_value(value: bytes) -> Stored:
-    """What a stored value holds (b"": nothing, a customer never written)."""
+    """What a stored value holds (b"": nothing, a customer never written); CorruptValue when it cannot be read."""
     if not value:
         return Stored(None, {}, DedupWindow())
-    marks, _, rest = value.partition(b"\n")
-    length = int.from_bytes(rest[:4], "big")
-    state = rest[4 + length :]
-    return Stored(
-        decode_customer(state) if state else None, decode_marks(marks), DedupWindow.decode(rest[4 : 4 + length])
-    )
+    marks, window, state = _parts(value)
+    return Stored(decode_customer(state) if state else None, decode_marks(marks), DedupWindow.decode(window))
+
+
+def _parts(value: bytes) -> tuple[bytes, bytes, bytes]:
+    """(watermarks, dedup window, state) of a stored value."""
+    end = value.find(b"\n")
+    start = end + 5  # the dedup window's length: 4 bytes after the newline
+    length = int.from_bytes(value[end + 1 : start], "big")
+    if end < 0 or len(value) < start + length:
+        raise CorruptValue("stored value cut short: no whole dedup window after the watermarks")
+    return value[:end], value[start : start + length], value[start + length :]
 
 
 def marks_of(value: bytes) -> bytes:
@@ -73,13 +86,22 @@ def _evalsha(pipe, script, keys: list, args: list) -> None:
     pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 
-def _customer_of(value: bytes | None) -> Customer | None:
-    """The state part of a stored value, without decoding the watermarks or the dedup window (the API's)."""
+def customer_of(value: bytes | None) -> Customer | None:
+    """The state part of a stored value, without decoding the watermarks or the dedup window (the API's);
+    CorruptValue when it cannot be read."""
     if not value:
         return None
-    start = value.index(b"\n") + 1
-    state = value[start + 4 + int.from_bytes(value[start : start + 4], "big") :]
+    state = _parts(value)[2]
     return decode_customer(state) if state else None
+
+
+@contextmanager
+def _naming(org_id: int, customer_id: int) -> Iterator[None]:
+    """A CorruptValue raised inside names the customer whose value it is (the API logs it)."""
+    try:
+        yield
+    except CorruptValue as exc:
+        raise CorruptValue(f"the stored value of org {org_id} customer {customer_id} is unreadable: {exc}") from None
 
 
 def latest_claimant(claims: list[bytes | None], card: bytes | None = None) -> int | None:
@@ -256,14 +278,17 @@ class Store:
     # --- reads for the API: one round trip each ---
 
     async def customer(self, org_id: int, customer_id: int) -> Customer | None:
-        return _customer_of(await self.redis.get(self.keys.customer(org_id, customer_id)))
+        value = await self.redis.get(self.keys.customer(org_id, customer_id))
+        with _naming(org_id, customer_id):
+            return customer_of(value)
 
     async def customer_applied(self, org_id: int, customer_id: int, event_id: str) -> tuple[Customer | None, bool]:
         """The customer's state, and whether `event_id` is in its dedup window (applied, recently): one read."""
         value = await self.redis.get(self.keys.customer(org_id, customer_id))
         if not value:
             return None, False
-        stored = decode_value(value)
+        with _naming(org_id, customer_id):
+            stored = decode_value(value)
         return stored.customer, dedup_key(event_id) in stored.seen
 
     async def customer_doc(self, org_id: int, customer_id: int) -> dict | None:
@@ -292,10 +317,13 @@ class Store:
             customer_id = latest_claimant(claims[: len(keys)], claims[-1] if card else None)
             if customer_id is None:
                 return None
-            return customer_id, _customer_of(await self.redis.get(self.keys.customer(org_id, customer_id)))
+            return customer_id, await self.customer(org_id, customer_id)
         args = [self.keys.customers_of(org_id), 1 if card else 0, *fields]
         found = await self._resolve_customer(keys=list(hashes), args=args)
-        return (int(found[0]), _customer_of(found[1])) if found else None
+        if not found:
+            return None
+        with _naming(org_id, int(found[0])):
+            return int(found[0]), customer_of(found[1])
 
     async def applied(self, events: list[tuple[int, int, str]]) -> list[bool]:
         """Whether each (orgId, customerId, eventId) is in its customer's dedup window: applied, recently."""

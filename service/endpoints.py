@@ -12,6 +12,7 @@ import orjson
 
 from projections.read_model import ReadModel, Slots
 from projections.state import Customer
+from projections.store import CorruptValue
 from service import balance, details
 from service.auth import Authenticator
 from service.errors import CUSTOMER_NOT_FOUND, INVALID_PARAMETER, ApiError
@@ -67,7 +68,7 @@ class Endpoints:
         found = await self._answer(read, after)
         body = balance.balance_body(found.customer_id, found.customer, program_ids)
         body["warnings"] += found.warnings
-        return orjson.dumps(body)
+        return found.json(body)
 
     async def lookup_balance(self, authorization: str | None, address: str, query: Query) -> bytes:
         org = await self.authenticator.org(authorization, address)
@@ -79,7 +80,7 @@ class Endpoints:
         found = await self._resolved(org, lookup, after)
         body = balance.balance_body(found.customer_id, found.customer, program_ids)
         body["warnings"] += found.warnings
-        return orjson.dumps(body)
+        return found.json(body)
 
     async def customer_details(self, authorization: str | None, address: str, query: Query) -> bytes:
         org = await self.authenticator.org(authorization, address)
@@ -92,7 +93,7 @@ class Endpoints:
         found = await self._resolved(org, lookup, after)
         body = details.details_body(found.customer, org, wanted)
         body["warnings"] += found.warnings
-        return orjson.dumps(body)
+        return found.json(body)
 
     async def _resolved(self, org: OrgConfig, lookup: balance.Lookup, after: After | None) -> "Found":
         """The customer the lookup resolves to (its survivor, when merged), with its state; with `after`,
@@ -157,6 +158,14 @@ class Found:
     customer_id: int  # the survivor's, when the request resolved to a merge victim
     customer: Customer
     warnings: list[dict]
+
+    def json(self, body: dict) -> bytes:
+        """The body of the customer's answer; CorruptValue when its state holds what JSON cannot carry (a
+        stored value that decoded, yet was not written by the fold: bytes, keys that are not strings)."""
+        try:
+            return orjson.dumps(body)
+        except orjson.JSONEncodeError as exc:
+            raise CorruptValue(f"the stored value of customer {self.customer_id} is unreadable: {exc}") from None
 
 
 def _lookup(org: OrgConfig, query: Query) -> balance.Lookup:

@@ -12,7 +12,7 @@ INVALID_ENTITY_TYPE = 1212
 INVALID_USER_ID = 1632
 UNAUTHORIZED = 401
 INVALID_PARAMETER = 400  # programId not configured, bad boolean/integer (README)
-UNAVAILABLE = 503  # the read-model store is unreachable
+UNAVAILABLE = 503  # the read-model store is unreachable, or the customer's stored value unreadable
 RATE_LIMITED = 429  # the client's rate limit (CONFIG.md), with Retry-After
 
 ERRORS: dict[int, tuple[int, str]] = {  # code -> (HTTP status, message)
@@ -50,6 +50,12 @@ def error_answer(error: ApiError) -> tuple[int, bytes, dict[str, str]]:
 def unavailable_answer() -> tuple[int, bytes, dict[str, str]]:
     """The read-model store is unreachable (any RedisError)."""
     return 503, error_body(UNAVAILABLE, ERRORS[UNAVAILABLE][1]), {"Retry-After": "1"}
+
+
+def unreadable_answer() -> tuple[int, bytes, dict[str, str]]:
+    """The customer's stored value cannot be read (CorruptValue): no Retry-After, it stays so until an operator
+    rebuilds the read-model (`pointsview verify` names the customer)."""
+    return 503, error_body(UNAVAILABLE, "The points of this customer are unavailable; retry later"), {}
 
 
 def response_of(answer: tuple[int, bytes, dict[str, str]]) -> Response:

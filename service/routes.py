@@ -9,6 +9,7 @@ document and for requests that arrive through FastAPI (a root path), and answers
 below: one table, one way to answer.
 """
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ from urllib.parse import parse_qsl
 
 from redis.exceptions import RedisError
 
+from projections.store import CorruptValue
 from service.endpoints import AFTER_HEADER, WAIT_MS_DEFAULT, WAIT_MS_MAX, Endpoints, Query
-from service.errors import ApiError, error_answer, unavailable_answer
+from service.errors import ApiError, error_answer, unavailable_answer, unreadable_answer
 from service.integers import INT32, INT64
 from service.metrics import record
 
+log = logging.getLogger("pointsview.api")
 _JSON = (b"content-type", b"application/json")
 OAUTH_HEADER = b"x-cap-api-oauth-token"  # Capillary's: an access token in place of Authorization
 Answer = Callable[[Endpoints, str | None, str, dict[str, str], Query], Awaitable[bytes]]
@@ -236,4 +239,7 @@ class ReadRoutes:
             status, body, headers = error_answer(error)
         except RedisError:
             status, body, headers = unavailable_answer()
+        except CorruptValue as exc:
+            log.error("a customer's stored value is unreadable; run pointsview rebuild", extra={"error": str(exc)})
+            status, body, headers = unreadable_answer()
         return status, body, [(name.lower().encode(), value.encode()) for name, value in headers.items()]

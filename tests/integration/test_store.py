@@ -3,12 +3,14 @@
 import asyncio
 import time
 
+import pytest
+
 from projections.dedup import DedupWindow, dedup_key
 from projections.events import parse_event
 from projections.identity import IndexKey
 from projections.plan import Held, IndexChange, Stored
 from projections.read_model import ReadModel
-from projections.store import Store, decode_value, encode_marks, encode_value, held_of
+from projections.store import CorruptValue, Store, decode_value, encode_marks, encode_value, held_of
 from tests.support import event
 from tests.unit.builders import encode
 
@@ -67,6 +69,21 @@ async def test_a_lookup_resolves_the_latest_claimant_and_reads_it(store, redis, 
     assert await store.resolve_customer(100737, [IndexKey(100737, "INSTORE", "", "mobile", "2")]) is None
     await redis.hset(*keys.identifier(mobile), "4:1000,6:2000")  # the same claim time as 5: the higher id
     assert (await store.resolve_customer(100737, [mobile, email]))[0] == 6
+
+
+async def test_every_read_of_an_unreadable_value_raises_corrupt_value_naming_its_customer(store, redis, keys):
+    assert await _write(store, await _read(store), _record("points:0", 0, 10, "a")) == []
+    await redis.set(keys.customer(100737, 5), (await _read(store))[:-3])  # its state cut short
+    mobile = IndexKey(100737, "INSTORE", "", "mobile", "1")
+    await redis.hset(*keys.identifier(mobile), "5:1000")
+    reads = [
+        lambda: store.customer(100737, 5),
+        lambda: store.customer_applied(100737, 5, "a"),
+        lambda: store.resolve_customer(100737, [mobile]),
+    ]
+    for read in reads:
+        with pytest.raises(CorruptValue, match="org 100737 customer 5 is unreadable"):
+            await read()
 
 
 async def test_a_later_claim_in_the_log_outranks_earlier_ones_and_a_release_hands_back(store, redis, keys):
