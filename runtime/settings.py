@@ -1,4 +1,5 @@
-"""Process settings from the environment (CONFIG.md; every variable is listed in the README)."""
+"""Process settings from the environment (CONFIG.md). Each field's description is its entry in the docs' settings
+reference (docs/reference/settings.md, generated from this class)."""
 
 import ssl
 from typing import Literal
@@ -14,63 +15,184 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POINTSVIEW_", extra="ignore")
 
-    kafka_bootstrap_servers: str = Field("localhost:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
-    # redis://[user:password@]host:port/db, or rediss:// (TLS); kept out of repr: it may hold a password
-    redis_url: str = Field("redis://localhost:6379/0", validation_alias="REDIS_URL", repr=False)
-    redis_ssl_ca_file: str | None = None  # the CA that signed the Redis server's certificate (rediss://)
-    redis_cluster: bool = Field(False, validation_alias="REDIS_CLUSTER")  # REDIS_URL names any node of a cluster
-    loyalty_config: str = Field("config/loyalty.yaml", validation_alias="LOYALTY_CONFIG")
-    kafka_security_protocol: KafkaProtocol = Field("PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL")
-    kafka_sasl_mechanism: SaslMechanism = Field("PLAIN", validation_alias="KAFKA_SASL_MECHANISM")
-    kafka_sasl_username: str | None = Field(None, validation_alias="KAFKA_SASL_USERNAME")
-    kafka_sasl_password: SecretStr | None = Field(None, validation_alias="KAFKA_SASL_PASSWORD")
-    kafka_ssl_cafile: str | None = Field(None, validation_alias="KAFKA_SSL_CAFILE")
+    kafka_bootstrap_servers: str = Field(
+        "localhost:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS", description="Comma-separated Kafka brokers."
+    )
+    redis_url: str = Field(  # kept out of repr: it may hold a password
+        "redis://localhost:6379/0",
+        validation_alias="REDIS_URL",
+        repr=False,
+        description="The read-model store: `redis://[user:password@]host:port/db`; `rediss://` for TLS; with "
+        "`REDIS_CLUSTER=1`, any node of a Redis Cluster. `user:password@` logs in as that ACL user "
+        "(percent-encode `@ : /` in a password).",
+    )
+    redis_ssl_ca_file: str | None = Field(
+        None,
+        description="PEM file of the CA that signed the Redis certificates (with `rediss://`); unset: the "
+        "system's CAs.",
+    )
+    redis_cluster: bool = Field(
+        False,
+        validation_alias="REDIS_CLUSTER",
+        description="`1`: `REDIS_URL` names a node of a Redis Cluster, and every process runs on the cluster.",
+    )
+    loyalty_config: str = Field(
+        "config/loyalty.yaml",
+        validation_alias="LOYALTY_CONFIG",
+        description="The loyalty configuration file: orgs, programs, tiers, API clients (CONFIG.md; read by the "
+        "API at start).",
+    )
+    kafka_security_protocol: KafkaProtocol = Field(
+        "PLAINTEXT",
+        validation_alias="KAFKA_SECURITY_PROTOCOL",
+        description="How every Kafka client connects: `SSL` and `SASL_SSL` verify the brokers' certificates "
+        "(hostname included); `SASL_*` log in with `KAFKA_SASL_MECHANISM`.",
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        "PLAIN", validation_alias="KAFKA_SASL_MECHANISM", description="The SASL mechanism (with `SASL_*`)."
+    )
+    kafka_sasl_username: str | None = Field(
+        None,
+        validation_alias="KAFKA_SASL_USERNAME",
+        description="The SASL user: required with `SASL_*`, refused without.",
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None,
+        validation_alias="KAFKA_SASL_PASSWORD",
+        description="The SASL user's password: required with `SASL_*`, refused without; never logged.",
+    )
+    kafka_ssl_cafile: str | None = Field(
+        None,
+        validation_alias="KAFKA_SSL_CAFILE",
+        description="PEM file of the CA that signed the brokers' certificates (with `SSL`, `SASL_SSL`); unset: "
+        "the system's CAs.",
+    )
 
-    topics: str = "loyalty.customers.v1,loyalty.points.v1"
-    deadletter_topic: str = "loyalty.deadletter.v1"
-    topic_partitions: int = Field(6, ge=1)
-    topic_replication_factor: int = Field(1, ge=1)
-    group_id: str = "pointsview-projector"
-    key_prefix: str = Field("pv", pattern=r"^[A-Za-z0-9_.-]+$")
+    topics: str = Field(
+        "loyalty.customers.v1,loyalty.points.v1",
+        description="The topics to consume, comma-separated: any names, any partition counts. `pointsview "
+        "produce` sends `customer.*` and `card.*` events to the first, the others to the last.",
+    )
+    deadletter_topic: str = Field("loyalty.deadletter.v1", description="Where records that cannot be applied go.")
+    topic_partitions: int = Field(
+        6, ge=1, description="Partitions of the topics the projector (or `pointsview topics`) creates when missing."
+    )
+    topic_replication_factor: int = Field(1, ge=1, description="Replication factor of the topics it creates.")
+    group_id: str = Field("pointsview-projector", description="The projector's Kafka consumer group.")
+    key_prefix: str = Field("pv", pattern=r"^[A-Za-z0-9_.-]+$", description="The prefix of every Redis key.")
 
-    batch_max_records: int = Field(5000, ge=1)
-    batch_timeout_ms: int = Field(200, ge=1)
-    fetch_max_wait_ms: int = Field(500, ge=0)  # how long the broker may hold a fetch while it has no records
-    dedup_window_seconds: int = Field(7 * 24 * 3600, ge=1)
-    cache_customers: int = Field(100_000, ge=0)  # customers the projector holds decoded (about 6 KB each)
-    # While catching up (full batches), records folded in memory before their customers are written: a
-    # customer with several events in that span is written once. At the head of the log every batch is
-    # written at once. 0: every batch.
-    write_behind_records: int = Field(100_000, ge=0)
-    session_timeout_ms: int = Field(10000, ge=1000)
-    heartbeat_interval_ms: int = Field(3000, ge=100)
-    startup_timeout_seconds: float = Field(30.0, gt=0)
-    progress_interval_seconds: float = Field(1.0, gt=0)
-    metrics_port: int = Field(0, ge=0, le=65535)  # projector's /metrics; 0 = off
-    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, so Prometheus can scrape it
-    log_level: str = Field("INFO", pattern="(?i)^(CRITICAL|ERROR|WARNING|INFO|DEBUG)$")
-    log_format: str = Field("auto", pattern="^(auto|json|console)$")  # auto: console on a TTY, else JSON
+    batch_max_records: int = Field(5000, ge=1, description="Records per `getmany` batch.")
+    batch_timeout_ms: int = Field(200, ge=1, description="How long a batch waits for records.")
+    fetch_max_wait_ms: int = Field(
+        500,
+        ge=0,
+        description="How long the broker may hold a fetch while it has no new records. Kafka answers as soon as "
+        "records arrive; a broker that waits out the full time (the local Tansu broker) adds up to this much to "
+        "every event's delay: the freshness benchmark sets 10.",
+    )
+    dedup_window_seconds: int = Field(
+        7 * 24 * 3600, ge=1, description="How long an eventId is remembered per customer (7 days)."
+    )
+    cache_customers: int = Field(
+        100_000,
+        ge=0,
+        description="Customers the projector holds decoded between batches: a customer seen again is folded onto "
+        "without a Redis read or decoding (every write is still a compare-and-set in Redis). About 6 KB of the "
+        "projector's memory each, so about 600 MB at the default.",
+    )
+    write_behind_records: int = Field(
+        100_000,
+        ge=0,
+        description="While catching up (full batches), records folded in memory before their customers are "
+        "written, so that a customer with several events in that span is written once; at the head of the log "
+        "every batch is written at once. `0`: every batch. A rebuild folds up to 2,000,000 (and half the "
+        "cache's customers).",
+    )
+    session_timeout_ms: int = Field(10000, ge=1000, description="The consumer group's session timeout.")
+    heartbeat_interval_ms: int = Field(3000, ge=100, description="The consumer's heartbeat interval.")
+    startup_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Give up (one line, exit 1) when Kafka or Redis stays unreachable this long at start.",
+    )
+    progress_interval_seconds: float = Field(
+        1.0, gt=0, description="Interval of the projector's `progress` log line (quiet while idle)."
+    )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="The projector's Prometheus `/metrics` port (`0`: off); with `--processes N`, member k "
+        "serves on this port + k.",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="The address the projector's metrics server binds (`0.0.0.0` in a container, so that "
+        "Prometheus can scrape it).",
+    )
+    log_level: str = Field(
+        "INFO", pattern="(?i)^(CRITICAL|ERROR|WARNING|INFO|DEBUG)$", description="Log level (stderr)."
+    )
+    log_format: str = Field(
+        "auto",
+        pattern="^(auto|json|console)$",
+        description="`json` (one object per line), `console`, or `auto`: console on a terminal, else JSON.",
+    )
 
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(8000, ge=1, le=65535)
-    api_workers: int = Field(1, ge=1)
-    # A request must arrive whole within this many seconds of its first byte (or of its connection): else 408.
-    api_request_timeout_seconds: float = Field(10.0, gt=0)
-    api_access_log: bool = False  # a line per request (secrets in its query masked, as in every log line)
-    redis_max_connections: int = Field(64, ge=1)  # per API worker
-    redis_timeout_seconds: float = Field(5.0, gt=0)  # connecting, and waiting for a reply: every Redis client
-    # Replicas that must hold a projector's or rebuild's writes before its positions move past them (Redis
-    # WAIT on every master written): with a replica per master, a failover then loses no applied event.
-    # Fewer replicas acknowledging within the timeout: the write is tried again, as when Redis is down.
-    redis_wait_replicas: int = Field(0, ge=0)
-    redis_wait_timeout_ms: int = Field(1000, ge=1)
-    # How a partition's end offset is read: the client's ListOffsets request (Kafka), or the high watermark
-    # of a throwaway fetch, for brokers whose ListOffsets answer is wrong (the local Tansu broker).
-    kafka_end_offsets: str = Field("list-offsets", pattern="^(list-offsets|fetch)$")
-    # OAuth tokens (service.tokens): HS256 with the secret, or RS256 with the PEM private key in the file
-    # (which wins when both are set). Neither: the API refuses to start if any org lists oauthClients.
-    jwt_secret: SecretStr | None = None
-    jwt_private_key_file: str | None = None
+    api_host: str = Field(
+        "127.0.0.1",
+        description="The API's bind address (and where `pointsview status` looks for it).",
+    )
+    api_port: int = Field(8000, ge=1, le=65535, description="The API's port.")
+    api_workers: int = Field(1, ge=1, description="API worker processes (they share one listening socket).")
+    api_request_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A request must arrive whole within this time of its first byte (a new connection: of "
+        "opening); else `408` and the connection is closed.",
+    )
+    api_access_log: bool = Field(
+        False,
+        description="A log line per request (method, path and query, status); secrets in it are masked like "
+        "everywhere.",
+    )
+    redis_max_connections: int = Field(64, ge=1, description="Redis connection pool size per API worker.")
+    redis_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Every Redis client: connecting, and waiting for a reply (then the API answers 503, the "
+        "projector retries).",
+    )
+    redis_wait_replicas: int = Field(
+        0,
+        ge=0,
+        description="Replicas that must hold the projector's and the rebuild's writes (Redis `WAIT` on every "
+        "master written) before their positions move past them: `1` with a replica per master, so that a "
+        "failover loses no applied event.",
+    )
+    redis_wait_timeout_ms: int = Field(
+        1000,
+        ge=1,
+        description="How long that wait may take; fewer replicas acknowledging: the write is tried again, as "
+        "when Redis is down (the projector waits for a replica rather than risk losing applied events).",
+    )
+    kafka_end_offsets: str = Field(
+        "list-offsets",
+        pattern="^(list-offsets|fetch)$",
+        description="How a partition's end offset is read: `list-offsets` (the client's ListOffsets request, "
+        "Kafka) or `fetch` (the high watermark of a throwaway fetch, for brokers whose ListOffsets answer is "
+        "wrong: the local Tansu broker, which `pointsview dev`, the benchmarks and the tests set).",
+    )
+    jwt_secret: SecretStr | None = Field(
+        None,
+        description="Signs and verifies OAuth access tokens with HS256 (32 bytes or more); empty counts as unset.",
+    )
+    jwt_private_key_file: str | None = Field(
+        None,
+        description="An RSA private key (PEM, unencrypted, 2048 bits or more): tokens are signed with RS256 and "
+        "verified with its public key; wins over `POINTSVIEW_JWT_SECRET`. With neither set, the API refuses to "
+        "start (one line, exit 2) when an org lists `oauthClients`.",
+    )
 
     @field_validator("jwt_secret", "jwt_private_key_file", mode="before")
     @classmethod
