@@ -77,7 +77,7 @@ LOAD_LINGER_MS = 200
 FETCH_MAX_WAIT_MS = 10  # the local broker holds a fetch for its whole max wait (devtools/bench/freshness.py)
 
 # What this 2-core machine carries with the broker, Redis, the projectors, two API workers and the readers
-# on it (the brief's 5,000 reads/s and 2,000 events/s do not fit; see README "Soak").
+# on it (the brief's 5,000 reads/s and 2,000 events/s do not fit; see docs/benchmarks/soak.md).
 DEFAULT_DURATION = 600.0
 DEFAULT_READS = 2_000.0
 DEFAULT_EVENTS = 1_000.0

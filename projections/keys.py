@@ -1,4 +1,5 @@
-"""The Redis key layout: the only place that spells keys and the names stored inside them (README "Key layout").
+"""The Redis key layout, documented in docs/explanation/key-layout.md: the only place that spells keys and the names
+stored inside them.
 
 Every read-model key lives under a generation, `<prefix>:<generation>:...`;
 the small key `<prefix>:live` names the generation the API serves, so a

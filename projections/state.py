@@ -18,7 +18,7 @@ NEVER = ""  # expiry-bucket key of points that never expire; sorts after no date
 
 class CorruptValue(ValueError):
     """A stored value that cannot be decoded: its customer's reads answer 503 and its events are
-    dead-lettered until a rebuild replaces it (README "Generations, rebuild and verify")."""
+    dead-lettered until a rebuild replaces it (docs/how-to/rebuild.md)."""
 
 
 class Balance(msgspec.Struct, array_like=True, gc=False):

@@ -11,7 +11,7 @@ MISSING_IDENTIFIER = 11013
 INVALID_ENTITY_TYPE = 1212
 INVALID_USER_ID = 1632
 UNAUTHORIZED = 401
-INVALID_PARAMETER = 400  # programId not configured, bad boolean/integer (README)
+INVALID_PARAMETER = 400  # programId not configured, bad boolean/integer (docs/reference/errors.md)
 UNAVAILABLE = 503  # the read-model store is unreachable, or the customer's stored value unreadable
 RATE_LIMITED = 429  # the client's rate limit (CONFIG.md), with Retry-After
 

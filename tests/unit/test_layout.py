@@ -1,4 +1,4 @@
-"""The layout's arrows (README "Layout"): which top-level package may import which, and no import cycle
+"""The layout's arrows (docs/development.md "Layout"): which top-level package may import which, and no import cycle
 between files. Every import counts, those inside functions too."""
 
 import ast
