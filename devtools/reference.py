@@ -235,6 +235,9 @@ def _operation(method: str, path: str, op: dict, schemes: dict) -> list[str]:
     return [*lines, ""]
 
 
+TAG_TITLES = {"oauth": "OAuth"}
+
+
 def api_page(openapi: dict) -> str:
     """The OpenAPI document as Markdown: operations by tag, their parameters and responses, then the schemas
     they use."""
@@ -246,7 +249,9 @@ def api_page(openapi: dict) -> str:
         GENERATED.format(source="the app's OpenAPI document (service.app.create_app)").strip(),
         "",
         f"{info['title']} {info['version']}: {info.get('description', '')} A running API serves the same "
-        "document at `/openapi.json` and an interactive page at `/docs`.",
+        "document at `/openapi.json` and an interactive page at `/docs`. Which error code each endpoint "
+        "answers, and when: [Error codes](errors.md); the rules behind the answers: "
+        "[API behaviour](api-behaviour.md).",
         "",
         "## Authentication",
         "",
@@ -262,7 +267,7 @@ def api_page(openapi: dict) -> str:
         for method, op in methods.items():
             tags.setdefault((op.get("tags") or ["other"])[0], []).append((method, path, op))
     for tag, operations in tags.items():
-        lines += [f"## {tag.capitalize()}", ""]
+        lines += [f"## {TAG_TITLES.get(tag, tag.capitalize())}", ""]
         for method, path, op in operations:
             lines += _operation(method, path, op, schemes)
     schemas = openapi.get("components", {}).get("schemas", {})
