@@ -19,14 +19,15 @@ from projections.store import Store
 from runtime import bootstrap
 from runtime.logs import configure
 from runtime.settings import Settings
-from tests.support import ON_CLUSTER, isolated_settings, redis_client
+from tests.support import ON_CLUSTER, isolated_settings, redis_client, unwatch, watch
 
 USE_CONTAINERS = os.environ.get("POINTSVIEW_TESTCONTAINERS") == "1"
 
 
 @pytest.fixture(scope="session")
 def kafka_servers() -> dict[str, str]:
-    """The settings that reach the broker (the local broker's need its own end-offset reading)."""
+    """The settings that reach the broker (the local broker's need its own end-offset reading, unless
+    POINTSVIEW_KAFKA_END_OFFSETS says otherwise: `list-offsets` runs the suite on its lagging answers)."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         yield {"KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"]}
     elif USE_CONTAINERS:
@@ -36,7 +37,8 @@ def kafka_servers() -> dict[str, str]:
             yield {"KAFKA_BOOTSTRAP_SERVERS": kafka.get_bootstrap_server()}
     else:
         broker = LocalBroker().start()
-        yield {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, **LocalBroker.SETTINGS}
+        own = {} if os.environ.get("POINTSVIEW_KAFKA_END_OFFSETS") else LocalBroker.SETTINGS
+        yield {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, **own}
         broker.stop()
 
 
@@ -130,17 +132,23 @@ def store(settings, projector_redis) -> Store:
 
 @pytest.fixture
 async def start_projector(settings, topics):
-    """Runs the projector in-process; stopped (batch finished) at the end of the test."""
+    """Runs the projector in-process; stopped (batch finished) at the end of the test. One that dies under
+    the test fails the test's next wait_until with its own exception (and its teardown, if none came)."""
     running = []
 
     async def start(custom: Settings | None = None):
         stop = asyncio.Event()
         task = asyncio.create_task(run_projector(custom or settings, stop))
         running.append((stop, task))
+        watch(task, stop)
         return stop, task
 
     yield start
-    crashed = [t for stop, t in running if t.done() and not stop.is_set() and not t.cancelled() and t.exception()]
+    crashed = [  # not raised by a wait_until already
+        t
+        for stop, t in running
+        if unwatch(t) and t.done() and not stop.is_set() and not t.cancelled() and t.exception()
+    ]
     for stop, _task in running:
         stop.set()
     await asyncio.gather(*(t for _, t in running), return_exceptions=True)
