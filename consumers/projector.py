@@ -53,7 +53,7 @@ from consumers.metrics import (
     KEY_MISMATCH,
     REPLAYS,
 )
-from consumers.offsets import log_ends
+from consumers.offsets import outside_the_log
 from consumers.topics import ensure_topics
 from projections.events import InvalidEvent, parse_event
 from projections.generations import Control
@@ -116,7 +116,21 @@ def _went_back(position: int | None, seen: int) -> bool:
 
 
 class LogTruncated(RuntimeError):
-    """A stored position lies outside the partition's log: events were deleted, a rebuild is needed."""
+    """A stored position lies outside the partition's log (confirmed by a fetch): a rebuild is needed."""
+
+
+def _gap(tp: TopicPartition, position: int, start: int, end: int) -> str:
+    """What an operator reads when the log does not hold a stored position: which case, and what to run."""
+    where = f"{partition_name(tp)}: the read-model needs offset {position}, the log holds {start} up to {end}"
+    if position < start:
+        return (
+            f"{where}: retention deleted events before the read-model applied them; restore the topic's "
+            "events (from a backup, or re-published) and run `pointsview rebuild`, and raise its retention"
+        )
+    return (
+        f"{where}: the position is past the end of the log: the topic was recreated or the broker lost "
+        "acknowledged records; run `pointsview rebuild` to rebuild the read-model from the log as it is now"
+    )
 
 
 class Projector(ConsumerRebalanceListener):
@@ -199,18 +213,12 @@ class Projector(ConsumerRebalanceListener):
 
     async def _seek_to_stored(self, partitions: list[TopicPartition]) -> None:
         found = await self.store.read_positions([partition_name(tp) for tp in partitions])
-        if partitions:
-            starts = await self.consumer.beginning_offsets(partitions)
-            ends = await log_ends(self.settings, partitions)
-        for tp in partitions:
-            stored = found[partition_name(tp)] or 0
-            if not starts[tp] <= stored <= ends[tp]:
-                raise LogTruncated(
-                    f"{partition_name(tp)}: the read-model needs offset {stored} but the log holds "
-                    f"{starts[tp]}..{ends[tp]}: events were deleted (retention) or the topic was recreated; "
-                    "rebuild from a complete log"
-                )
-            self._seek(tp, found[partition_name(tp)], starts[tp])
+        stored = {tp: found[partition_name(tp)] for tp in partitions}
+        outside = await outside_the_log(self.settings, {tp: position or 0 for tp, position in stored.items()})
+        if outside:
+            raise LogTruncated("; ".join(_gap(tp, stored[tp] or 0, *bounds) for tp, bounds in outside.items()))
+        for tp, position in stored.items():
+            self._seek(tp, position)
 
     async def _rewind(self) -> None:
         """Back to the positions Redis holds. Done only once that worked: if Redis is still down, the retry
@@ -218,9 +226,9 @@ class Projector(ConsumerRebalanceListener):
         await self._seek_to_stored(list(self.positions))
         self.rewind = False
 
-    def _seek(self, tp: TopicPartition, stored: int | None, start: int) -> None:
+    def _seek(self, tp: TopicPartition, stored: int | None) -> None:
         self.positions[tp] = stored
-        self.expected[tp] = start if stored is None else stored
+        self.expected[tp] = stored or 0  # none: the log's start, 0 (outside_the_log checked that it holds it)
         self.consumer.seek(tp, self.expected[tp])
 
     # --- the loop ---

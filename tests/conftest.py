@@ -7,6 +7,7 @@ import logging
 import os
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -40,6 +41,22 @@ def kafka_servers() -> dict[str, str]:
         own = {} if os.environ.get("POINTSVIEW_KAFKA_END_OFFSETS") else LocalBroker.SETTINGS
         yield {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, **own}
         broker.stop()
+
+
+@pytest.fixture
+def lagging_list_offsets(monkeypatch):
+    """ListOffsets answers 3 short of each partition's end (the local broker's name its last batch's base
+    offset), and 2 past its start: on any broker, what is known to lag the log."""
+    end_offsets, beginning_offsets = AIOKafkaConsumer.end_offsets, AIOKafkaConsumer.beginning_offsets
+
+    async def lagging(self, partitions):
+        return {tp: max(0, end - 3) for tp, end in (await end_offsets(self, partitions)).items()}
+
+    async def late(self, partitions):
+        return {tp: start + 2 for tp, start in (await beginning_offsets(self, partitions)).items()}
+
+    monkeypatch.setattr(AIOKafkaConsumer, "end_offsets", lagging)
+    monkeypatch.setattr(AIOKafkaConsumer, "beginning_offsets", late)
 
 
 @pytest.fixture
