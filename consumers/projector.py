@@ -221,9 +221,11 @@ class Projector(ConsumerRebalanceListener):
             self._seek(tp, position)
 
     async def _rewind(self) -> None:
-        """Back to the positions Redis holds. Done only once that worked: if Redis is still down, the retry
-        rewinds again (moving on would skip what the failed write held)."""
-        await self._seek_to_stored(list(self.positions))
+        """Back to the positions Redis holds (a replay where one went back). Done only once that worked: if
+        Redis is still down, the retry rewinds again (moving on would skip what the failed write held)."""
+        found = await self.store.read_positions([partition_name(tp) for tp in self.positions])
+        if not await self._replay_lost(found):
+            await self._seek_to_stored(list(self.positions))
         self.rewind = False
 
     def _seek(self, tp: TopicPartition, stored: int | None) -> None:
@@ -370,21 +372,28 @@ class Projector(ConsumerRebalanceListener):
             await writing
 
     async def _write(self, writes: list, offsets: dict[TopicPartition, int], records: int) -> None:
+        """The customers, then the positions past them. Anything short of both (Redis down between the two, a
+        lost compare-and-set) reads everything since the positions Redis holds again: a write Redis
+        acknowledged may still be lost in its crash, and a save may have run with its reply lost."""
         try:
             lost = await self.store.write(writes)
+            if lost:
+                log.info("another consumer wrote some of these customers; reading again", customers=len(lost))
+                self.behind = 0  # sharing customers with another writer: every batch on its own until it stops
+                return self._forget_pending()
+            self._applied(writes, records)
+            if not await self._advance(offsets):  # Redis lost data under us, or another writer moved them
+                return self._forget_pending()
         except BaseException:
             self._forget_pending()  # some customers may have been written: start again from what Redis holds
             raise
-        if lost:
-            log.info("another consumer wrote some of these customers; reading again", customers=len(lost))
-            self.behind = 0  # sharing customers with another writer: every batch on its own until it stops
-            return self._forget_pending()
         self.behind = min(self.settings.write_behind_records, max(2 * self.behind, self.settings.batch_max_records))
+
+    def _applied(self, writes: list, records: int) -> None:
         applied = sum(len(write.applied_event_ids) for _, _, write in writes)
         EVENTS_APPLIED.inc(applied)
         EVENTS_SKIPPED.inc(records - applied)
         self.applied += applied
-        await self._advance(offsets)
 
     async def _flush_if_reachable(self) -> None:
         """Before giving partitions up or stopping; Redis down: what was pending is read again later."""
@@ -463,20 +472,21 @@ class Projector(ConsumerRebalanceListener):
             if self.expected.get(tp) == records[0].offset:  # unless a seek already moved it elsewhere
                 self.consumer.seek(tp, records[0].offset)
 
-    async def _advance(self, next_offsets: dict[TopicPartition, int]) -> None:
-        """Positions in Redis first (compare-and-set), then the Kafka commit."""
+    async def _advance(self, next_offsets: dict[TopicPartition, int]) -> bool:
+        """Positions in Redis first (compare-and-set: False when Redis no longer holds what this projector
+        saved last), then the Kafka commit."""
         if not next_offsets:
-            return
+            return True
         expected = {partition_name(tp): self.positions.get(tp) for tp in next_offsets}
-        saved = await self.store.save_positions(expected, {partition_name(tp): o for tp, o in next_offsets.items()})
-        if not saved:
-            return  # Redis lost data under us: the next batch's check replays it
+        if not await self.store.save_positions(expected, {partition_name(tp): o for tp, o in next_offsets.items()}):
+            return False
         self.positions.update(next_offsets)
         self.expected.update(next_offsets)
         if self.live:
             self.uncommitted.update(next_offsets)
             if time.monotonic() - self.committed_at >= COMMIT_INTERVAL_SECONDS:
                 await self._commit()
+        return True
 
     async def _commit(self) -> None:
         """Kafka's committed offsets are for monitoring (Redis holds the positions): at most once a
