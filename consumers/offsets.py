@@ -42,19 +42,24 @@ def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPa
 async def end_offsets(
     consumer: AIOKafkaConsumer, tps: list[TopicPartition], how: str, timeout: float = 10.0
 ) -> dict[TopicPartition, int]:
-    """Each partition's end offset: the client's ListOffsets request (`how="list-offsets"`, Kafka), or
-    (`"fetch"`, POINTSVIEW_KAFKA_END_OFFSETS) the high watermark a fetch reports, for brokers whose
-    ListOffsets answer is wrong (the local Tansu broker). The fetch assigns `tps` to the consumer."""
-    if how == "list-offsets":
-        return await asyncio.wait_for(consumer.end_offsets(tps), timeout) if tps else {}
-    return await _fetched_ends(consumer, tps, timeout)
+    """Each partition's end offset: the high watermark a fetch reports, fetching where the client's ListOffsets
+    request puts the end (`how="list-offsets"`: an answer can lag the log, as the local Tansu broker's does,
+    which names its last batch's base offset; a fetch never does), or (`"fetch"`, POINTSVIEW_KAFKA_END_OFFSETS)
+    at the log's start, without ListOffsets. The fetch assigns `tps` to the consumer."""
+    if not tps:
+        return {}
+    listed = await asyncio.wait_for(consumer.end_offsets(tps), timeout) if how == "list-offsets" else None
+    return await _fetched_ends(consumer, tps, timeout, listed)
 
 
 async def _fetched_ends(
-    consumer: AIOKafkaConsumer, tps: list[TopicPartition], timeout: float
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], timeout: float, listed: dict[TopicPartition, int] | None
 ) -> dict[TopicPartition, int]:
     consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
+    if listed is None:
+        await consumer.seek_to_beginning(*tps)
+    for tp, offset in (listed or {}).items():
+        consumer.seek(tp, offset)
     deadline = time.monotonic() + timeout
     while any(consumer.highwater(tp) is None for tp in tps):
         if time.monotonic() > deadline:
