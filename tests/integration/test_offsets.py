@@ -48,3 +48,13 @@ async def test_a_position_outside_lagging_list_offsets_answers_is_confirmed_by_a
     assert await outside_the_log(lying, {tp: 0, empty: 0}) == {}, "before the start ListOffsets names"
     assert await outside_the_log(lying, {tp: 10}) == {}, "the whole log applied: nothing lost"
     assert await outside_the_log(lying, {tp: 11, empty: 1}) == {tp: (0, 10), empty: (0, 0)}, "past the end"
+
+
+async def test_an_end_offset_is_the_high_watermark_a_fetch_reports_not_a_lagging_list_offsets_answer(
+    settings, topics, lagging_list_offsets
+):
+    await _produce_batches(settings, topics[0], 10)
+    tps = [TopicPartition(topics[0], 0), TopicPartition(topics[0], 1)]
+    async with reader(settings) as consumer:
+        assert await end_offsets(consumer, tps, "list-offsets") == {tps[0]: 10, tps[1]: 0}
+        assert len(await read_all(consumer, tps, "list-offsets")) == 10
