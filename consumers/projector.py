@@ -52,6 +52,7 @@ from consumers.metrics import (
     EVENTS_SKIPPED,
     KEY_MISMATCH,
     REPLAYS,
+    STALLED,
 )
 from consumers.offsets import outside_the_log
 from consumers.topics import ensure_topics
@@ -124,8 +125,8 @@ def _gap(tp: TopicPartition, position: int, start: int, end: int) -> str:
     where = f"{partition_name(tp)}: the read-model needs offset {position}, the log holds {start} up to {end}"
     if position < start:
         return (
-            f"{where}: retention deleted events before the read-model applied them; restore the topic's "
-            "events (from a backup, or re-published) and run `pointsview rebuild`, and raise its retention"
+            f"{where}: retention deleted events before the read-model applied them; restore the topic from a "
+            "backup (every event from offset 0), then run `pointsview rebuild`, and keep its retention longer"
         )
     return (
         f"{where}: the position is past the end of the log: the topic was recreated or the broker lost "
@@ -237,8 +238,12 @@ class Projector(ConsumerRebalanceListener):
 
     async def run(self, until=None) -> None:
         """Runs until stopped (or until `until()` says the work is done)."""
-        with _fewer_collections():
-            await self._run(until)
+        watching = asyncio.create_task(self._watch_for_stalls(), name="stall watchdog")
+        try:
+            with _fewer_collections():
+                await self._run(until)
+        finally:
+            watching.cancel()
 
     async def _run(self, until) -> None:
         last_report = time.monotonic()
@@ -512,18 +517,47 @@ class Projector(ConsumerRebalanceListener):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _report(self) -> None:
+    def _lag(self) -> dict[str, int]:
+        """Records behind each partition's end (as the last fetch saw it), also set in the metrics."""
         lag = {}
         for tp, position in self.positions.items():
             end = self.consumer.highwater(tp)
-            if end is not None and position is not None:
-                lag[partition_name(tp)] = max(0, end - position)
+            if end is not None:
+                lag[partition_name(tp)] = max(0, end - (position or 0))
                 CONSUMER_LAG.labels(tp.topic, tp.partition).set(lag[partition_name(tp)])
+        return lag
+
+    def _report(self) -> None:
+        lag = self._lag()
         report = (self.applied, self.deadlettered, sum(lag.values()), len(self.positions))
         if report != self._last_report:  # quiet while idle
             applied, deadlettered, lag, partitions = report
             log.info("progress", applied=applied, deadlettered=deadlettered, lag=lag, partitions=partitions)
             self._last_report = report
+
+    def _progress(self) -> tuple[int, int, int]:
+        """What moves while the projector works: events applied, records read, positions saved."""
+        return self.applied, sum(self.expected.values()), sum(p or 0 for p in self.positions.values())
+
+    async def _watch_for_stalls(self) -> None:
+        """Warns once per stall (and counts it) when the lag stays above 0 while nothing moves for
+        POINTSVIEW_STALL_SECONDS, outside a hand-over's pause: with where each task of the process waits."""
+        progress, since, warned = self._progress(), time.monotonic(), False
+        while True:
+            await asyncio.sleep(min(5.0, self.settings.stall_seconds / 4))
+            lag, now = sum(self._lag().values()), self._progress()
+            if now != progress or not lag or self.paused_for is not None:
+                progress, since, warned = now, time.monotonic(), False
+            elif not warned and time.monotonic() - since >= self.settings.stall_seconds:
+                warned = True
+                STALLED.inc()
+                log.warning(
+                    "projector stalled: behind the log and applying nothing",
+                    lag=lag,
+                    seconds=round(time.monotonic() - since),
+                    applied=self.applied,
+                    waiting={task.get_name(): await_chain(task) for task in asyncio.all_tasks() if not task.done()},
+                )
 
 
 async def _start_with_deadline(what: str, start, timeout: float) -> None:
