@@ -209,8 +209,8 @@ class Projector(ConsumerRebalanceListener):
             self.cache.clear()
             try:
                 await self._redis_retrying(self._seek_to_stored, list(assigned))
-            except LogTruncated as exc:  # aiokafka swallows listener errors: the loop raises it
-                self.fatal = exc
+            except Exception as exc:  # aiokafka logs listener errors and goes on: the loop raises it
+                self.fatal = exc  # (else the partitions, never sought, would be dropped while assigned)
 
     async def _seek_to_stored(self, partitions: list[TopicPartition]) -> None:
         found = await self.store.read_positions([partition_name(tp) for tp in partitions])

@@ -3,6 +3,7 @@
 import asyncio
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
 from prometheus_client import REGISTRY
 
 from consumers.projector import Projector
@@ -61,3 +62,15 @@ async def test_no_stall_at_the_end_of_the_log_nor_while_paused_for_a_hand_over(j
         task.cancel()
     assert _stalls() == before
     assert not [line for line in json_logs() if line["event"].startswith("projector stalled")]
+
+
+class _NoBroker:
+    async def read_positions(self, names):
+        raise KafkaConnectionError("injected: no broker")
+
+
+async def test_partitions_that_could_not_be_sought_on_assignment_stop_the_projector():
+    # aiokafka logs a listener's error and goes on: the partitions, never sought, would be assigned and dropped
+    projector = Projector(Settings(), _Behind(), None, _NoBroker(), asyncio.Event())
+    await projector.on_partitions_assigned([TP])
+    assert isinstance(projector.fatal, KafkaConnectionError)
