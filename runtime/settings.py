@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     heartbeat_interval_ms: int = Field(3000, ge=100)
     startup_timeout_seconds: float = Field(30.0, gt=0)
     progress_interval_seconds: float = Field(1.0, gt=0)
+    # A projector whose lag stays above 0 while it reads, applies and saves nothing for this long logs a
+    # warning saying what each of its tasks waits on (pointsview_projector_stalled_total counts them).
+    stall_seconds: float = Field(60.0, gt=0)
     metrics_port: int = Field(0, ge=0, le=65535)  # projector's /metrics; 0 = off
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, so Prometheus can scrape it
     log_level: str = Field("INFO", pattern="(?i)^(CRITICAL|ERROR|WARNING|INFO|DEBUG)$")
