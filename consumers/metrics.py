@@ -12,3 +12,7 @@ KEY_MISMATCH = Counter(
 )
 CONSUMER_LAG = Gauge("pointsview_consumer_lag", "Records behind the partition's end", ["topic", "partition"])
 REPLAYS = Counter("pointsview_replays_total", "Partitions replayed because Redis lost data")
+STALLED = Counter(
+    "pointsview_projector_stalled_total",
+    "Stalls: the lag stayed above 0 while the projector read, applied and saved nothing for POINTSVIEW_STALL_SECONDS",
+)

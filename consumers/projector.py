@@ -51,8 +51,9 @@ from consumers.metrics import (
     EVENTS_SKIPPED,
     KEY_MISMATCH,
     REPLAYS,
+    STALLED,
 )
-from consumers.offsets import log_ends
+from consumers.offsets import outside_the_log
 from consumers.topics import ensure_topics
 from projections.events import Event, InvalidEvent, parse_event
 from projections.generations import Control
@@ -155,7 +156,21 @@ def _went_back(position: int | None, seen: int) -> bool:
 
 
 class LogTruncated(RuntimeError):
-    """A stored position lies outside the partition's log: events were deleted, a rebuild is needed."""
+    """A stored position lies outside the partition's log (confirmed by a fetch): a rebuild is needed."""
+
+
+def _gap(tp: TopicPartition, position: int, start: int, end: int) -> str:
+    """What an operator reads when the log does not hold a stored position: which case, and what to run."""
+    where = f"{partition_name(tp)}: the read-model needs offset {position}, the log holds {start} up to {end}"
+    if position < start:
+        return (
+            f"{where}: retention deleted events before the read-model applied them; restore the topic from a "
+            "backup (every event from offset 0), then run `pointsview rebuild`, and keep its retention longer"
+        )
+    return (
+        f"{where}: the position is past the end of the log: the topic was recreated or the broker lost "
+        "acknowledged records; run `pointsview rebuild` to rebuild the read-model from the log as it is now"
+    )
 
 
 class Projector(ConsumerRebalanceListener):
@@ -237,41 +252,41 @@ class Projector(ConsumerRebalanceListener):
             self.held.clear()
             try:
                 await self._redis_retrying(self._seek_to_stored, list(assigned))
-            except LogTruncated as exc:  # aiokafka swallows listener errors: the loop raises it
-                self.fatal = exc
+            except Exception as exc:  # aiokafka logs listener errors and goes on: the loop raises it
+                self.fatal = exc  # (else the partitions, never sought, would be dropped while assigned)
 
     async def _seek_to_stored(self, partitions: list[TopicPartition]) -> None:
         found = await self.store.read_positions([partition_name(tp) for tp in partitions])
-        if partitions:
-            starts = await self.consumer.beginning_offsets(partitions)
-            ends = await log_ends(self.settings, partitions)
-        for tp in partitions:
-            stored = found[partition_name(tp)] or 0
-            if not starts[tp] <= stored <= ends[tp]:
-                raise LogTruncated(
-                    f"{partition_name(tp)}: the read-model needs offset {stored} but the log holds "
-                    f"{starts[tp]}..{ends[tp]}: events were deleted (retention) or the topic was recreated; "
-                    "rebuild from a complete log"
-                )
-            self._seek(tp, found[partition_name(tp)], starts[tp])
+        stored = {tp: found[partition_name(tp)] for tp in partitions}
+        outside = await outside_the_log(self.settings, {tp: position or 0 for tp, position in stored.items()})
+        if outside:
+            raise LogTruncated("; ".join(_gap(tp, stored[tp] or 0, *bounds) for tp, bounds in outside.items()))
+        for tp, position in stored.items():
+            self._seek(tp, position)
 
     async def _rewind(self) -> None:
-        """Back to the positions Redis holds. Done only once that worked: if Redis is still down, the retry
-        rewinds again (moving on would skip what the failed write held)."""
-        await self._seek_to_stored(list(self.positions))
+        """Back to the positions Redis holds (a replay where one went back). Done only once that worked: if
+        Redis is still down, the retry rewinds again (moving on would skip what the failed write held)."""
+        found = await self.store.read_positions([partition_name(tp) for tp in self.positions])
+        if not await self._replay_lost(found):
+            await self._seek_to_stored(list(self.positions))
         self.rewind = False
 
-    def _seek(self, tp: TopicPartition, stored: int | None, start: int) -> None:
+    def _seek(self, tp: TopicPartition, stored: int | None) -> None:
         self.positions[tp] = stored
-        self.expected[tp] = start if stored is None else stored
+        self.expected[tp] = stored or 0  # none: the log's start, 0 (outside_the_log checked that it holds it)
         self.consumer.seek(tp, self.expected[tp])
 
     # --- the loop ---
 
     async def run(self, until=None) -> None:
         """Runs until stopped (or until `until()` says the work is done)."""
-        with _fewer_collections():
-            await self._run(until)
+        watching = asyncio.create_task(self._watch_for_stalls(), name="stall watchdog")
+        try:
+            with _fewer_collections():
+                await self._run(until)
+        finally:
+            watching.cancel()
 
     async def _run(self, until) -> None:
         last_report = time.monotonic()
@@ -393,24 +408,31 @@ class Projector(ConsumerRebalanceListener):
             await writing
 
     async def _write(self, writes: list, after: list, offsets: dict[TopicPartition, int], records: int) -> None:
+        """The customers, then the positions past them. Anything short of both (Redis down between the two, a
+        lost compare-and-set) reads everything since the positions Redis holds again: a write Redis
+        acknowledged may still be lost in its crash, and a save may have run with its reply lost."""
         try:
             lost = await self.store.write(writes)
+            if lost:
+                log.info("another consumer wrote some of these customers; reading again", customers=len(lost))
+                self.behind = 0  # sharing customers with another writer: every batch on its own until it stops
+                self.fresh = False
+                return self._forget_pending()
+            for (_, _, customer), (marks, seen) in zip(writes, after):
+                customer.written(marks, seen)
+            self._applied(writes, records)
+            if not await self._advance(offsets):  # Redis lost data under us, or another writer moved them
+                return self._forget_pending()
         except BaseException:
             self._forget_pending()  # some customers may have been written: start again from what Redis holds
             raise
-        if lost:
-            log.info("another consumer wrote some of these customers; reading again", customers=len(lost))
-            self.behind = 0  # sharing customers with another writer: every batch on its own until it stops
-            self.fresh = False
-            return self._forget_pending()
         self.behind = min(self.settings.write_behind_records, max(2 * self.behind, self.settings.batch_max_records))
+
+    def _applied(self, writes: list, records: int) -> None:
         applied = sum(len(customer.applied_event_ids) for _, _, customer in writes)
-        for (_, _, customer), (marks, seen) in zip(writes, after):
-            customer.written(marks, seen)
         EVENTS_APPLIED.inc(applied)
         EVENTS_SKIPPED.inc(records - applied)
         self.applied += applied
-        await self._advance(offsets)
 
     async def _flush_if_reachable(self) -> None:
         """Before giving partitions up or stopping; Redis down: what was pending is read again later."""
@@ -492,20 +514,21 @@ class Projector(ConsumerRebalanceListener):
             if self.expected.get(tp) == records[0].offset:  # unless a seek already moved it elsewhere
                 self.consumer.seek(tp, records[0].offset)
 
-    async def _advance(self, next_offsets: dict[TopicPartition, int]) -> None:
-        """Positions in Redis first (compare-and-set), then the Kafka commit."""
+    async def _advance(self, next_offsets: dict[TopicPartition, int]) -> bool:
+        """Positions in Redis first (compare-and-set: False when Redis no longer holds what this projector
+        saved last), then the Kafka commit."""
         if not next_offsets:
-            return
+            return True
         expected = {partition_name(tp): self.positions.get(tp) for tp in next_offsets}
-        saved = await self.store.save_positions(expected, {partition_name(tp): o for tp, o in next_offsets.items()})
-        if not saved:
-            return  # Redis lost data under us: the next batch's check replays it
+        if not await self.store.save_positions(expected, {partition_name(tp): o for tp, o in next_offsets.items()}):
+            return False
         self.positions.update(next_offsets)
         self.expected.update(next_offsets)
         if self.live:
             self.uncommitted.update(next_offsets)
             if time.monotonic() - self.committed_at >= COMMIT_INTERVAL_SECONDS:
                 await self._commit()
+        return True
 
     async def _commit(self) -> None:
         """Kafka's committed offsets are for monitoring (Redis holds the positions): at most once a
@@ -531,18 +554,47 @@ class Projector(ConsumerRebalanceListener):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _report(self) -> None:
+    def _lag(self) -> dict[str, int]:
+        """Records behind each partition's end (as the last fetch saw it), also set in the metrics."""
         lag = {}
         for tp, position in self.positions.items():
             end = self.consumer.highwater(tp)
-            if end is not None and position is not None:
-                lag[partition_name(tp)] = max(0, end - position)
+            if end is not None:
+                lag[partition_name(tp)] = max(0, end - (position or 0))
                 CONSUMER_LAG.labels(tp.topic, tp.partition).set(lag[partition_name(tp)])
+        return lag
+
+    def _report(self) -> None:
+        lag = self._lag()
         report = (self.applied, self.deadlettered, sum(lag.values()), len(self.positions))
         if report != self._last_report:  # quiet while idle
             applied, deadlettered, lag, partitions = report
             log.info("progress", applied=applied, deadlettered=deadlettered, lag=lag, partitions=partitions)
             self._last_report = report
+
+    def _progress(self) -> tuple[int, int, int]:
+        """What moves while the projector works: events applied, records read, positions saved."""
+        return self.applied, sum(self.expected.values()), sum(p or 0 for p in self.positions.values())
+
+    async def _watch_for_stalls(self) -> None:
+        """Warns once per stall (and counts it) when the lag stays above 0 while nothing moves for
+        POINTSVIEW_STALL_SECONDS, outside a hand-over's pause: with where each task of the process waits."""
+        progress, since, warned = self._progress(), time.monotonic(), False
+        while True:
+            await asyncio.sleep(min(5.0, self.settings.stall_seconds / 4))
+            lag, now = sum(self._lag().values()), self._progress()
+            if now != progress or not lag or self.paused_for is not None:
+                progress, since, warned = now, time.monotonic(), False
+            elif not warned and time.monotonic() - since >= self.settings.stall_seconds:
+                warned = True
+                STALLED.inc()
+                log.warning(
+                    "projector stalled: behind the log and applying nothing",
+                    lag=lag,
+                    seconds=round(time.monotonic() - since),
+                    applied=self.applied,
+                    waiting={task.get_name(): await_chain(task) for task in asyncio.all_tasks() if not task.done()},
+                )
 
 
 async def _start_with_deadline(what: str, start, timeout: float) -> None:

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     progress_interval_seconds: float = Field(
         1.0, gt=0, description="Interval of the projector's `progress` log line (quiet while idle)."
     )
+    stall_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A projector whose lag stays above 0 while it reads, applies and saves nothing for this long "
+        "logs `projector stalled` with what each of its tasks waits on, and counts it in "
+        "`pointsview_projector_stalled_total`.",
+    )
     metrics_port: int = Field(
         0,
         ge=0,
@@ -179,9 +186,10 @@ class Settings(BaseSettings):
     kafka_end_offsets: str = Field(
         "list-offsets",
         pattern="^(list-offsets|fetch)$",
-        description="How a partition's end offset is read: `list-offsets` (the client's ListOffsets request, "
-        "Kafka) or `fetch` (the high watermark of a throwaway fetch, for brokers whose ListOffsets answer is "
-        "wrong: the local Tansu broker, which `pointsview dev`, the benchmarks and the tests set).",
+        description="How a partition's end offset is read; either way the end is the high watermark a fetch "
+        "reports. `list-offsets` fetches where the client's ListOffsets answer puts the end (an answer that lags "
+        "the log, as the local Tansu broker's does, costs nothing); `fetch` fetches from the log's start without "
+        "asking ListOffsets (`pointsview dev`, the benchmarks and the tests set it for the local broker).",
     )
     jwt_secret: SecretStr | None = Field(
         None,

@@ -7,6 +7,7 @@ import logging
 import os
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -19,14 +20,15 @@ from projections.store import Store
 from runtime import bootstrap
 from runtime.logs import configure
 from runtime.settings import Settings
-from tests.support import ON_CLUSTER, isolated_settings, redis_client
+from tests.support import ON_CLUSTER, isolated_settings, redis_client, unwatch, watch
 
 USE_CONTAINERS = os.environ.get("POINTSVIEW_TESTCONTAINERS") == "1"
 
 
 @pytest.fixture(scope="session")
 def kafka_servers() -> dict[str, str]:
-    """The settings that reach the broker (the local broker's need its own end-offset reading)."""
+    """The settings that reach the broker (the local broker's need its own end-offset reading, unless
+    POINTSVIEW_KAFKA_END_OFFSETS says otherwise: `list-offsets` runs the suite on its lagging answers)."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         yield {"KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"]}
     elif USE_CONTAINERS:
@@ -36,8 +38,25 @@ def kafka_servers() -> dict[str, str]:
             yield {"KAFKA_BOOTSTRAP_SERVERS": kafka.get_bootstrap_server()}
     else:
         broker = LocalBroker().start()
-        yield {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, **LocalBroker.SETTINGS}
+        own = {} if os.environ.get("POINTSVIEW_KAFKA_END_OFFSETS") else LocalBroker.SETTINGS
+        yield {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, **own}
         broker.stop()
+
+
+@pytest.fixture
+def lagging_list_offsets(monkeypatch):
+    """ListOffsets answers 3 short of each partition's end (the local broker's name its last batch's base
+    offset), and 2 past its start: on any broker, what is known to lag the log."""
+    end_offsets, beginning_offsets = AIOKafkaConsumer.end_offsets, AIOKafkaConsumer.beginning_offsets
+
+    async def lagging(self, partitions):
+        return {tp: max(0, end - 3) for tp, end in (await end_offsets(self, partitions)).items()}
+
+    async def late(self, partitions):
+        return {tp: start + 2 for tp, start in (await beginning_offsets(self, partitions)).items()}
+
+    monkeypatch.setattr(AIOKafkaConsumer, "end_offsets", lagging)
+    monkeypatch.setattr(AIOKafkaConsumer, "beginning_offsets", late)
 
 
 @pytest.fixture
@@ -130,17 +149,23 @@ def store(settings, projector_redis) -> Store:
 
 @pytest.fixture
 async def start_projector(settings, topics):
-    """Runs the projector in-process; stopped (batch finished) at the end of the test."""
+    """Runs the projector in-process; stopped (batch finished) at the end of the test. One that dies under
+    the test fails the test's next wait_until with its own exception (and its teardown, if none came)."""
     running = []
 
     async def start(custom: Settings | None = None):
         stop = asyncio.Event()
         task = asyncio.create_task(run_projector(custom or settings, stop))
         running.append((stop, task))
+        watch(task, stop)
         return stop, task
 
     yield start
-    crashed = [t for stop, t in running if t.done() and not stop.is_set() and not t.cancelled() and t.exception()]
+    crashed = [  # not raised by a wait_until already
+        t
+        for stop, t in running
+        if unwatch(t) and t.done() and not stop.is_set() and not t.cancelled() and t.exception()
+    ]
     for stop, _task in running:
         stop.set()
     await asyncio.gather(*(t for _, t in running), return_exceptions=True)

@@ -50,9 +50,33 @@ def isolated_settings(kafka_servers: dict[str, str], redis_url: str, name: str =
     )
 
 
+_WATCHED: dict[asyncio.Task, asyncio.Event] = {}  # in-process projectors, with their stop events
+
+
+def watch(task: asyncio.Task, stop: asyncio.Event) -> None:
+    """A task that must not end before its stop is set: wait_until raises its exception when it dies."""
+    _WATCHED[task] = stop
+
+
+def unwatch(task: asyncio.Task) -> bool:
+    """False when the task was not watched (any more: a wait_until raised its end)."""
+    return _WATCHED.pop(task, None) is not None
+
+
+def _raise_if_one_died() -> None:
+    for task, stop in list(_WATCHED.items()):
+        if task.done() and not stop.is_set():
+            unwatch(task)
+            if task.cancelled():
+                raise AssertionError(f"task {task.get_name()} was cancelled under the test")
+            raise task.exception() or AssertionError(f"task {task.get_name()} ended under the test")
+
+
 async def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
+    """Polls `predicate` until it holds; a watched task that died meanwhile fails it at once, with its error."""
     deadline = time.monotonic() + timeout
     while True:
+        _raise_if_one_died()
         result = await predicate()
         if result:
             return result

@@ -19,7 +19,7 @@ from consumers.topics import create_topics
 from devtools.localstack import LocalRedis
 from projections.keys import Keys
 from tests.e2e.helpers import A_ARGON2, CLIENTS, Api, Stack, loyalty_config, new_org_id, running_app
-from tests.support import ON_CLUSTER, isolated_settings, redis_client
+from tests.support import ON_CLUSTER, isolated_settings, redis_client, unwatch, watch
 
 
 @pytest.fixture(scope="session")
@@ -61,13 +61,17 @@ async def stack(kafka_servers, e2e_redis_url):
     await create_topics(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(run_projector(settings, stop))
+    watch(task, stop)  # a projector that dies fails the next wait_until with its exception
     redis = redis_client(settings.redis_url)
     try:
         yield Stack(settings, redis, Keys(settings.key_prefix))
     finally:
+        died = unwatch(task) and task.done() and not task.cancelled() and task.exception()
         stop.set()
         await asyncio.gather(task, return_exceptions=True)
         await redis.aclose()
+    if died:  # not raised by a wait_until already
+        raise died
 
 
 @pytest.fixture

@@ -207,7 +207,7 @@ def _projector(store: MemoryStore) -> Projector:
     settings = Settings(batch_max_records=1, write_behind_records=10**6)
     projector = Projector(settings, Consumer(), None, store, asyncio.Event(), live=False)  # type: ignore[arg-type]
     for tp in PARTITIONS:
-        projector._seek(tp, store.positions.get(partition_name(tp)), 0)
+        projector._seek(tp, store.positions.get(partition_name(tp)))
     return projector
 
 
