@@ -300,11 +300,11 @@ class Projector(ConsumerRebalanceListener):
         if await self._replay_lost(found):
             return self._fetch_again(batch)
         stored = {cid: loaded[cid] if (held := self._held_value(cid)) is None else held for cid in by_customer}
-        window_ms = self.store.dedup_window_ms
+        window_ms, ledger_entries = self.store.dedup_window_ms, self.settings.ledger_entries
         for cid, records in by_customer.items():
             value = stored[cid]
             before = value if type(value) is Stored else decode_value(value)
-            write = plan_customer(before.customer, before.watermarks, before.seen, records)
+            write = plan_customer(before.customer, before.watermarks, before.seen, records, ledger_entries)
             if write.watermarks:
                 self._hold(cid, value, stored_after(before, write, now_ms, window_ms), write)
         self._remember({cid: value for cid, value in stored.items() if cid not in self.pending})

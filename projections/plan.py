@@ -14,6 +14,7 @@ from projections.dedup import DedupWindow, dedup_key
 from projections.events import DELETED, CardData, Event, ProfileData
 from projections.identity import IndexKey, indexed_identifiers
 from projections.keys import position_name
+from projections.ledger import LEDGER_ENTRIES
 from projections.state import Customer, profile_key
 
 
@@ -92,8 +93,10 @@ def plan_customer(
     watermarks: dict[str, int],
     seen: DedupWindow | set[bytes],
     records: list[Record],
+    ledger_entries: int = LEDGER_ENTRIES,
 ) -> CustomerWrite:
-    """Folds `records` (one customer's, in log order) onto `stored`, which the planner takes over."""
+    """Folds `records` (one customer's, in log order) onto `stored`, which the planner takes over, keeping
+    the newest `ledger_entries` points ledger entries."""
     first = records[0].event
     write = CustomerWrite(orgId=first.orgId, customerId=first.customerId, customer=None, watermarks={})
     customer = stored
@@ -115,7 +118,7 @@ def plan_customer(
             )
         elif type(event.data) is CardData:
             cards[event.data.cardNumber] = None
-        customer = apply_in_place(customer, event)
+        customer = apply_in_place(customer, event, ledger_entries)
         write.applied_event_ids.append(event.eventId)
         write.applied_keys.append(key)
     write.customer = customer if write.applied_event_ids else None

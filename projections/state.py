@@ -1,7 +1,8 @@
 """Per-customer read-model state: plain data, stored as compact MessagePack.
 
 Amounts are integer thousandths. Figures that follow from others (mainPoints,
-promisedPoints, ...) are not stored; `figures()` in apply.py derives them.
+promisedPoints, ...) are not stored; `figures()` in apply.py derives them. The
+customer's points ledger (its newest entries, projections/ledger.py) comes last.
 The structs encode as arrays (field order is the format: append new fields at
 the end, with defaults), which keeps Redis small and decoding a few microseconds.
 They hold no reference cycles, so the garbage collector does not track them
@@ -11,6 +12,8 @@ They hold no reference cycles, so the garbage collector does not track them
 from typing import Any
 
 import msgspec
+
+from projections.ledger import LedgerEntry, compacted, expanded
 
 NEVER = ""  # expiry-bucket key of points that never expire; sorts after no date
 
@@ -35,6 +38,10 @@ class Balance(msgspec.Struct, array_like=True, gc=False):
     @property
     def main(self) -> int:
         return self.lifetime - self.redeemed - self.expired - self.returned + self.adjusted
+
+    @property
+    def promised(self) -> int:
+        return self.delayedAccrual + self.externalTrigger
 
 
 class Tier(msgspec.Struct, array_like=True, gc=False):
@@ -88,6 +95,12 @@ class Customer(msgspec.Struct, array_like=True, gc=False):
     status: Status | None = None  # customer.status.changed (none: ACTIVE)
     mergedInto: int | None = None  # customer.merged: reads of this customer answer for this survivor
     cards: dict[str, Card] = {}  # cardNumber -> its card
+    ledger: list[LedgerEntry] = []  # the newest points ledger entries, oldest first (projections/ledger.py)
+    ledgerSeq: int = 0  # points events applied: the newest entry's sequence number (a page cursor's position)
+
+    def ledger_seqs(self) -> range:
+        """The sequence numbers of `ledger`'s entries, in its order (consecutive: the newest are kept)."""
+        return range(self.ledgerSeq - len(self.ledger) + 1, self.ledgerSeq + 1)
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -134,6 +147,8 @@ def customer_to_dict(c: Customer) -> dict[str, Any]:
         "s": msgspec.structs.asdict(c.status) if c.status else None,
         "m": c.mergedInto,
         "k": {k: msgspec.structs.asdict(card) for k, card in c.cards.items()},
+        "l": {str(seq): expanded(entry) for seq, entry in zip(c.ledger_seqs(), c.ledger)},
+        "q": c.ledgerSeq,
     }
 
 
@@ -148,4 +163,6 @@ def customer_from_dict(d: dict[str, Any]) -> Customer:
         status=Status(**d["s"]) if d.get("s") else None,
         mergedInto=d.get("m"),
         cards={k: Card(**card) for k, card in d.get("k", {}).items()},
+        ledger=[compacted(entry) for _, entry in sorted(d.get("l", {}).items(), key=lambda item: int(item[0]))],
+        ledgerSeq=d.get("q", 0),
     )

@@ -4,7 +4,8 @@ Records of two topic-partitions (customers, points) are consumed in random batch
 batch the consumer may crash before committing and resume from an earlier offset. Each batch
 is planned per customer with `plan_customer` against an in-memory store that keeps what Redis
 keeps (serialised state, per-partition watermarks, applied eventIds). The end state must equal
-one in-order fold of the log with each eventId applied once.
+one in-order fold of the log with each eventId applied once: its points ledger too (kept short here, so
+that its trimming is exercised: no entry twice, none missing, the same positions).
 """
 
 from collections import defaultdict
@@ -23,6 +24,7 @@ from tests.support import event
 from tests.unit.builders import encode
 
 PARTITIONS = {"customers": "customers:0", "points": "points:0"}
+LEDGER_ENTRIES = 4
 TIMES = ["2026-01-08T10:03:21Z", "2026-01-09T00:00:00+05:30", "2026-02-01T12:00:00.125Z"]
 EXPIRIES = [None, None, "2026-01-31", "2026-02-28T23:59:59Z", "2026-03-01T00:00:00-02:00"]
 IDENTIFIERS = [
@@ -126,7 +128,7 @@ def reference(records: list[Record]) -> dict:
         event = record.event
         if (event.customerId, event.eventId) not in seen:
             seen.add((event.customerId, event.eventId))
-            customers[event.customerId] = apply_in_place(customers.get(event.customerId), event)
+            customers[event.customerId] = apply_in_place(customers.get(event.customerId), event, LEDGER_ENTRIES)
     return customers
 
 
@@ -141,7 +143,7 @@ class Store:
         for customer_id, records in by_customer.items():
             state, marks, seen = self.customers.get(customer_id, (None, {}, set()))
             stored = customer_from_dict(orjson.loads(state)) if state else None
-            write = plan_customer(stored, dict(marks), set(seen), records)
+            write = plan_customer(stored, dict(marks), set(seen), records, LEDGER_ENTRIES)
             if write.customer is not None:
                 as_dict = customer_to_dict(write.customer)
                 assert customer_from_dict(as_dict) == write.customer
