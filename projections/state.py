@@ -85,7 +85,10 @@ class Card(msgspec.Struct, array_like=True, gc=False):
     statusSince: str  # when the current statusLabel was set
 
 
-class Customer(msgspec.Struct, array_like=True, gc=False):
+class CustomerCore(msgspec.Struct, array_like=True, gc=False):
+    """A customer without its ledger: what the balance and details reads decode (`decode_customer_core`
+    skips a stored customer's trailing ledger instead of building its entries)."""
+
     orgId: int
     customerId: int
     seq: int = 0  # profile events applied (all on one topic, so the order is the log's)
@@ -95,6 +98,9 @@ class Customer(msgspec.Struct, array_like=True, gc=False):
     status: Status | None = None  # customer.status.changed (none: ACTIVE)
     mergedInto: int | None = None  # customer.merged: reads of this customer answer for this survivor
     cards: dict[str, Card] = {}  # cardNumber -> its card
+
+
+class Customer(CustomerCore, array_like=True, gc=False):
     ledger: list[LedgerEntry] = []  # the newest points ledger entries, oldest first (projections/ledger.py)
     ledgerSeq: int = 0  # points events applied: the newest entry's sequence number (a page cursor's position)
 
@@ -105,6 +111,7 @@ class Customer(msgspec.Struct, array_like=True, gc=False):
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Customer)
+_core_decoder = msgspec.msgpack.Decoder(CustomerCore)
 
 
 def encode_customer(customer: Customer) -> bytes:
@@ -113,6 +120,10 @@ def encode_customer(customer: Customer) -> bytes:
 
 def decode_customer(raw: bytes) -> Customer:
     return _decoder.decode(raw)
+
+
+def decode_customer_core(raw: bytes) -> CustomerCore:
+    return _core_decoder.decode(raw)
 
 
 def profile_key(source: str, account_id: str) -> str:
