@@ -12,6 +12,7 @@ from consumers.rebuild import Rebuild
 from devtools.produce import produce
 from devtools.synthetic import Load, generate
 from projections.generations import Generations
+from projections.store import decode_value, encode_value
 from runtime.progress import Progress
 from service.app import create_app
 from service.loyalty import LoyaltyConfig
@@ -193,3 +194,27 @@ async def test_a_rebuild_in_two_processes_equals_the_fold(settings, topics, redi
     assert await Rebuild(settings, projector_redis, asyncio.Event(), progress).run(switch=True, processes=2) == 2
     await _caught_up(redis, generation_keys(settings, 2), reference_fold(stream))
     assert progress.done == progress.total == len(stream)
+
+
+async def test_verify_names_a_customer_whose_ledger_differs_and_a_rebuild_heals_it(
+    settings, topics, redis, projector_redis, capsys
+):
+    customers_topic, points_topic = topics
+    stream = generate(
+        Load(customers=30, events_per_customer=8, customers_topic=customers_topic, points_topic=points_topic)
+    )
+    await produce(settings, stream)
+    short = settings.model_copy(update={"ledger_entries": 2})
+    assert await Rebuild(short, projector_redis, asyncio.Event(), Progress()).run(switch=True) == 2
+    key = generation_keys(settings, 2).customer(ORG, 1007)
+    stored = decode_value(await redis.get(key))
+    stored.customer.ledger[-1].points += 1  # the newest entry damaged
+    await redis.set(key, encode_value(stored))
+    capsys.readouterr()
+    assert await rebuild_cli.verify(short, None, None) == 1
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()[:-1]] == [
+        f"org {ORG} customer 1007 ledger {stored.customer.ledgerSeq}"
+    ]
+    assert await rebuild_cli.verify(settings, None, None) == 1  # the fold keeps 20: every ledger differs
+    assert await Rebuild(settings, projector_redis, asyncio.Event(), Progress()).run(switch=True) == 3
+    assert await rebuild_cli.verify(settings, None, None) == 0
