@@ -110,6 +110,10 @@ def test_memory_benchmark_reports_bytes_per_customer_and_per_identifier(tmp_path
     assert sizes["read-model (state + index)"] == sizes["customer state"] + sizes["identifier index"]
     assert result["bytes_per_identifier"] * 3 == pytest.approx(sizes["identifier index"])
     assert 0 < sizes["of which the eventId dedup window"] < sizes["customer state"]
+    assert 0 < sizes["of which the points ledger"] < sizes["customer state"]  # the same load, ledger off beside
+    ledger = result["ledger"]
+    assert ledger["entries_kept"] == 20 and 0 < ledger["entries_per_customer"] <= 4
+    assert 20 < ledger["customer_value_per_entry"] < 200
     report = (tmp_path / "memory.md").read_text()
     assert_mentions(
         report,
