@@ -75,8 +75,41 @@ async def _rebuild_rate(settings: Settings, total: int, processes: int) -> float
     return total / (time.perf_counter() - started)
 
 
+LEDGER_OFF = ", ledger off (POINTSVIEW_LEDGER_ENTRIES=0)"
+
+
+def _ledger_off(settings: Settings) -> Settings:
+    """The same run with the ledger off, in a key prefix and group of its own."""
+    apart = {"key_prefix": f"{settings.key_prefix}-off", "group_id": f"{settings.group_id}-off"}
+    return settings.model_copy(update={"ledger_entries": 0, **apart})
+
+
 def _label(what: str, processes: int) -> str:
     return f"pointsview {what}" + (f", {processes} processes" if processes > 1 else "")
+
+
+async def _projector_rates(
+    settings: Settings, servers: dict, total: int, processes: list[int], ledger_off: bool, redis_cluster: bool
+) -> tuple[dict[str, float], list]:
+    """The projector's rate over the produced log with each process count (the first in the run's own key
+    prefix and group, each other in one of its own); with `ledger_off`, the first again with the ledger off;
+    with `redis_cluster`, each on the cluster too. And the first run's timeline."""
+    rates: dict[str, float] = {}
+    timeline: list = []
+    for n in processes:
+        progress.print(f"projecting with {n} process(es) ...")
+        apart = {"key_prefix": f"{settings.key_prefix}-{n}", "group_id": f"{settings.group_id}-{n}"}
+        own = settings if n == processes[0] else settings.model_copy(update=apart)
+        applied = await projector_rate(own, total, n)
+        rates[_label("projector", n)] = applied.rate
+        timeline = timeline or applied.timeline
+        if ledger_off and n == processes[0]:
+            progress.print(f"projecting with {n} process(es), the ledger off ...")
+            rates[_label("projector", n) + LEDGER_OFF] = (await projector_rate(_ledger_off(own), total, n)).rate
+        if redis_cluster:
+            progress.print(f"projecting with {n} process(es){ON_CLUSTER} ...")
+            rates[_label("projector", n) + ON_CLUSTER] = (await projector_rate(on_cluster(own, servers), total, n)).rate
+    return rates, timeline
 
 
 async def run_projector_bench(
@@ -106,23 +139,10 @@ async def run_projector_bench(
             stream = await produce_load(settings, load)
             bare = await _bare_consumer_rate(settings, len(stream))
             progress.print(f"bare consumer: {bare:,.0f} events/s")
-            rates, timeline = {"bare aiokafka consumer (baseline)": bare}, None
-            for n in processes:  # the first (one process) in the run's own key prefix and group
-                progress.print(f"projecting with {n} process(es) ...")
-                own = (
-                    settings
-                    if n == processes[0]
-                    else settings.model_copy(
-                        update={"key_prefix": f"{settings.key_prefix}-{n}", "group_id": f"{settings.group_id}-{n}"}
-                    )
-                )
-                applied = await projector_rate(own, len(stream), n)
-                rates[_label("projector", n)] = applied.rate
-                timeline = timeline or applied.timeline
-                if redis_cluster:
-                    progress.print(f"projecting with {n} process(es){ON_CLUSTER} ...")
-                    clustered = await projector_rate(on_cluster(own, servers), len(stream), n)
-                    rates[_label("projector", n) + ON_CLUSTER] = clustered.rate
+            rates, timeline = await _projector_rates(
+                settings, servers, len(stream), processes, not rebuild and count == customers[0], redis_cluster
+            )
+            rates = {"bare aiokafka consumer (baseline)": bare, **rates}
             if rebuild:
                 for n in processes:
                     progress.print(f"rebuilding into a new generation with {n} process(es) ...")

@@ -60,6 +60,7 @@ def test_projector_benchmark_rates_timeline_visibility_report_and_the_cluster_be
     assert list(rates) == [
         "bare aiokafka consumer (baseline)",
         "pointsview projector",
+        "pointsview projector, ledger off (POINTSVIEW_LEDGER_ENTRIES=0)",
         "pointsview projector on a Redis Cluster (3 masters)",
     ]
     assert all(rate > 0 for rate in rates.values())
@@ -157,6 +158,7 @@ def test_projector_benchmark_scales_over_processes_and_customers():
     assert list(result["events_per_second"]) == [
         "bare aiokafka consumer (baseline)",
         "pointsview projector",
+        "pointsview projector, ledger off (POINTSVIEW_LEDGER_ENTRIES=0)",
         "pointsview projector, 2 processes",
     ]
     assert [(run["customers"], run["events"]) for run in result["scale"]] == [(50, 1000), (100, 2000)]
