@@ -9,7 +9,7 @@ from devtools.demo import DEMO_CONFIG
 from devtools.loadgen import Plan, measure_in_subprocess
 from tests.integration.test_bench import assert_mentions, assert_png, bench_json
 
-ENDPOINTS = ["bare", "redis", "userId", "userId-limited", "userId-waiting", "lookup", "dual", "details"]
+ENDPOINTS = ["bare", "redis", "userId", "ledger", "userId-limited", "userId-waiting", "lookup", "dual", "details"]
 SERVED = ["userId", "lookup", "dual", "details"]  # the API's endpoints (also on a cluster)
 pytestmark = pytest.mark.single_redis  # servers of its own (tests/integration/test_bench.py)
 
@@ -38,7 +38,7 @@ def test_bench_api_every_endpoint_closed_and_open_loop_per_worker_count(tmp_path
         opened = {row["endpoint"]: row for row in rows if row["mode"] == "open"}
         assert list(opened) == ENDPOINTS[2:]  # the baselines run closed loop only
         for name, row in opened.items():
-            plain = name.removesuffix("-waiting").removesuffix("-limited")  # at the same rate as the plain row
+            plain = "userId" if name == "ledger" else name.removesuffix("-waiting").removesuffix("-limited")
             assert row["rate"] == max(1.0, closed[plain]["rps"] / 2) and row["vs_bare"] is None
         for row in rows:
             assert row["rps"] > 0 and row["errors"] == 0, row
