@@ -3,9 +3,12 @@
 An entry is stored inside the customer's state (projections/state.py), newest last, the newest
 `ledger_entries` kept. Its sequence number is not stored: the customer counts its points events
 (`Customer.ledgerSeq`), and its entries are the newest of them, consecutive. Stored compactly (about
-45 bytes an entry): a canonical UUID eventId as its 16 bytes, the event type and categories as small
-codes, whole-second timestamps as epoch seconds, amounts in thousandths, POINTS as None. `expanded`
-gives an entry back in its readable form, exactly as the event said it.
+47 bytes an entry): a canonical UUID eventId as its 16 bytes, the event type and categories as small
+codes, whole-second timestamps as epoch seconds, amounts in thousandths, POINTS as None. Each entry is
+kept encoded (MessagePack bytes): the projector decodes and encodes a customer on every write, and
+building twenty entries' structs each time would cost more than the rest of the customer; only the
+ledger endpoints and verify read them (`entry`). `expanded` gives an entry back in its readable form,
+exactly as the event said it.
 """
 
 import re
@@ -48,25 +51,40 @@ class LedgerEntry(msgspec.Struct, array_like=True, gc=False):
     transactionId: str | int | None = None
 
 
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(LedgerEntry)
+
+
+def entry(raw: bytes) -> LedgerEntry:
+    """An entry as the customer's state keeps it (encoded), decoded."""
+    return _decoder.decode(raw)
+
+
+def encoded(entry: LedgerEntry) -> bytes:
+    return _encoder.encode(entry)
+
+
 def new_entry(
     event: Event, category: Category | None, points: int, from_category: Category | None, after: tuple[int, int]
-) -> LedgerEntry:
-    """`event`'s entry: `points` changed `category` (a promotion's came from `from_category`), leaving its
-    program and currency's balance at `after` (mainPoints, promisedPoints)."""
+) -> bytes:
+    """`event`'s entry, encoded: `points` changed `category` (a promotion's came from `from_category`),
+    leaving its program and currency's balance at `after` (mainPoints, promisedPoints)."""
     data: Any = event.data
     expires_at = getattr(data, "expiresAt", None)
-    return LedgerEntry(
-        _compact_id(event.eventId),
-        _TYPE_CODES[event.eventType],
-        _compact_time(event.occurredAt),
-        data.programId,
-        points,
-        *after,
-        _CATEGORY_CODES[category],
-        None if from_category is None else _CATEGORY_CODES[from_category],
-        None if data.currency == POINTS else data.currency,
-        None if expires_at is None else _compact_time(expires_at),
-        getattr(data, "transactionId", None),
+    return _encoder.encode(
+        LedgerEntry(
+            _compact_id(event.eventId),
+            _TYPE_CODES[event.eventType],
+            _compact_time(event.occurredAt),
+            data.programId,
+            points,
+            *after,
+            _CATEGORY_CODES[category],
+            None if from_category is None else _CATEGORY_CODES[from_category],
+            None if data.currency == POINTS else data.currency,
+            None if expires_at is None else _compact_time(expires_at),
+            getattr(data, "transactionId", None),
+        )
     )
 
 
@@ -117,7 +135,8 @@ def _day(epoch_day: int) -> str:
 # --- the readable form (verify's differences, tests): what the event said, amounts in thousandths ---
 
 
-def expanded(entry: LedgerEntry) -> dict[str, Any]:
+def expanded(raw: bytes) -> dict[str, Any]:
+    entry = _decoder.decode(raw)
     return {
         "eventId": event_id(entry),
         "eventType": EVENT_TYPES[entry.eventType],
@@ -134,18 +153,21 @@ def expanded(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
-def compacted(d: dict[str, Any]) -> LedgerEntry:
-    return LedgerEntry(
-        _compact_id(d["eventId"]),
-        _TYPE_CODES[d["eventType"]],
-        _compact_time(d["occurredAt"]),
-        d["programId"],
-        d["points"],
-        d["mainAfter"],
-        d["promisedAfter"],
-        _CATEGORY_CODES[Category(d["category"])],
-        None if d["fromCategory"] is None else _CATEGORY_CODES[Category(d["fromCategory"])],
-        None if d["currency"] == POINTS else d["currency"],
-        None if d["expiresAt"] is None else _compact_time(d["expiresAt"]),
-        d["transactionId"],
+def compacted(d: dict[str, Any]) -> bytes:
+    """`expanded`'s inverse: the entry, encoded."""
+    return encoded(
+        LedgerEntry(
+            _compact_id(d["eventId"]),
+            _TYPE_CODES[d["eventType"]],
+            _compact_time(d["occurredAt"]),
+            d["programId"],
+            d["points"],
+            d["mainAfter"],
+            d["promisedAfter"],
+            _CATEGORY_CODES[Category(d["category"])],
+            None if d["fromCategory"] is None else _CATEGORY_CODES[Category(d["fromCategory"])],
+            None if d["currency"] == POINTS else d["currency"],
+            None if d["expiresAt"] is None else _compact_time(d["expiresAt"]),
+            d["transactionId"],
+        )
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from projections.ledger import LedgerEntry, compacted, expanded
+from projections.ledger import compacted, expanded
 
 NEVER = ""  # expiry-bucket key of points that never expire; sorts after no date
 
@@ -101,7 +101,7 @@ class CustomerCore(msgspec.Struct, array_like=True, gc=False):
 
 
 class Customer(CustomerCore, array_like=True, gc=False):
-    ledger: list[LedgerEntry] = []  # the newest points ledger entries, oldest first (projections/ledger.py)
+    ledger: list[bytes] = []  # the newest points ledger entries, oldest first, encoded (projections/ledger.py)
     ledgerSeq: int = 0  # points events applied: the newest entry's sequence number (a page cursor's position)
 
     def ledger_seqs(self) -> range:

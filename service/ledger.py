@@ -72,14 +72,14 @@ def _page(customer: Customer, request: PageRequest) -> tuple[list[tuple[int, Led
     """Up to `limit` (position, entry) of the chosen programs before the cursor, newest first; and whether
     older ones of those programs follow."""
     before = request.before.seq if request.before else customer.ledgerSeq + 1
-    seq, programs = customer.ledgerSeq, request.programs
     listed: list[tuple[int, LedgerEntry]] = []
-    for entry in reversed(customer.ledger):
-        if seq < before and entry.programId in programs:
-            if len(listed) == request.limit:
-                return listed, True
-            listed.append((seq, entry))
-        seq -= 1
+    for seq, raw in zip(reversed(customer.ledger_seqs()), reversed(customer.ledger)):
+        entry = ledger.entry(raw) if seq < before else None
+        if entry is None or entry.programId not in request.programs:
+            continue
+        if len(listed) == request.limit:
+            return listed, True
+        listed.append((seq, entry))
     return listed, False
 
 
