@@ -34,6 +34,7 @@ _TYPE_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
 _CATEGORY_CODES: dict[Category | None, int] = {category: code for code, category in enumerate(CATEGORIES)}
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _EPOCH = date(1970, 1, 1).toordinal()
+_TWO = tuple(f"{n:02d}" for n in range(100))  # hours, minutes, seconds as two digits (no format parsing per call)
 
 
 class LedgerEntry(msgspec.Struct, array_like=True, gc=False):
@@ -100,9 +101,7 @@ def timestamp(value: int | str) -> str:
     if isinstance(value, str):
         return value
     days, seconds = divmod(value, 86400)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    return f"{_day(days)}T{hours:02d}:{minutes:02d}:{seconds:02d}Z"
+    return f"{_day(days)}T{_TWO[seconds // 3600]}:{_TWO[seconds // 60 % 60]}:{_TWO[seconds % 60]}Z"
 
 
 def currency(entry: LedgerEntry) -> str:

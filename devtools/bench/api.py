@@ -6,8 +6,7 @@ serves it with `pointsview api` and serves `bare_app` below with the same uvicor
 subprocesses, and drives each endpoint in turn with devtools.loadgen in a process of its own: closed loop
 (the maximum), then open loop at a fixed rate. Everything started here is stopped on leaving, errors and
 Ctrl-C included. The userId balance is also measured on a second API whose clients have a rate limit
-(configured, not reached): what the limiter costs; and the same customers' points ledger by userId, open loop
-at the balance row's rate.
+(configured, not reached): what the limiter costs; and the same customers' points ledger by userId.
 """
 
 import asyncio
@@ -385,7 +384,7 @@ async def run_api_bench(
                         rows.append(await _raw_redis_get(settings, key, count, connections, duration))
                     if target.endpoint == "userId":  # its ledger; with a rate limit; beside requests waiting
                         open_rate = rows[-1].rate
-                        rows += await _measure(_ledger(target), count, connections, duration, open_rate)
+                        rows += await _measure(_ledger(target), count, connections, duration, rate)
                         limited = dataclasses.replace(
                             target,
                             endpoint="userId-limited",
