@@ -422,7 +422,7 @@ def _fault_kinds(value: str) -> str:
 def soak(
     duration: float = typer.Option(600.0, callback=_positive, help="Seconds of load (default 10 minutes)."),
     reads: float = typer.Option(
-        2000.0, callback=_positive, help="Reads/s, open loop over 3 endpoints (5,000 does not fit 2 cores)."
+        2000.0, callback=_positive, help="Reads/s, open loop over 4 endpoints (5,000 does not fit 2 cores)."
     ),
     events: float = typer.Option(
         1000.0, callback=_positive, help="Events/s produced (2,000 does not fit 2 cores beside the reads)."
