@@ -31,10 +31,12 @@ class PageRequest:
     before: Cursor | None
 
 
-def page_request(org: OrgConfig, program_id: str | None, limit: str | None, before: str | None, cursors: Cursors):
+def page_request(
+    org: OrgConfig, program_id: str | None, limit: str | None, before: str | None, cursors: Cursors
+) -> PageRequest:
     """programId (a program of the org), limit (1..100) and before (a cursor of this org, for this program
     filter): the checks of "other parameters" (400). Whose customer a cursor names is checked once the
-    request is resolved (`page`)."""
+    request is resolved (`ledger_body`)."""
     chosen = 0
     if program_id is not None:
         chosen = bounded_int(program_id, INT32, 1) or 0
