@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from projections.ledger import LEDGER_ENTRIES
+
 KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -74,8 +76,14 @@ class Settings(BaseSettings):
     # (which wins when both are set). Neither: the API refuses to start if any org lists oauthClients.
     jwt_secret: SecretStr | None = None
     jwt_private_key_file: str | None = None
+    # Points ledger entries kept per customer (API.md "Points ledger"); 0 turns the ledger off (its endpoints
+    # answer 404). A change applies to events applied from then on; a rebuild applies it to the whole history.
+    ledger_entries: int = Field(LEDGER_ENTRIES, ge=0, le=1000)
+    # Signs the ledger's page cursors (the same in every API process); unset: derived from the JWT secret
+    # or key, else from the key prefix (see service.cursors)
+    ledger_cursor_secret: SecretStr | None = None
 
-    @field_validator("jwt_secret", "jwt_private_key_file", mode="before")
+    @field_validator("jwt_secret", "jwt_private_key_file", "ledger_cursor_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         return None if value == "" else value
