@@ -351,13 +351,17 @@ def bench_memory(
     customers: int = typer.Option(100_000, min=1, help="Customers to project."),
     events: int = typer.Option(20, min=1, help="Events per customer."),
     programs: int = typer.Option(1, min=1, max=2, help="Programs the events spread over (2: the api bench's load)."),
+    ledger_entries: int = typer.Option(
+        20, min=1, max=1000, help="Points ledger entries kept per customer (the same load is also run with none)."
+    ),
     as_json: bool = JSON_OPTION,
     report: Path = REPORT_OPTION,
 ) -> None:
-    """Redis bytes per customer (state, identifier index) and per identifier; the eventId dedup window apart."""
-    from devtools.bench.projector import run_memory_bench, show_memory
+    """Redis bytes per customer (state, identifier index), per identifier and per points ledger entry (against
+    the same load with the ledger off); the eventId dedup window and the ledger apart."""
+    from devtools.bench.memory import run_memory_bench, show_memory
 
-    _bench(run_memory_bench(customers, events, programs), show_memory, as_json, report)
+    _bench(run_memory_bench(customers, events, programs, ledger_entries), show_memory, as_json, report)
 
 
 @bench.command("api")
@@ -418,7 +422,7 @@ def _fault_kinds(value: str) -> str:
 def soak(
     duration: float = typer.Option(600.0, callback=_positive, help="Seconds of load (default 10 minutes)."),
     reads: float = typer.Option(
-        2000.0, callback=_positive, help="Reads/s, open loop over 3 endpoints (5,000 does not fit 2 cores)."
+        2000.0, callback=_positive, help="Reads/s, open loop over 4 endpoints (5,000 does not fit 2 cores)."
     ),
     events: float = typer.Option(
         1000.0, callback=_positive, help="Events/s produced (2,000 does not fit 2 cores beside the reads)."

@@ -3,15 +3,18 @@
 import urllib.error
 import urllib.request
 
+import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
 from consumers.offsets import committed_offsets, end_offsets, partitions_of, reader
 from projections.keys import FIRST_GENERATION, position_name
+from projections.store import decode_value
 from runtime import bootstrap
 from runtime.settings import Settings
 
+LEDGER_SAMPLE = 200  # customers whose ledgers `status` weighs
 COUNTERS = {
     "events_applied": "pointsview_events_applied_total",
     "events_deadlettered": "pointsview_events_deadlettered_total",
@@ -83,6 +86,29 @@ async def partition_rows(settings: Settings) -> tuple[int, list[dict]]:
     return generation, rows
 
 
+async def ledger_cost(settings: Settings, generation: int) -> dict:
+    """The ledger setting, and what a sample of the live generation's customers keep: entries each, and the
+    bytes of an entry as stored (MessagePack, inside the customer's value)."""
+    redis = bootstrap.redis_client(settings)
+    entries = size = sampled = 0
+    try:
+        async for key in redis.scan_iter(match=bootstrap.keys(settings, generation).customer_pattern(), count=1000):
+            customer = decode_value(await redis.get(key) or b"").customer
+            if customer:
+                entries, size = entries + len(customer.ledger), size + len(msgspec.msgpack.encode(customer.ledger))
+                sampled += 1
+            if sampled == LEDGER_SAMPLE:
+                break
+    finally:
+        await redis.aclose()
+    return {
+        "entries_kept": settings.ledger_entries,
+        "customers_sampled": sampled,
+        "entries_per_customer": entries / sampled if sampled else 0.0,
+        "bytes_per_entry": size / entries if entries else 0.0,
+    }
+
+
 async def collect(settings: Settings) -> dict:
     generation, rows = await partition_rows(settings)
     return {
@@ -93,6 +119,7 @@ async def collect(settings: Settings) -> dict:
         "lag": sum(row["lag"] for row in rows),
         **projector_counters(settings),
         "api": api_health(settings),
+        "ledger": await ledger_cost(settings, generation),
     }
 
 
@@ -124,6 +151,12 @@ def render(status: dict, console: Console) -> None:
     )
     api = status["api"]
     console.print(f"API {_health(api)} at {api['url']}", style="green" if api["ready"] else "red")
+    ledger = status["ledger"]
+    console.print(
+        f"ledger: {ledger['entries_kept']} entries kept per customer (POINTSVIEW_LEDGER_ENTRIES; 0: off); "
+        f"{ledger['customers_sampled']} customers sampled hold {ledger['entries_per_customer']:.1f} each, "
+        f"{ledger['bytes_per_entry']:.0f} bytes an entry as stored"
+    )
 
 
 def _health(api: dict) -> str:

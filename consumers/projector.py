@@ -354,9 +354,10 @@ class Projector(ConsumerRebalanceListener):
                 unreadable[cid] = _unreadable(cid, exc)
         if unreadable:
             events = _dead_letter_customers(unreadable, events, batch, rejected)
+        ledger_entries = self.settings.ledger_entries
         for position, offset, event, cid in events:
             customer = held[cid]
-            if customer.take(position, offset, event):
+            if customer.take(position, offset, event, ledger_entries):
                 dirty[cid] = customer
         if rejected:
             if self.producer:

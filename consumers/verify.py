@@ -55,7 +55,7 @@ async def log_customers(settings: Settings, progress: Progress | None = None) ->
         tps = partitions_of(consumer, settings.topic_list)
         records = await read_all(consumer, tps, settings.kafka_end_offsets, timeout=3600, progress=progress)
     by_partition = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
-    return fold_log(r.value for r in by_partition)
+    return fold_log((r.value for r in by_partition), settings.ledger_entries)
 
 
 def differences(left: dict, right: dict, left_name: str, right_name: str, limit: int = 50) -> list[str]:
@@ -83,6 +83,8 @@ PARTS = (
     ("m", "merged into"),
     ("k", "cards"),
     ("n", "profile events"),
+    ("l", "ledger"),
+    ("q", "ledger entries made"),
 )
 
 

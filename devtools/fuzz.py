@@ -118,7 +118,7 @@ def check_event(raw: bytes | None, states: list[bytes]) -> str:
 
 def _stored_again(stored: Stored) -> None:
     encoded = stored_value(stored)
-    if stored_value(decode_value(encoded)) != encoded or not _same(customer_of(encoded), stored.customer):
+    if stored_value(decode_value(encoded)) != encoded or not _same(customer_of(encoded, ledger=True), stored.customer):
         raise AssertionError("the stored value does not decode to what was stored")
 
 
@@ -132,7 +132,7 @@ def check_value(value: bytes, probe: bytes) -> str:
     event of its customer) onto and stores again, and that the API reads (or finds corrupt: a 503)."""
     try:
         stored = decode_value(value)
-        customer = customer_of(value)
+        customer = customer_of(value, ledger=True)
     except CorruptValue:
         return "corrupt"
     if not _same(customer, stored.customer):

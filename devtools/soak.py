@@ -6,7 +6,7 @@ on (unless existing ones are given), N `pointsview projector` processes of one c
 `pointsview api --workers 2`. Events of the synthetic mix (devtools.synthetic) are produced on a fixed
 schedule over many registered customers; about PROBES_PER_SECOND of them are probes (a points.earned of
 1 point) whose produce-to-visible time is read through the API itself (`afterEventId`, which answers as
-soon as the event is applied). Reads run open loop over the three read endpoints in a process of their
+soon as the event is applied). Reads run open loop over four read endpoints in a process of their
 own (devtools.soak_reads). Faults, one at a time, each waiting for the previous one's recovery:
 
 - projector: SIGKILL one member, start it again;

@@ -1,4 +1,4 @@
-"""The soak's readers: an open loop over the API's three read endpoints, in a process of its own
+"""The soak's readers: an open loop over the API's read endpoints, in a process of its own
 (`python -m devtools.soak_reads`, plan as JSON on stdin, figures as JSON on stdout).
 
 Request k is due at origin + k / rate, on connection k mod C, and its latency counts from that due time
@@ -25,7 +25,7 @@ from devtools.loadgen import in_subprocess, read_response, request_bytes
 
 LOOKUP = "/v2/customers/lookup/points/balance?source=INSTORE&identifierName=mobile&identifierValue="
 DETAILS = "/v2/customers/lookup/customerDetails?source=INSTORE&embed=mlp,points&identifierName=mobile&identifierValue="
-ENDPOINTS = ("userId", "lookup", "details")
+ENDPOINTS = ("userId", "lookup", "details", "ledger")
 
 
 def paths(first_customer_id: int, customers: int) -> list[str]:
@@ -38,7 +38,12 @@ def paths(first_customer_id: int, customers: int) -> list[str]:
     return [
         path
         for cid in order
-        for path in (f"/v2/customers/{cid}/points/balance", f"{LOOKUP}9{cid:09d}", f"{DETAILS}9{cid:09d}")
+        for path in (
+            f"/v2/customers/{cid}/points/balance",
+            f"{LOOKUP}9{cid:09d}",
+            f"{DETAILS}9{cid:09d}",
+            f"/v2/customers/{cid}/points/ledger?limit=5",
+        )
     ]
 
 
@@ -95,7 +100,7 @@ async def _reader(plan: ReadPlan, requests: list[bytes], connection: int, record
                 status, _, close = await asyncio.wait_for(read_response(stream[0]), plan.timeout)
             except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
                 close = True
-            record.add(due, time.monotonic(), status, ENDPOINTS[i % 3], plan.origin)
+            record.add(due, time.monotonic(), status, ENDPOINTS[i % len(ENDPOINTS)], plan.origin)
             if close and stream:
                 stream[1].close()
                 stream = None

@@ -2,6 +2,8 @@
 
 `apply` and `fold` never change their input; `apply_in_place` is the same
 step on a customer the caller owns (the batch planner folds a fresh copy).
+Each points event also makes a ledger entry (projections/ledger.py): the
+newest `ledger_entries` of them are kept (0: none).
 """
 
 import copy
@@ -23,30 +25,53 @@ from projections.events import (
     TierData,
     UnmergedData,
 )
+from projections.ledger import LEDGER_ENTRIES, new_entry
 from projections.state import NEVER, Balance, Card, Customer, Profile, Status, Tier, balance_key, profile_key
 
+# What a points event did, for its ledger entry: its balance, the category changed, the signed change in
+# thousandths and, for a promotion, the promised category it came from.
+Change = tuple[Balance, Category | None, int, Category | None]
 
-def apply(state: Customer | None, event: Event) -> Customer:
-    return fold(state, [event])
+
+def apply(state: Customer | None, event: Event, ledger_entries: int = LEDGER_ENTRIES) -> Customer:
+    return fold(state, [event], ledger_entries)
 
 
-def fold(state: Customer | None, events: list[Event]) -> Customer:
+def fold(state: Customer | None, events: list[Event], ledger_entries: int = LEDGER_ENTRIES) -> Customer:
     customer = copy.deepcopy(state) if state else None
     for event in events:
-        customer = apply_in_place(customer, event)
+        customer = apply_in_place(customer, event, ledger_entries)
     assert customer is not None, "fold needs a state or at least one event"
     return customer
 
 
-def apply_in_place(customer: Customer | None, event: Event) -> Customer:
+def apply_in_place(customer: Customer | None, event: Event, ledger_entries: int = LEDGER_ENTRIES) -> Customer:
     if customer is None:
         customer = Customer(orgId=event.orgId, customerId=event.customerId)
-    _apply.dispatch(type(event.data))(event.data, customer, event)  # (the wrapper's lookups, once)
+    elif not customer.ledgerSeq and customer.balances:
+        customer.ledgerSeq = 1  # stored before the ledger existed: its earlier points events are not counted
+    change = _apply.dispatch(type(event.data))(event.data, customer, event)  # (the wrapper's lookups, once)
+    if change is not None:
+        _record(customer, event, change, ledger_entries)
     return customer
 
 
+def _record(customer: Customer, event: Event, change: Change, ledger_entries: int) -> None:
+    """The event's ledger entry, and the oldest dropped beyond `ledger_entries` (0: the ledger is off)."""
+    customer.ledgerSeq += 1
+    ledger = customer.ledger
+    if not ledger_entries:
+        if ledger:
+            customer.ledger = []  # kept entries must stay the newest, consecutive
+        return
+    balance, category, points, from_category = change
+    ledger.append(new_entry(event, category, points, from_category, (balance.main, balance.promised)))
+    if len(ledger) > ledger_entries:
+        del ledger[: len(ledger) - ledger_entries]
+
+
 @singledispatch
-def _apply(data, customer: Customer, event: Event) -> None:
+def _apply(data, customer: Customer, event: Event) -> Change | None:
     raise TypeError(f"no projection for {type(data).__name__}")
 
 
@@ -70,7 +95,7 @@ def _profile(data: ProfileData, customer: Customer, event: Event) -> None:
 
 
 @_apply.register
-def _earned(data: EarnedData, customer: Customer, event: Event) -> None:
+def _earned(data: EarnedData, customer: Customer, event: Event) -> Change:
     balance = _balance(customer, data.programId, data.currency)
     _add(balance, data.category, data.points)
     if data.category is Category.MAIN:
@@ -80,17 +105,19 @@ def _earned(data: EarnedData, customer: Customer, event: Event) -> None:
         balance.delayedLifetime += data.points
     if data.purchaseAmount and data.is_points:
         balance.purchases += data.purchaseAmount
+    return balance, data.category, data.points, None
 
 
 @_apply.register
-def _redeemed(data: RedeemedData, customer: Customer, event: Event) -> None:
+def _redeemed(data: RedeemedData, customer: Customer, event: Event) -> Change:
     balance = _balance(customer, data.programId, data.currency)
     balance.redeemed += data.points
     _drain(balance, data.points)
+    return balance, Category.MAIN, -data.points, None
 
 
 @_apply.register
-def _expired(data: ExpiredData, customer: Customer, event: Event) -> None:
+def _expired(data: ExpiredData, customer: Customer, event: Event) -> Change:
     balance = _balance(customer, data.programId, data.currency)
     if data.category is Category.MAIN:
         balance.expired += data.points
@@ -100,18 +127,20 @@ def _expired(data: ExpiredData, customer: Customer, event: Event) -> None:
     else:
         _add(balance, data.category, -data.points)
         balance.delayedExpired += data.points
+    return balance, data.category, -data.points, None
 
 
 @_apply.register
-def _promoted(data: PromotedData, customer: Customer, event: Event) -> None:
+def _promoted(data: PromotedData, customer: Customer, event: Event) -> Change:
     balance = _balance(customer, data.programId, data.currency)
     _add(balance, data.fromCategory, -data.points)
     balance.lifetime += data.points
     _fill(balance, data.expiresAt, data.points)
+    return balance, Category.MAIN, data.points, data.fromCategory
 
 
 @_apply.register
-def _returned(data: ReturnedData, customer: Customer, event: Event) -> None:
+def _returned(data: ReturnedData, customer: Customer, event: Event) -> Change:
     balance = _balance(customer, data.programId, data.currency)
     if data.category is Category.MAIN:
         balance.returned += data.points
@@ -121,16 +150,18 @@ def _returned(data: ReturnedData, customer: Customer, event: Event) -> None:
         balance.delayedReturned += data.points
     if data.purchaseAmount and data.is_points:
         balance.purchases -= data.purchaseAmount
+    return balance, data.category, -data.points, None
 
 
 @_apply.register
-def _adjusted(data: AdjustedData, customer: Customer, event: Event) -> None:
+def _adjusted(data: AdjustedData, customer: Customer, event: Event) -> Change:
     balance = _balance(customer, data.programId, data.currency)
     balance.adjusted += data.points
     if data.points > 0:
         _fill(balance, None, data.points)
     else:
         _drain(balance, -data.points)
+    return balance, Category.MAIN, data.points, None
 
 
 @_apply.register
@@ -221,7 +252,7 @@ def _expiry_order(bucket: str) -> tuple[bool, str, str]:
 
 def figures(balance: Balance) -> dict[str, int]:
     main = balance.main
-    promised = balance.delayedAccrual + balance.externalTrigger
+    promised = balance.promised
     return {
         "mainPoints": main,
         "delayedAccrualPoints": balance.delayedAccrual,

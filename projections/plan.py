@@ -14,6 +14,7 @@ from projections.apply import apply_in_place
 from projections.dedup import DedupWindow, dedup_key
 from projections.events import DELETED, CardData, Event, ProfileData
 from projections.identity import IndexKey, indexed_identifiers
+from projections.ledger import LEDGER_ENTRIES
 from projections.state import Customer, profile_key
 
 
@@ -55,8 +56,9 @@ class Held:
     cards: dict[str, None] = field(default_factory=dict)  # the card numbers touched, in order
     advanced: bool = False  # a watermark moved: the value must be written
 
-    def take(self, position: str, offset: int, event: Event) -> bool:
-        """Folds one record on; False for a redelivery (at or below the watermark), which changes nothing."""
+    def take(self, position: str, offset: int, event: Event, ledger_entries: int = LEDGER_ENTRIES) -> bool:
+        """Folds one record on, keeping the newest `ledger_entries` ledger entries; False for a redelivery (at
+        or below the watermark), which changes nothing."""
         watermarks = self.watermarks
         if offset <= watermarks.get(position, -1):
             return False
@@ -70,7 +72,7 @@ class Held:
             self.index_changes += _index_changes(self.customer, event, data, (position, offset))
         elif type(data) is CardData:
             self.cards[data.cardNumber] = None
-        self.customer = apply_in_place(self.customer, event)
+        self.customer = apply_in_place(self.customer, event, ledger_entries)
         self.applied_event_ids.append(event.eventId)
         self.applied_keys.append(key)
         return True
@@ -101,12 +103,14 @@ def plan_customer(
     watermarks: dict[str, int],
     seen: DedupWindow,
     records: list[tuple[str, int, Event]],
+    ledger_entries: int = LEDGER_ENTRIES,
 ) -> Held:
-    """Folds `records` ((position, offset, event), one customer's, in log order) onto what Redis holds."""
+    """Folds `records` ((position, offset, event), one customer's, in log order) onto what Redis holds,
+    keeping the newest `ledger_entries` points ledger entries."""
     first = records[0][2]
     held = Held(first.orgId, first.customerId, stored, dict(watermarks), seen)
     for position, offset, event in records:
-        held.take(position, offset, event)
+        held.take(position, offset, event, ledger_entries)
     return held
 
 

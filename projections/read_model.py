@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from projections.generations import Generations
 from projections.identity import CARD_NUMBER, IndexKey
 from projections.keys import applied_slots
-from projections.state import Customer
+from projections.state import CustomerCore
 from projections.store import Store
 
 SOURCES_CACHE_SECONDS = 1.0  # source=ALL: the org's sources, re-read at most this often (and on a miss)
@@ -92,11 +92,11 @@ class ReadModel:
                 if not waits:
                     del self._by_slot[slot]
 
-    async def customer_applied(self, org_id: int, customer_id: int, event_id: str) -> tuple[Customer | None, bool]:
+    async def customer_applied(self, org_id: int, customer_id: int, event_id: str) -> tuple[CustomerCore | None, bool]:
         return await self.store.customer_applied(org_id, customer_id, event_id)
 
-    async def customer(self, org_id: int, customer_id: int) -> Customer | None:
-        return await self.store.customer(org_id, customer_id)
+    async def customer(self, org_id: int, customer_id: int, ledger: bool = False) -> CustomerCore | None:
+        return await self.store.customer(org_id, customer_id, ledger)
 
     async def sources(self, org_id: int, fresh: bool = False) -> list[tuple[str, str]]:
         cached = self._sources.get(org_id)
@@ -107,18 +107,18 @@ class ReadModel:
         return sources
 
     async def resolve(
-        self, org_id: int, scope: tuple[str, str] | None, identifier: tuple[str, str]
-    ) -> tuple[int, Customer | None] | None:
+        self, org_id: int, scope: tuple[str, str] | None, identifier: tuple[str, str], ledger: bool = False
+    ) -> tuple[int, CustomerCore | None] | None:
         """The latest claimant of `identifier` (type, value) on one (source, accountId), or on every source
-        of the org when `scope` is None, and its state: one round trip. A card number also resolves to its
-        cards' holders, on any source."""
+        of the org when `scope` is None, and its state (with its ledger when asked): one round trip. A card
+        number also resolves to its cards' holders, on any source."""
         card = identifier[1] if identifier[0] == CARD_NUMBER else None
         scopes = [scope] if scope else await self.sources(org_id)
-        found = await self.store.resolve_customer(org_id, _index_keys(org_id, scopes, identifier), card)
+        found = await self.store.resolve_customer(org_id, _index_keys(org_id, scopes, identifier), card, ledger)
         stale = scope is None and time.monotonic() - self._sources[org_id][1] > 0.05
         if found is None and stale:  # a source new since the cache was filled?
             scopes = await self.sources(org_id, fresh=True)
-            found = await self.store.resolve_customer(org_id, _index_keys(org_id, scopes, identifier), card)
+            found = await self.store.resolve_customer(org_id, _index_keys(org_id, scopes, identifier), card, ledger)
         return found
 
 

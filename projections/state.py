@@ -1,7 +1,8 @@
 """Per-customer read-model state: plain data, stored as compact MessagePack.
 
 Amounts are integer thousandths. Figures that follow from others (mainPoints,
-promisedPoints, ...) are not stored; `figures()` in apply.py derives them.
+promisedPoints, ...) are not stored; `figures()` in apply.py derives them. The
+customer's points ledger (its newest entries, projections/ledger.py) comes last.
 The structs encode as arrays (field order is the format: append new fields at
 the end, with defaults), which keeps Redis small and decoding a few microseconds.
 They hold no reference cycles, so the garbage collector does not track them
@@ -12,6 +13,8 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 import msgspec
+
+from projections.ledger import compacted, expanded
 
 NEVER = ""  # expiry-bucket key of points that never expire; sorts after no date
 
@@ -41,6 +44,10 @@ class Balance(msgspec.Struct, array_like=True, gc=False):
     @property
     def main(self) -> int:
         return self.lifetime - self.redeemed - self.expired - self.returned + self.adjusted
+
+    @property
+    def promised(self) -> int:
+        return self.delayedAccrual + self.externalTrigger
 
 
 class Tier(msgspec.Struct, array_like=True, gc=False):
@@ -97,7 +104,10 @@ class Card(msgspec.Struct, array_like=True, gc=False):
         datetime.fromisoformat(self.claimedAt)
 
 
-class Customer(msgspec.Struct, array_like=True, gc=False):
+class CustomerCore(msgspec.Struct, array_like=True, gc=False):
+    """A customer without its ledger: what the balance and details reads decode (`decode_customer_core`
+    skips a stored customer's trailing ledger instead of building its entries)."""
+
     orgId: int
     customerId: int
     seq: int = 0  # profile events applied (all on one topic, so the order is the log's)
@@ -109,8 +119,18 @@ class Customer(msgspec.Struct, array_like=True, gc=False):
     cards: dict[str, Card] = {}  # cardNumber -> its card
 
 
+class Customer(CustomerCore, array_like=True, gc=False):
+    ledger: list[bytes] = []  # the newest points ledger entries, oldest first, encoded (projections/ledger.py)
+    ledgerSeq: int = 0  # points events applied: the newest entry's sequence number (a page cursor's position)
+
+    def ledger_seqs(self) -> range:
+        """The sequence numbers of `ledger`'s entries, in its order (consecutive: the newest are kept)."""
+        return range(self.ledgerSeq - len(self.ledger) + 1, self.ledgerSeq + 1)
+
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Customer)
+_core_decoder = msgspec.msgpack.Decoder(CustomerCore)
 
 
 def encode_customer(customer: Customer) -> bytes:
@@ -121,6 +141,13 @@ def decode_customer(raw: bytes) -> Customer:
     try:
         return _decoder.decode(raw)
     except (msgspec.DecodeError, RecursionError) as exc:  # ValidationError is a DecodeError
+        raise CorruptValue(f"state: {exc}") from None
+
+
+def decode_customer_core(raw: bytes) -> CustomerCore:
+    try:
+        return _core_decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise CorruptValue(f"state: {exc}") from None
 
 
@@ -160,6 +187,8 @@ def customer_to_dict(c: Customer) -> dict[str, Any]:
         "s": msgspec.structs.asdict(c.status) if c.status else None,
         "m": c.mergedInto,
         "k": {k: msgspec.structs.asdict(card) for k, card in c.cards.items()},
+        "l": {str(seq): expanded(entry) for seq, entry in zip(c.ledger_seqs(), c.ledger)},
+        "q": c.ledgerSeq,
     }
 
 
@@ -174,4 +203,6 @@ def customer_from_dict(d: dict[str, Any]) -> Customer:
         status=Status(**d["s"]) if d.get("s") else None,
         mergedInto=d.get("m"),
         cards={k: Card(**card) for k, card in d.get("k", {}).items()},
+        ledger=[compacted(entry) for _, entry in sorted(d.get("l", {}).items(), key=lambda item: int(item[0]))],
+        ledgerSeq=d.get("q", 0),
     )

@@ -15,7 +15,15 @@ from projections.generations import Control, Generations
 from projections.identity import IndexKey
 from projections.keys import Keys, applied_message, source_member, source_of_member
 from projections.plan import Held, Stored
-from projections.state import CorruptValue, Customer, customer_to_dict, decode_customer, encode_customer
+from projections.state import (
+    CorruptValue,
+    Customer,
+    CustomerCore,
+    customer_to_dict,
+    decode_customer,
+    decode_customer_core,
+    encode_customer,
+)
 
 CustomerId = tuple[int, int]  # (orgId, customerId)
 
@@ -86,13 +94,15 @@ def _evalsha(pipe, script, keys: list, args: list) -> None:
     pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 
-def customer_of(value: bytes | None) -> Customer | None:
+def customer_of(value: bytes | None, ledger: bool = False) -> CustomerCore | None:
     """The state part of a stored value, without decoding the watermarks or the dedup window (the API's);
-    CorruptValue when it cannot be read."""
+    its ledger too only when asked (a Customer then); CorruptValue when it cannot be read."""
     if not value:
         return None
     state = _parts(value)[2]
-    return decode_customer(state) if state else None
+    if not state:
+        return None
+    return decode_customer(state) if ledger else decode_customer_core(state)
 
 
 @contextmanager
@@ -277,10 +287,11 @@ class Store:
 
     # --- reads for the API: one round trip each ---
 
-    async def customer(self, org_id: int, customer_id: int) -> Customer | None:
+    async def customer(self, org_id: int, customer_id: int, ledger: bool = False) -> CustomerCore | None:
+        """The customer's state (with its ledger: a Customer) in one read."""
         value = await self.redis.get(self.keys.customer(org_id, customer_id))
         with _naming(org_id, customer_id):
-            return customer_of(value)
+            return customer_of(value, ledger)
 
     async def customer_applied(self, org_id: int, customer_id: int, event_id: str) -> tuple[Customer | None, bool]:
         """The customer's state, and whether `event_id` is in its dedup window (applied, recently): one read."""
@@ -293,12 +304,12 @@ class Store:
 
     async def customer_doc(self, org_id: int, customer_id: int) -> dict | None:
         """The customer's state as plain data (customer_to_dict's form)."""
-        customer = await self.customer(org_id, customer_id)
-        return customer_to_dict(customer) if customer else None
+        customer = await self.customer(org_id, customer_id, ledger=True)
+        return customer_to_dict(customer) if isinstance(customer, Customer) else None
 
     async def resolve_customer(
-        self, org_id: int, keys: list[IndexKey], card: str | None = None
-    ) -> tuple[int, Customer | None] | None:
+        self, org_id: int, keys: list[IndexKey], card: str | None = None, ledger: bool = False
+    ) -> tuple[int, CustomerCore | None] | None:
         """The latest claimant across the given identifier keys (and, for a card number, `card`'s holders
         in the org) and its state: one round trip (a script), two on a cluster (the index hashes and the
         customer lie in different slots)."""
@@ -317,13 +328,13 @@ class Store:
             customer_id = latest_claimant(claims[: len(keys)], claims[-1] if card else None)
             if customer_id is None:
                 return None
-            return customer_id, await self.customer(org_id, customer_id)
+            return customer_id, await self.customer(org_id, customer_id, ledger)
         args = [self.keys.customers_of(org_id), 1 if card else 0, *fields]
         found = await self._resolve_customer(keys=list(hashes), args=args)
         if not found:
             return None
         with _naming(org_id, int(found[0])):
-            return int(found[0]), customer_of(found[1])
+            return int(found[0]), customer_of(found[1], ledger)
 
     async def applied(self, events: list[tuple[int, int, str]]) -> list[bool]:
         """Whether each (orgId, customerId, eventId) is in its customer's dedup window: applied, recently."""

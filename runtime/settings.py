@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from projections.ledger import LEDGER_ENTRIES
+
 KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -201,8 +203,22 @@ class Settings(BaseSettings):
         "verified with its public key; wins over `POINTSVIEW_JWT_SECRET`. With neither set, the API refuses to "
         "start (one line, exit 2) when an org lists `oauthClients`.",
     )
+    ledger_entries: int = Field(
+        LEDGER_ENTRIES,
+        ge=0,
+        le=1000,
+        description='Points ledger entries kept per customer, newest first, across programs (API.md "Points '
+        'ledger"); `0`: the ledger is off and its endpoints answer 404. A change applies to events applied from '
+        "then on; `pointsview rebuild` applies it to the whole history.",
+    )
+    ledger_cursor_secret: SecretStr | None = Field(
+        None,
+        description="Signs the ledger's page cursors (`nextCursor`), the same for every API process and replica; "
+        "unset: a key derived from `POINTSVIEW_JWT_SECRET` or the JWT key file, else from the key prefix (cursors "
+        "are still checked, but anyone who knows the prefix could make one: set it). Empty counts as unset.",
+    )
 
-    @field_validator("jwt_secret", "jwt_private_key_file", mode="before")
+    @field_validator("jwt_secret", "jwt_private_key_file", "ledger_cursor_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         return None if value == "" else value

@@ -16,12 +16,13 @@ from projections.read_model import ReadModel
 from runtime import bootstrap
 from runtime.settings import Settings
 from service.auth import Authenticator
+from service.cursors import Cursors, cursor_key
 from service.endpoints import Endpoints
 from service.errors import INVALID_PARAMETER, ApiError, api_error_handler, error_body, response_of, unavailable_answer
 from service.limits import Limiter
 from service.loyalty import LoyaltyConfig, load_loyalty_config
 from service.metrics import MetricsMiddleware, metrics_response
-from service.models import BalanceResponse, ErrorResponse, TokenRequest, TokenResponse
+from service.models import BalanceResponse, ErrorResponse, LedgerResponse, TokenRequest, TokenResponse
 from service.routes import ReadRoute, ReadRoutes, read_routes
 from service.tokens import token_keys
 
@@ -131,7 +132,9 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None, read_mod
     app.state.read_model = read_model
     limiter = Limiter(read_model.store.redis, read_model.store.keys.meta)
     authenticator = Authenticator(config, tokens=tokens, limiter=limiter)
-    app.read_routes = ReadRoutes(read_routes(BalanceResponse), Endpoints(authenticator, read_model))
+    ledger = LedgerResponse if settings.ledger_entries else None  # off: its routes are unknown paths (404)
+    endpoints = Endpoints(authenticator, read_model, Cursors(cursor_key(settings)))
+    app.read_routes = ReadRoutes(read_routes(BalanceResponse, ledger), endpoints)
     for route in app.read_routes.routes:
         _register(app, app.read_routes, route)
     app.openapi = lambda: _with_security(app)

@@ -14,7 +14,7 @@ from projections.apply import sum_figures
 from projections.events import POINTS
 from projections.identity import lookup_form
 from projections.money import to_number
-from projections.state import Customer, balance_key
+from projections.state import CustomerCore, balance_key
 from service.errors import (
     CUSTOMER_NOT_FOUND,
     INVALID_ENTITY_TYPE,
@@ -112,7 +112,7 @@ def _boolean(name: str, raw: str | None) -> bool:
     return value == "true"
 
 
-def balance_body(customer_id: int, customer: Customer, program_ids: list[int]) -> dict:
+def balance_body(customer_id: int, customer: CustomerCore, program_ids: list[int]) -> dict:
     held = [b for p in program_ids if (b := customer.balances.get(balance_key(p, POINTS))) is not None]
     figures = sum_figures(held)
     return {

@@ -10,7 +10,7 @@ from projections.apply import figures
 from projections.events import DELETED, POINTS
 from projections.identity import CARD_NUMBER, lookup_form
 from projections.money import to_number
-from projections.state import NEVER, Balance, Card, Customer, Tier, balance_key, split_balance_key
+from projections.state import NEVER, Balance, Card, CustomerCore, Tier, balance_key, split_balance_key
 from service.errors import INVALID_PARAMETER, ApiError
 from service.integers import INT32, bounded_int
 from service.loyalty import OrgConfig, ProgramConfig, TierConfig
@@ -59,7 +59,7 @@ def gap_days(name: str, raw: str | None, wanted: set[str]) -> None:
         raise ApiError(INVALID_PARAMETER, f"{name} needs embed=mlp")
 
 
-def details_body(customer: Customer, org: OrgConfig, wanted: set[str], now: datetime | None = None) -> dict:
+def details_body(customer: CustomerCore, org: OrgConfig, wanted: set[str], now: datetime | None = None) -> dict:
     profiles = sorted(customer.profiles.values(), key=attrgetter("seq"))
     programs = [_standing(customer, program) for program in org.programs]
     default = next(p for p in programs if p.program.programId == org.defaultProgramId)
@@ -104,7 +104,7 @@ def details_body(customer: Customer, org: OrgConfig, wanted: set[str], now: date
     return body
 
 
-def _profile(profile, customer: Customer) -> dict:
+def _profile(profile, customer: CustomerCore) -> dict:
     indexed = [_annotated(i, customer) for i in profile.identifiers if lookup_form(i["type"], i["value"])]
     customer_id = customer.customerId
     return {
@@ -131,13 +131,13 @@ def _merged_extended_fields(profiles) -> dict:
     return merged
 
 
-def _annotated(identifier: dict, customer: Customer) -> dict:
+def _annotated(identifier: dict, customer: CustomerCore) -> dict:
     """A cardnumber identifier whose card is known carries its seriesId and statusLabel."""
     card = customer.cards.get(identifier["value"]) if identifier["type"].lower() == CARD_NUMBER else None
     return {**identifier, "seriesId": card.seriesId, "statusLabel": card.statusLabel} if card else identifier
 
 
-def _cards(customer: Customer, profiles) -> list[dict]:
+def _cards(customer: CustomerCore, profiles) -> list[dict]:
     """The customer's cards but DELETED ones, then each cardnumber identifier of a profile with no card
     event (all its fields unknown but the number; ACTIVE)."""
     listed = dict.fromkeys(i["value"] for p in profiles for i in p.identifiers if i["type"].lower() == CARD_NUMBER)
@@ -145,7 +145,7 @@ def _cards(customer: Customer, profiles) -> list[dict]:
     return cards + [_card(customer, number, None) for number in listed if number not in customer.cards]
 
 
-def _card(customer: Customer, number: str, card: Card | None) -> dict:
+def _card(customer: CustomerCore, number: str, card: Card | None) -> dict:
     label = card.statusLabel if card else "ACTIVE"
     return {
         "cardNumber": number,
@@ -169,7 +169,7 @@ def _card(customer: Customer, number: str, card: Card | None) -> dict:
     }
 
 
-def _balance(customer: Customer, program_id: int, currency: str = POINTS) -> Balance:
+def _balance(customer: CustomerCore, program_id: int, currency: str = POINTS) -> Balance:
     return customer.balances.get(balance_key(program_id, currency)) or Balance()
 
 
@@ -185,7 +185,7 @@ class _Standing:
     slab: dict  # the slab fields of pointsSummary and loyaltyProgramDetails
 
 
-def _standing(customer: Customer, program: ProgramConfig) -> _Standing:
+def _standing(customer: CustomerCore, program: ProgramConfig) -> _Standing:
     current = customer.tiers.get(str(program.programId))
     if current is None and program.tiers:
         lowest = program.tiers[0]
@@ -297,7 +297,7 @@ def _renewal(program: ProgramConfig, current: Tier, f: dict[str, int]) -> dict:
     }
 
 
-def _expiry_schedules(customer: Customer, org: OrgConfig, now: datetime) -> list[dict]:
+def _expiry_schedules(customer: CustomerCore, org: OrgConfig, now: datetime) -> list[dict]:
     today = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     schedules = []
     for program in org.programs:
@@ -314,7 +314,7 @@ def _expiry_schedules(customer: Customer, org: OrgConfig, now: datetime) -> list
     return schedules
 
 
-def _expired_points(customer: Customer, org: OrgConfig) -> list[dict]:
+def _expired_points(customer: CustomerCore, org: OrgConfig) -> list[dict]:
     return [
         {"points": to_number(points), "expiredOn": day, "programId": program.programId}
         for program in org.programs
@@ -322,7 +322,7 @@ def _expired_points(customer: Customer, org: OrgConfig) -> list[dict]:
     ]
 
 
-def _alternate_currencies(customer: Customer, org: OrgConfig) -> list[dict]:
+def _alternate_currencies(customer: CustomerCore, org: OrgConfig) -> list[dict]:
     titles = {p.programId: p.title for p in org.programs}
     details = []
     for key in sorted(customer.balances):

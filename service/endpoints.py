@@ -1,4 +1,4 @@
-"""The three read endpoints of API.md, from what a request carries to the JSON body of a 200.
+"""The read endpoints of API.md, from what a request carries to the JSON body of a 200.
 
 The read routes (service.routes) call these. A failed check raises ApiError, an unreachable Redis
 RedisError; the caller turns either into its response. `query` maps each parameter name to its last
@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import orjson
 
 from projections.read_model import ReadModel, Slots
-from projections.state import Customer
+from projections.state import Customer, CustomerCore
 from projections.store import CorruptValue
-from service import balance, details
+from service import balance, details, ledger
 from service.auth import Authenticator
+from service.cursors import Cursors
 from service.errors import CUSTOMER_NOT_FOUND, INVALID_PARAMETER, ApiError
 from service.integers import bounded_int
 from service.loyalty import OrgConfig
@@ -51,9 +52,10 @@ def after_event(query: Query) -> After | None:
 
 
 class Endpoints:
-    def __init__(self, authenticator: Authenticator, read_model: ReadModel):
+    def __init__(self, authenticator: Authenticator, read_model: ReadModel, cursors: Cursors | None = None):
         self.authenticator = authenticator
         self.read_model = read_model
+        self.cursors = cursors or Cursors(b"")  # the ledger's page cursors (its routes exist when it is on)
 
     async def user_balance(self, authorization: str | None, address: str, user_id: str, query: Query) -> bytes:
         org = await self.authenticator.org(authorization, address)
@@ -95,16 +97,48 @@ class Endpoints:
         body["warnings"] += found.warnings
         return found.json(body)
 
-    async def _resolved(self, org: OrgConfig, lookup: balance.Lookup, after: After | None) -> "Found":
-        """The customer the lookup resolves to (its survivor, when merged), with its state; with `after`,
-        once the event is applied on that path (or resolution succeeds at all, for an event that creates
-        the customer), or when the wait ends."""
+    async def user_ledger(self, authorization: str | None, address: str, user_id: str, query: Query) -> bytes:
+        org = await self.authenticator.org(authorization, address)
+        customer_id = balance.user_id(user_id)
+        balance.check_entity_type(query.get("entityType"))
+        page = self._page_request(org, query)
+        after = after_event(query)
 
         async def read() -> tuple[Found | None, bool, Slots]:
-            claimant = await self.read_model.resolve(org.orgId, balance.scope(lookup), lookup.identifier)
+            return await self._survivor(org.orgId, customer_id, after, ledger=True)
+
+        return self._ledger_body(await self._answer(read, after), page)
+
+    async def lookup_ledger(self, authorization: str | None, address: str, query: Query) -> bytes:
+        org = await self.authenticator.org(authorization, address)
+        balance.check_entity_type(query.get("entityType"))
+        lookup = _lookup(org, query)
+        page = self._page_request(org, query)
+        after = after_event(query)
+        balance.account_scope(lookup)
+        return self._ledger_body(await self._resolved(org, lookup, after, ledger=True), page)
+
+    def _page_request(self, org: OrgConfig, query: Query) -> ledger.PageRequest:
+        return ledger.page_request(org, query.get("programId"), query.get("limit"), query.get("before"), self.cursors)
+
+    def _ledger_body(self, found: "Found", page: ledger.PageRequest) -> bytes:
+        assert isinstance(found.customer, Customer)  # read with its ledger
+        body = ledger.ledger_body(found.customer_id, found.customer, page, self.cursors)
+        body["warnings"] += found.warnings
+        return orjson.dumps(body)
+
+    async def _resolved(
+        self, org: OrgConfig, lookup: balance.Lookup, after: After | None, ledger: bool = False
+    ) -> "Found":
+        """The customer the lookup resolves to (its survivor, when merged), with its state (and its ledger,
+        when asked); with `after`, once the event is applied on that path (or resolution succeeds at all, for
+        an event that creates the customer), or when the wait ends."""
+
+        async def read() -> tuple[Found | None, bool, Slots]:
+            claimant = await self.read_model.resolve(org.orgId, balance.scope(lookup), lookup.identifier, ledger)
             if claimant is None or claimant[1] is None:
                 return None, False, None  # any write may be the one that creates the customer
-            return await self._survivor(org.orgId, claimant[0], after, None if after else claimant[1])
+            return await self._survivor(org.orgId, claimant[0], after, None if after else claimant[1], ledger)
 
         return await self._answer(read, after)
 
@@ -117,7 +151,12 @@ class Endpoints:
         return found
 
     async def _survivor(
-        self, org_id: int, customer_id: int, after: After | None, customer: Customer | None = None
+        self,
+        org_id: int,
+        customer_id: int,
+        after: After | None,
+        customer: CustomerCore | None = None,
+        ledger: bool = False,
     ) -> tuple["Found | None", bool, Slots]:
         """The customer, or the survivor its merges redirect to (at most MAX_HOPS; a loop, a longer chain or
         a survivor the org does not have: 8015), whether `after`'s event is applied on that path, and the
@@ -127,7 +166,7 @@ class Endpoints:
         applied = after is None
         while True:
             if customer is None or after:
-                customer, on_it = await self._read(org_id, customer_id, after)
+                customer, on_it = await self._read(org_id, customer_id, after, ledger)
                 applied = applied or on_it
             if customer is None:
                 if len(path) > 1:
@@ -147,16 +186,18 @@ class Endpoints:
         hashing costs an ordinary read a few percent)."""
         return self.read_model.slots(org_id, path) if after else None
 
-    async def _read(self, org_id: int, customer_id: int, after: After | None) -> tuple[Customer | None, bool]:
+    async def _read(
+        self, org_id: int, customer_id: int, after: After | None, ledger: bool
+    ) -> tuple[CustomerCore | None, bool]:
         if after is None:
-            return await self.read_model.customer(org_id, customer_id), True
-        return await self.read_model.customer_applied(org_id, customer_id, after.event_id)
+            return await self.read_model.customer(org_id, customer_id, ledger), True
+        return await self.read_model.customer_applied(org_id, customer_id, after.event_id)  # with its ledger
 
 
 @dataclass
 class Found:
     customer_id: int  # the survivor's, when the request resolved to a merge victim
-    customer: Customer
+    customer: CustomerCore  # a Customer (with its ledger) when read for the ledger
     warnings: list[dict]
 
     def json(self, body: dict) -> bytes:

@@ -24,6 +24,34 @@ class BalanceResponse(BaseModel):
     warnings: list[Warning]
 
 
+class BalanceAfter(BaseModel):
+    mainPoints: float
+    promisedPoints: float
+
+
+class LedgerEntry(BaseModel):
+    eventId: str
+    eventType: str
+    occurredAt: str
+    programId: int
+    currency: str
+    category: str
+    points: float
+    fromCategory: str | None
+    expiresAt: str | None
+    transactionId: str | int | None
+    balanceAfter: BalanceAfter
+
+
+class LedgerResponse(BaseModel):
+    entityId: int
+    entityType: str
+    entries: list[LedgerEntry]
+    nextCursor: str | None
+    complete: bool
+    warnings: list[Warning]
+
+
 class ErrorResponse(BaseModel):
     errors: list[Warning]
     warnings: list[Warning]

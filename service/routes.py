@@ -21,6 +21,7 @@ from projections.store import CorruptValue
 from service.endpoints import AFTER_HEADER, WAIT_MS_DEFAULT, WAIT_MS_MAX, Endpoints, Query
 from service.errors import ApiError, error_answer, unavailable_answer, unreadable_answer
 from service.integers import INT32, INT64
+from service.ledger import LIMIT_DEFAULT, LIMIT_MAX
 from service.metrics import record
 
 log = logging.getLogger("pointsview.api")
@@ -118,6 +119,30 @@ CARDS = (
     "identifier carries the card's seriesId and statusLabel. A card number resolves on any source and account "
     "of the org."
 )
+LEDGER = (
+    Parameter(
+        "programId",
+        "a program of the caller's org (default: every program of the org)",
+        {"type": "integer", "minimum": 1, "maximum": INT32},
+    ),
+    Parameter(
+        "limit", "entries per page", {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX, "default": LIMIT_DEFAULT}
+    ),
+    Parameter(
+        "before",
+        "the nextCursor of the previous page, with the same programId (any other value is 400)",
+        {"type": "string"},
+    ),
+    Parameter("entityType", "CUSTOMER (any case)", {"type": "string", "default": "CUSTOMER"}),
+)
+LEDGER_DESCRIPTION = (
+    " One entry per applied points event of the customer, newest first: `points` is the signed change to "
+    "`category` (a promotion: MAIN, with `fromCategory` the promised category it came from), `balanceAfter` "
+    "that program and currency's mainPoints and promisedPoints right after it. The newest "
+    "POINTSVIEW_LEDGER_ENTRIES entries are kept, across programs; `complete` is false on the last page when "
+    "older ones were dropped. `nextCursor` (null on the last page) names a position in the customer's history: "
+    "entries applied meanwhile neither repeat nor skip entries on later pages."
+)
 USER_ID = Parameter(
     "userId", "the customer's userId", {"type": "integer", "minimum": 1, "maximum": INT64}, True, "path"
 )
@@ -135,8 +160,45 @@ def _customer_details(endpoints: Endpoints, authorization, address, _path, query
     return endpoints.customer_details(authorization, address, query)
 
 
-def read_routes(balance_model: type) -> tuple[ReadRoute, ...]:
-    """In matching order: "lookup" is never taken for a userId."""
+def _user_ledger(endpoints: Endpoints, authorization, address, path, query) -> Awaitable[bytes]:
+    return endpoints.user_ledger(authorization, address, path["userId"], query)
+
+
+def _lookup_ledger(endpoints: Endpoints, authorization, address, _path, query) -> Awaitable[bytes]:
+    return endpoints.lookup_ledger(authorization, address, query)
+
+
+def read_routes(balance_model: type, ledger_model: type | None = None) -> tuple[ReadRoute, ...]:
+    """In matching order: "lookup" is never taken for a userId. The ledger's with `ledger_model` (on)."""
+    return _balance_routes(balance_model) + (_ledger_routes(ledger_model) if ledger_model else ())
+
+
+def _ledger_routes(ledger_model: type) -> tuple[ReadRoute, ...]:
+    return (
+        ReadRoute(
+            "/v2/customers/lookup/points/ledger",
+            "lookup_ledger",
+            "ledger",
+            "Points ledger of the customer an identifier resolves to",
+            (*LOOKUP, *LEDGER, *AFTER),
+            _lookup_ledger,
+            ledger_model,
+            WARNINGS + LEDGER_DESCRIPTION,
+        ),
+        ReadRoute(
+            "/v2/customers/{userId}/points/ledger",
+            "user_ledger",
+            "ledger",
+            "Points ledger by userId",
+            (USER_ID, *LEDGER, *AFTER),
+            _user_ledger,
+            ledger_model,
+            WARNINGS + LEDGER_DESCRIPTION,
+        ),
+    )
+
+
+def _balance_routes(balance_model: type) -> tuple[ReadRoute, ...]:
     return (
         ReadRoute(
             "/v2/customers/lookup/points/balance",

@@ -12,6 +12,7 @@ from redis.asyncio import Redis, RedisCluster
 from consumers.verify import generation_customers
 from projections.fold import fold_log
 from projections.keys import Keys
+from projections.ledger import LEDGER_ENTRIES
 from projections.state import Customer
 from runtime.logs import await_chain
 from runtime.settings import Settings
@@ -97,9 +98,11 @@ def _print_tasks() -> None:
             print(f"    {step}", file=sys.stderr)
 
 
-def reference_fold(stream: list[tuple[str, bytes, bytes]]) -> dict[tuple[int, int], Customer]:
-    """What the read-model must equal: every valid event applied once, in log order."""
-    return fold_log(value for _topic, _key, value in stream)
+def reference_fold(
+    stream: list[tuple[str, bytes, bytes]], ledger_entries: int = LEDGER_ENTRIES
+) -> dict[tuple[int, int], Customer]:
+    """What the read-model must equal: every valid event applied once, in log order (its ledgers too)."""
+    return fold_log((value for _topic, _key, value in stream), ledger_entries)
 
 
 async def read_model(redis: Redis, keys: Keys) -> dict[tuple[int, int], Customer]:

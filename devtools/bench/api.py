@@ -6,7 +6,7 @@ serves it with `pointsview api` and serves `bare_app` below with the same uvicor
 subprocesses, and drives each endpoint in turn with devtools.loadgen in a process of its own: closed loop
 (the maximum), then open loop at a fixed rate. Everything started here is stopped on leaving, errors and
 Ctrl-C included. The userId balance is also measured on a second API whose clients have a rate limit
-(configured, not reached): what the limiter costs.
+(configured, not reached): what the limiter costs; and the same customers' points ledger by userId.
 """
 
 import asyncio
@@ -155,6 +155,12 @@ def _targets(bare_port: int, api_port: int, load: Load) -> list[Target]:
             "details", "customerDetails, mlp,points", api_port, [f"{details}&identifierValue=9{n:09d}" for n in ids]
         ),
     ]
+
+
+def _ledger(target: Target) -> Target:
+    """The same customers' points ledger by userId (a page of the default 20 entries)."""
+    paths = [path.replace("/points/balance", "/points/ledger") for path in target.paths]
+    return dataclasses.replace(target, endpoint="ledger", label="userId ledger, 20 entries a page", paths=paths)
 
 
 async def _measure(target: Target, workers: int, connections: int, duration: float, rate: float | None) -> list[Row]:
@@ -376,8 +382,9 @@ async def run_api_bench(
                     rows += await _measure(target, count, connections, duration, rate)
                     if target.baseline:
                         rows.append(await _raw_redis_get(settings, key, count, connections, duration))
-                    if target.endpoint == "userId":  # with a rate limit; then beside requests waiting on events
+                    if target.endpoint == "userId":  # its ledger; with a rate limit; beside requests waiting
                         open_rate = rows[-1].rate
+                        rows += await _measure(_ledger(target), count, connections, duration, rate)
                         limited = dataclasses.replace(
                             target,
                             endpoint="userId-limited",

@@ -13,11 +13,8 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import replace
 
-import orjson
 from aiokafka import AIOKafkaConsumer
-from redis.asyncio import Redis
 
 from devtools.bench.common import (
     ON_CLUSTER,
@@ -33,12 +30,7 @@ from devtools.bench.common import (
     settings_env,
     synthetic_load,
 )
-from devtools.demo import DEMO_PROGRAMS
-from devtools.synthetic import Load
 from projections.fold import fold_log
-from projections.keys import Keys
-from projections.store import decode_value
-from runtime import bootstrap
 from runtime.settings import Settings
 from runtime.transport import kafka_options
 
@@ -94,8 +86,43 @@ def _fold_cpu(stream: list[tuple[str, bytes, bytes]]) -> float:
     return (time.process_time() - started) / len(stream) * 1e6
 
 
+LEDGER_OFF = ", ledger off (POINTSVIEW_LEDGER_ENTRIES=0)"
+
+
+def _ledger_off(settings: Settings) -> Settings:
+    """The same run with the ledger off, in a key prefix and group of its own."""
+    apart = {"key_prefix": f"{settings.key_prefix}-off", "group_id": f"{settings.group_id}-off"}
+    return settings.model_copy(update={"ledger_entries": 0, **apart})
+
+
 def _label(what: str, processes: int) -> str:
     return f"pointsview {what}" + (f", {processes} processes" if processes > 1 else "")
+
+
+async def _projector_rates(
+    settings: Settings, servers: dict, total: int, processes: list[int], ledger_off: bool, redis_cluster: bool
+) -> tuple[dict[str, float], list, float | None]:
+    """The projector's rate over the produced log with each process count (the first in the run's own key
+    prefix and group, each other in one of its own); with `ledger_off`, the first again with the ledger off;
+    with `redis_cluster`, each on the cluster too. And the first run's timeline and CPU per event."""
+    rates: dict[str, float] = {}
+    timeline: list = []
+    cpu = None
+    for n in processes:
+        progress.print(f"projecting with {n} process(es) ...")
+        apart = {"key_prefix": f"{settings.key_prefix}-{n}", "group_id": f"{settings.group_id}-{n}"}
+        own = settings if n == processes[0] else settings.model_copy(update=apart)
+        applied = await projector_rate(own, total, n)
+        rates[_label("projector", n)] = applied.rate
+        timeline = timeline or applied.timeline
+        cpu = cpu if cpu is not None else applied.cpu_us_per_event
+        if ledger_off and n == processes[0]:
+            progress.print(f"projecting with {n} process(es), the ledger off ...")
+            rates[_label("projector", n) + LEDGER_OFF] = (await projector_rate(_ledger_off(own), total, n)).rate
+        if redis_cluster:
+            progress.print(f"projecting with {n} process(es){ON_CLUSTER} ...")
+            rates[_label("projector", n) + ON_CLUSTER] = (await projector_rate(on_cluster(own, servers), total, n)).rate
+    return rates, timeline, cpu
 
 
 async def run_projector_bench(
@@ -125,25 +152,13 @@ async def run_projector_bench(
             stream = await produce_load(settings, load)
             bare = await _bare_consumer_rate(settings, len(stream))
             progress.print(f"bare consumer: {bare:,.0f} events/s")
-            rates, timeline, cpu = {"bare aiokafka consumer (baseline)": bare}, None, {FOLD: _fold_cpu(stream)}
-            for n in processes:  # the first (one process) in the run's own key prefix and group
-                progress.print(f"projecting with {n} process(es) ...")
-                own = (
-                    settings
-                    if n == processes[0]
-                    else settings.model_copy(
-                        update={"key_prefix": f"{settings.key_prefix}-{n}", "group_id": f"{settings.group_id}-{n}"}
-                    )
-                )
-                applied = await projector_rate(own, len(stream), n)
-                rates[_label("projector", n)] = applied.rate
-                timeline = timeline or applied.timeline
-                if applied.cpu_us_per_event is not None:
-                    cpu["pointsview projector, one process (its whole run)"] = applied.cpu_us_per_event
-                if redis_cluster:
-                    progress.print(f"projecting with {n} process(es){ON_CLUSTER} ...")
-                    clustered = await projector_rate(on_cluster(own, servers), len(stream), n)
-                    rates[_label("projector", n) + ON_CLUSTER] = clustered.rate
+            rates, timeline, projector_cpu = await _projector_rates(
+                settings, servers, len(stream), processes, not rebuild and count == customers[0], redis_cluster
+            )
+            rates = {"bare aiokafka consumer (baseline)": bare, **rates}
+            cpu = {FOLD: _fold_cpu(stream)}
+            if projector_cpu is not None:
+                cpu["pointsview projector, one process (its whole run)"] = projector_cpu
             if rebuild:
                 for n in processes:
                     progress.print(f"rebuilding into a new generation with {n} process(es) ...")
@@ -238,110 +253,3 @@ def show_rates(result: dict, as_json: bool) -> None:
         print_table("scale check: the same events per customer", SCALE_COLUMNS, scale_rows(result))
     if visible := result.get("visible"):
         print_table(visible_title(visible), VISIBLE_COLUMNS, visible_rows(visible))
-
-
-async def _memory_by_kind(redis: Redis, keys: Keys, sample: int = 2_000) -> dict[str, tuple[int, float]]:
-    """Per key kind: (number of keys, mean MEMORY USAGE of a sample of them)."""
-    prefixes = keys.kinds()
-    found: dict[str, list[bytes]] = {kind: [] for kind in prefixes}
-    counts = dict.fromkeys(prefixes, 0)
-    async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=5_000):
-        for kind, prefix in prefixes.items():
-            if key.decode().startswith(prefix):
-                counts[kind] += 1
-                if len(found[kind]) < sample:
-                    found[kind].append(key)
-                break
-    figures = {}
-    for kind, sampled in found.items():
-        pipe = redis.pipeline(transaction=False)
-        for key in sampled:
-            pipe.memory_usage(key, samples=0)
-        sizes = await pipe.execute()
-        figures[kind] = (counts[kind], sum(sizes) / len(sizes) if sizes else 0.0)
-    return figures
-
-
-async def _identifiers(redis: Redis, keys: Keys) -> int:
-    """Identifiers in the index: the fields of its hashes."""
-    prefix = keys.kinds()["identifier index"]
-    pipe = redis.pipeline(transaction=False)
-    async for key in redis.scan_iter(match=f"{prefix}*", count=5_000):
-        pipe.hlen(key)
-    return sum(await pipe.execute())
-
-
-async def _state_json_sizes(redis: Redis, settings: Settings, load: Load, sample: int = 2_000) -> list[int]:
-    """Sizes of compact JSON of the state of a sample of customers, as the store reads it."""
-    store = bootstrap.store(settings, redis)
-    ids = range(load.first_customer_id, load.first_customer_id + min(sample, load.customers))
-    return [len(orjson.dumps(await store.customer_doc(load.org_id, cid))) for cid in ids]
-
-
-async def _dedup_sizes(redis: Redis, keys: Keys, load: Load, sample: int = 2_000) -> list[int]:
-    """Bytes of the dedup window inside the stored value of a sample of customers."""
-    ids = range(load.first_customer_id, load.first_customer_id + min(sample, load.customers))
-    values = [await redis.get(keys.customer(load.org_id, cid)) for cid in ids]
-    return [len(decode_value(value).seen.encode()) + 4 for value in values if value]
-
-
-async def run_memory_bench(customers: int, events_per_customer: int, programs: int = 1) -> dict:
-    """Redis bytes per customer and per identifier after projecting a synthetic load (the customer state holds
-    its eventId dedup window)."""
-    with local_servers() as servers:
-        settings = bench_settings(servers)
-        load = replace(synthetic_load(settings, customers, events_per_customer), programs=DEMO_PROGRAMS[:programs])
-        redis = bootstrap.redis_client(settings)
-        try:
-            before = (await redis.info("memory"))["used_memory"]
-            progress.print(f"projecting {customers:,} customers x {events_per_customer} events ...")
-            stream = await produce_load(settings, load)
-            await projector_rate(settings, len(stream))
-            after = (await redis.info("memory"))["used_memory"]
-            keys = bootstrap.keys(settings)
-            kinds = await _memory_by_kind(redis, keys)
-            identifiers = await _identifiers(redis, keys)
-            state_json = await _state_json_sizes(redis, settings, load)
-            dedup = await _dedup_sizes(redis, keys, load)
-        finally:
-            await redis.aclose()
-    per_customer = {kind: count * mean / customers for kind, (count, mean) in kinds.items()}
-    index_keys, index_bytes = kinds["identifier index"]
-    return {
-        "benchmark": "memory",
-        "customers": customers,
-        "events_per_customer": events_per_customer,
-        "programs": programs,
-        "identifiers": identifiers,
-        "bytes_per_customer": {
-            "state JSON, raw (baseline)": sum(state_json) / len(state_json),
-            **per_customer,
-            "of which the eventId dedup window": sum(dedup) / len(dedup),
-            "read-model (state + index)": per_customer["customer state"] + per_customer["identifier index"],
-            "used_memory growth (everything)": (after - before) / customers,
-        },
-        "bytes_per_identifier": index_keys * index_bytes / identifiers if identifiers else 0.0,
-    }
-
-
-MEMORY_COLUMNS = ["what", "bytes"]
-
-
-def memory_title(result: dict) -> str:
-    return (
-        f"Redis memory, {result['customers']:,} customers x {result['events_per_customer']} events, "
-        f"{result['programs']} program(s), {result['identifiers']:,} identifiers"
-    )
-
-
-def memory_rows(result: dict) -> list[list[str]]:
-    return [
-        *([f"{what}, per customer", f"{size:,.0f}"] for what, size in result["bytes_per_customer"].items()),
-        ["one identifier's index entry", f"{result['bytes_per_identifier']:,.0f}"],
-    ]
-
-
-def show_memory(result: dict, as_json: bool) -> None:
-    if as_json:
-        return print(json.dumps(result))
-    print_table(memory_title(result), MEMORY_COLUMNS, memory_rows(result))

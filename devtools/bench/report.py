@@ -12,15 +12,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from devtools.bench.api import API_COLUMNS, api_rows, api_title
+from devtools.bench.memory import MEMORY_COLUMNS, memory_rows, memory_title
 from devtools.bench.projector import (
     CPU_COLUMNS,
-    MEMORY_COLUMNS,
     RATE_COLUMNS,
     SCALE_COLUMNS,
     VISIBLE_COLUMNS,
     cpu_rows,
-    memory_rows,
-    memory_title,
     rate_rows,
     scale_rows,
     visible_rows,

@@ -86,7 +86,7 @@ def test_no_request_yields_a_server_error(case, app_under_test, fuzz_world):
     if choice % 3 == 0:  # steer towards the known customer, other parameters as generated
         if case.path_parameters and "userId" in case.path_parameters:
             case.path_parameters["userId"] = str(fuzz_world["customer"])
-        elif case.operation.path.startswith("/v2/customers/lookup/"):  # balance and customerDetails
+        elif case.operation.path.startswith("/v2/customers/lookup/"):  # balance, ledger and customerDetails
             case.query = {
                 **(case.query or {}),
                 "source": "INSTORE",
@@ -113,6 +113,10 @@ def test_no_request_yields_a_server_error(case, app_under_test, fuzz_world):
             assert body["entityType"] == "CUSTOMER"
             for name in ("totalPoints", "mainPoints", "promisedPoints"):
                 assert Decimal(str(body[name])) == Decimal(str(body[name])).quantize(Decimal("0.001"))
+        elif case.operation.path.endswith("/points/ledger"):
+            assert body["entityType"] == "CUSTOMER" and isinstance(body["complete"], bool)
+            for entry in body["entries"]:
+                assert Decimal(str(entry["points"])) == Decimal(str(entry["points"])).quantize(Decimal("0.001"))
 
 
 def test_the_document_shows_parameter_types_what_is_required_and_400_for_invalid_input():
@@ -139,8 +143,24 @@ def test_the_document_shows_parameter_types_what_is_required_and_400_for_invalid
 def test_the_document_names_the_round_2_warnings_sections_and_embeds():
     paths = _openapi()["paths"]
     reads = [paths[p]["get"] for p in paths if p.startswith("/v2/")]
-    assert len(reads) == 3 and all("91009" in read["description"] and "90001" in read["description"] for read in reads)
+    assert len(reads) == 5 and all("91009" in read["description"] and "90001" in read["description"] for read in reads)
     details = paths["/v2/customers/lookup/customerDetails"]["get"]
     assert "cardDetails" in details["description"] and "seriesId" in details["description"]
     embed = next(p for p in details["parameters"] if p["name"] == "embed")["description"]
     assert "customerStatus" in embed and "cardLoyaltyDetails" in embed
+
+
+def test_the_document_shows_the_ledgers_parameters_and_response():
+    document = _openapi()
+    for path in ("/v2/customers/{userId}/points/ledger", "/v2/customers/lookup/points/ledger"):
+        operation = document["paths"][path]["get"]
+        parameters = {p["name"]: p for p in operation["parameters"]}
+        assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
+        assert parameters["before"]["schema"] == {"type": "string"} and not parameters["programId"]["required"]
+        assert {"200", "400", "401", "404", "503"} <= set(operation["responses"])
+        assert "nextCursor" in operation["description"] and "balanceAfter" in operation["description"]
+    entry = document["components"]["schemas"]["LedgerEntry"]["properties"]
+    assert {"eventId", "points", "fromCategory", "balanceAfter", "transactionId"} <= set(entry)
+    assert {"entries", "nextCursor", "complete"} <= set(
+        document["components"]["schemas"]["LedgerResponse"]["properties"]
+    )

@@ -60,6 +60,7 @@ def test_projector_benchmark_rates_timeline_visibility_report_and_the_cluster_be
     assert list(rates) == [
         "bare aiokafka consumer (baseline)",
         "pointsview projector",
+        "pointsview projector, ledger off (POINTSVIEW_LEDGER_ENTRIES=0)",
         "pointsview projector on a Redis Cluster (3 masters)",
     ]
     assert all(rate > 0 for rate in rates.values())
@@ -121,6 +122,10 @@ def test_memory_benchmark_reports_bytes_per_customer_and_per_identifier(tmp_path
     assert sizes["read-model (state + index)"] == sizes["customer state"] + sizes["identifier index"]
     assert result["bytes_per_identifier"] * 3 == pytest.approx(sizes["identifier index"])
     assert 0 < sizes["of which the eventId dedup window"] < sizes["customer state"]
+    assert 0 < sizes["of which the points ledger"] < sizes["customer state"]  # the same load, ledger off beside
+    ledger = result["ledger"]
+    assert ledger["entries_kept"] == 20 and 0 < ledger["entries_per_customer"] <= 4
+    assert 20 < ledger["customer_value_per_entry"] < 200
     report = (tmp_path / "memory.md").read_text()
     assert_mentions(
         report,
@@ -164,6 +169,7 @@ def test_projector_benchmark_scales_over_processes_and_customers():
     assert list(result["events_per_second"]) == [
         "bare aiokafka consumer (baseline)",
         "pointsview projector",
+        "pointsview projector, ledger off (POINTSVIEW_LEDGER_ENTRIES=0)",
         "pointsview projector, 2 processes",
     ]
     assert [(run["customers"], run["events"]) for run in result["scale"]] == [(50, 1000), (100, 2000)]

@@ -9,7 +9,7 @@ from devtools.demo import DEMO_CONFIG
 from devtools.loadgen import Plan, measure_in_subprocess
 from tests.integration.test_bench import assert_mentions, assert_png, bench_json
 
-ENDPOINTS = ["bare", "redis", "userId", "userId-limited", "userId-waiting", "lookup", "dual", "details"]
+ENDPOINTS = ["bare", "redis", "userId", "ledger", "userId-limited", "userId-waiting", "lookup", "dual", "details"]
 SERVED = ["userId", "lookup", "dual", "details"]  # the API's endpoints (also on a cluster)
 pytestmark = pytest.mark.single_redis  # servers of its own (tests/integration/test_bench.py)
 

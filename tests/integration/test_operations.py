@@ -133,6 +133,9 @@ async def test_status_reports_the_lag_per_partition_until_the_projector_catches_
     assert {(row["lag"], row["redis_position"]) for row in after["partitions"]} == {(0, per_partition)}
     assert after["events_applied"] >= len(topics) * settings.topic_partitions * per_partition
     assert after["events_deadlettered"] is not None
+    ledger = after["ledger"]  # each of the 6 customers: 7 events on each topic, each a ledger entry
+    assert (ledger["entries_kept"], ledger["customers_sampled"], ledger["entries_per_customer"]) == (20, 6, 14)
+    assert 20 < ledger["bytes_per_entry"] < 64
 
 
 async def test_dead_letters_are_listed_shown_and_redriven(settings, redis, keys, topics, start_projector):

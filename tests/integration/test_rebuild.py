@@ -12,6 +12,8 @@ from consumers.rebuild import Rebuild
 from devtools.produce import produce
 from devtools.synthetic import Load, generate
 from projections.generations import Generations
+from projections.ledger import encoded, entry
+from projections.store import decode_value, stored_value
 from runtime.progress import Progress
 from service.app import create_app
 from service.loyalty import LoyaltyConfig
@@ -213,3 +215,30 @@ async def test_a_rebuild_that_meets_customers_it_did_not_write_reads_them_and_eq
     again = Rebuild(settings, projector_redis, asyncio.Event(), Progress())
     assert await asyncio.wait_for(again.run(switch=False, generation=generation), 60) == generation
     await _caught_up(redis, generation_keys(settings, generation), reference_fold(stream))
+
+
+async def test_verify_names_a_customer_whose_ledger_differs_and_a_rebuild_heals_it(
+    settings, topics, redis, projector_redis, capsys
+):
+    customers_topic, points_topic = topics
+    stream = generate(
+        Load(customers=30, events_per_customer=8, customers_topic=customers_topic, points_topic=points_topic)
+    )
+    await produce(settings, stream)
+    short = settings.model_copy(update={"ledger_entries": 2})
+    assert await Rebuild(short, projector_redis, asyncio.Event(), Progress()).run(switch=True) == 2
+    key = generation_keys(settings, 2).customer(ORG, 1007)
+    stored = decode_value(await redis.get(key))
+    damaged = entry(stored.customer.ledger[-1])
+    damaged.points += 1
+    stored.customer.ledger[-1] = encoded(damaged)  # the newest entry damaged
+    await redis.set(key, stored_value(stored))
+    capsys.readouterr()
+    assert await rebuild_cli.verify(short, None, None) == 1
+    printed = capsys.readouterr().out.splitlines()  # (with any other test's projector's log lines)
+    assert [line.split(":")[0] for line in printed if line.startswith("org ")] == [
+        f"org {ORG} customer 1007 ledger {stored.customer.ledgerSeq}"
+    ]
+    assert await rebuild_cli.verify(settings, None, None) == 1  # the fold keeps 20: every ledger differs
+    assert await Rebuild(settings, projector_redis, asyncio.Event(), Progress()).run(switch=True) == 3
+    assert await rebuild_cli.verify(settings, None, None) == 0

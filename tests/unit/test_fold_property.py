@@ -4,7 +4,8 @@ Records of two topic-partitions (customers, points) go through the projector's o
 (`Projector._process` and `_flush`) in random batches, against an in-memory store that keeps what
 Redis keeps (the stored values, with the compare-and-set, and the positions); the projector may
 crash before a write or between the customers' write and the positions', and restart from what
-the store holds. The end state must equal one in-order fold of the log with each eventId applied once.
+the store holds. The end state must equal one in-order fold of the log with each eventId applied once: its points
+ledger too (kept short here, so that its trimming is exercised: no entry twice, none missing).
 """
 
 import asyncio
@@ -31,6 +32,7 @@ from tests.support import event
 from tests.unit.builders import encode
 
 PARTITIONS = [TopicPartition("customers", 0), TopicPartition("points", 0)]
+LEDGER_ENTRIES = 4
 
 
 class Logged(NamedTuple):
@@ -144,7 +146,7 @@ def reference(records: list[Logged]) -> dict:
         event = record.event
         if (event.customerId, event.eventId) not in seen:
             seen.add((event.customerId, event.eventId))
-            customers[event.customerId] = apply_in_place(customers.get(event.customerId), event)
+            customers[event.customerId] = apply_in_place(customers.get(event.customerId), event, LEDGER_ENTRIES)
     return customers
 
 
@@ -204,7 +206,7 @@ class Consumer:
 
 def _projector(store: MemoryStore) -> Projector:
     """A projector starting from what the store holds, as after a (re)start; it writes when told to."""
-    settings = Settings(batch_max_records=1, write_behind_records=10**6)
+    settings = Settings(batch_max_records=1, write_behind_records=10**6, ledger_entries=LEDGER_ENTRIES)
     projector = Projector(settings, Consumer(), None, store, asyncio.Event(), live=False)  # type: ignore[arg-type]
     for tp in PARTITIONS:
         projector._seek(tp, store.positions.get(partition_name(tp)))
