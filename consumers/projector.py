@@ -419,9 +419,9 @@ class Projector(ConsumerRebalanceListener):
                 self.behind = 0  # sharing customers with another writer: every batch on its own until it stops
                 self.fresh = False
                 return self._forget_pending()
+            self._applied(writes, records)  # before `written` clears what each customer owed
             for (_, _, customer), (marks, seen) in zip(writes, after):
                 customer.written(marks, seen)
-            self._applied(writes, records)
             if not await self._advance(offsets):  # Redis lost data under us, or another writer moved them
                 return self._forget_pending()
         except BaseException:
