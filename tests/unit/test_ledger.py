@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from projections.apply import apply_in_place, figures, fold
 from projections.dedup import dedup_key
-from projections.ledger import compacted, entry, expanded, timestamp
+from projections.ledger import compacted, encoded, entry, expanded, timestamp
 from projections.plan import plan_customer
 from projections.state import Customer, customer_from_dict, customer_to_dict, decode_customer, encode_customer
 from tests.unit.builders import adjusted, earned, ev, expired, promoted, redeemed, registered, returned
@@ -191,3 +191,34 @@ def test_timestamps_round_trip_exactly(moment):
 
 def _any_entry() -> bytes:
     return fold(None, [earned(1)]).ledger[0]
+
+
+_DASHED = st.lists(st.sampled_from("0123456789abcdefABCDEF g-"), min_size=32, max_size=32).map(
+    lambda c: (
+        "".join(c[:8])
+        + "-"
+        + "".join(c[8:12])
+        + "-"
+        + "".join(c[12:16])
+        + "-"
+        + "".join(c[16:20])
+        + "-"
+        + "".join(c[20:])
+    )
+)
+
+
+@given(st.one_of(_DASHED, st.uuids().map(str), st.text(max_size=40)))
+def test_event_ids_round_trip_exactly_and_only_canonical_uuids_shrink(event_id):
+    stored = entry(compacted({**expanded(_any_entry()), "eventId": event_id}))
+    assert expanded(encoded(stored))["eventId"] == event_id
+    canonical = _is_uuid(event_id) and str(uuid.UUID(event_id)) == event_id
+    assert (stored.eventId == uuid.UUID(event_id).bytes) if canonical else stored.eventId == event_id
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
