@@ -164,11 +164,7 @@ class Projector(LogReader):
         if self.rewind:  # what was pending is gone: this batch and what came before it are read again
             return await self._rewind()
         caught_up = sum(len(records) for records in batch.values()) < self.settings.batch_max_records
-        batch = {
-            tp: kept
-            for tp, records in batch.items()
-            if tp in self.expected and (kept := [r for r in records if r.offset >= self.expected[tp]])
-        }
+        batch = self._unseen(batch)
         events, rejected = parsed(batch)
         await self._written()  # the last batch's write went on while this one was parsed
         if self.rewind:  # it failed: this batch, and what was planned before it, come again
@@ -183,31 +179,58 @@ class Projector(LogReader):
             return self._fetch_again(batch)
         if await self._replay_lost(found):
             return self._fetch_again(batch)
-        held, dirty = self.held, self.dirty
-        unreadable: dict[CustomerId, str] = {}
+        unreadable = self._hold(missing, loaded)
+        if unreadable:
+            events = dead_letter_customers(unreadable, events, batch, rejected)
+        self._fold(events)
+        if rejected:
+            await self._dead_letter(rejected)
+        self._consumed(batch)
+        if caught_up or self._span_full():
+            await self._flush(wait=False)
+
+    def _unseen(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """The batch without the records before each partition's expected offset (fetched before a seek, they
+        come again after it) and without partitions no longer assigned."""
+        return {
+            tp: kept
+            for tp, records in batch.items()
+            if tp in self.expected and (kept := [r for r in records if r.offset >= self.expected[tp]])
+        }
+
+    def _hold(self, missing: list[CustomerId], loaded: dict[CustomerId, bytes]) -> dict[CustomerId, str]:
+        """Holds the customers just read; returns why those whose stored value cannot be decoded are not."""
+        held, unreadable = self.held, {}
         for cid in missing:
             try:
                 held[cid] = held_of(cid, loaded.get(cid, b""))
             except CorruptValue as exc:
                 unreadable[cid] = unreadable_reason(cid, exc)
-        if unreadable:
-            events = dead_letter_customers(unreadable, events, batch, rejected)
-        ledger_entries = self.settings.ledger_entries
+        return unreadable
+
+    def _fold(self, events: list) -> None:
+        """Each event onto its held customer; a customer an event changed owes Redis a write."""
+        held, dirty, ledger_entries = self.held, self.dirty, self.settings.ledger_entries
         for position, offset, event, cid in events:
             customer = held[cid]
             if customer.take(position, offset, event, ledger_entries):
                 dirty[cid] = customer
-        if rejected:
-            if self.producer:
-                await send_deadletters(self.producer, self.settings.deadletter_topic, rejected)
-            self.deadlettered += len(rejected)
+
+    async def _dead_letter(self, rejected: list) -> None:
+        if self.producer:
+            await send_deadletters(self.producer, self.settings.deadletter_topic, rejected)
+        self.deadlettered += len(rejected)
+
+    def _consumed(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """The batch is folded: its partitions' next offsets are expected, and pending until written."""
         consumed = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         self.expected.update(consumed)
         self.pending_offsets.update(consumed)
         self.pending_records += sum(len(records) for records in batch.values())
-        full = self.pending_records >= self.behind or len(dirty) >= self.settings.cache_customers // 2
-        if caught_up or full:
-            await self._flush(wait=False)
+
+    def _span_full(self) -> bool:
+        """The write-behind span holds enough records, or enough customers owe a write."""
+        return self.pending_records >= self.behind or len(self.dirty) >= self.settings.cache_customers // 2
 
     def _touch(self, customers: set[CustomerId]) -> list[CustomerId]:
         """Marks the batch's customers most recently used; returns those not held (to be read)."""

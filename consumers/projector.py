@@ -103,39 +103,19 @@ def _exit_now(loop: asyncio.AbstractEventLoop) -> None:
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     redis = bootstrap.pipelined_redis_client(settings)
     store = bootstrap.store(settings, redis)
-    kafka = f"Kafka at {settings.kafka_bootstrap_servers} ({settings.kafka_security_protocol})"
-    timeout = settings.startup_timeout_seconds
-    started = []
+    started: list = []  # the Kafka clients' stops, in the order they started
     try:
-        await _start_with_deadline(f"Redis at {masked_url(settings.redis_url)}", redis.ping, timeout)
+        await _start_with_deadline(
+            f"Redis at {masked_url(settings.redis_url)}", redis.ping, settings.startup_timeout_seconds
+        )
         store = store.for_generation(await store.generations.live_or_first())
-        admin = AIOKafkaAdminClient(**kafka_options(settings))
-        await _start_with_deadline(kafka, admin.start, timeout)
-        started.append(admin.close)
-        await ensure_topics(
-            admin,
-            [*settings.topic_list, settings.deadletter_topic],
-            settings.topic_partitions,
-            settings.topic_replication_factor,
-        )
+        await _ensure_topics(settings, started)
         producer = AIOKafkaProducer(**kafka_options(settings), acks="all", enable_idempotence=False, linger_ms=5)
-        await _start_with_deadline(kafka, producer.start, timeout)
-        started.append(producer.stop)
-        consumer = AIOKafkaConsumer(
-            **kafka_options(settings),
-            group_id=settings.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            max_poll_records=settings.batch_max_records,
-            isolation_level="read_committed",
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        )
+        await _start_kafka(settings, producer.start, producer.stop, started)
+        consumer = _consumer(settings)
         projector = Projector(settings, consumer, producer, store, stop)
         consumer.subscribe(settings.topic_list, listener=projector)
-        await _start_with_deadline(kafka, consumer.start, timeout)
-        started.append(consumer.stop)
+        await _start_kafka(settings, consumer.start, consumer.stop, started)
         log.info(
             "projector consuming",
             topics=settings.topic_list,
@@ -149,6 +129,39 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
         for close in reversed(started):
             await _closed(close, deadline)
         await redis.aclose()
+
+
+async def _start_kafka(settings: Settings, start, close, started: list) -> None:
+    """A Kafka client started by the start-up deadline; `close` then joins what the stop closes."""
+    kafka = f"Kafka at {settings.kafka_bootstrap_servers} ({settings.kafka_security_protocol})"
+    await _start_with_deadline(kafka, start, settings.startup_timeout_seconds)
+    started.append(close)
+
+
+async def _ensure_topics(settings: Settings, started: list) -> None:
+    """The event topics and the dead-letter topic, created if missing."""
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
+    await _start_kafka(settings, admin.start, admin.close, started)
+    await ensure_topics(
+        admin,
+        [*settings.topic_list, settings.deadletter_topic],
+        settings.topic_partitions,
+        settings.topic_replication_factor,
+    )
+
+
+def _consumer(settings: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        **kafka_options(settings),
+        group_id=settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        max_poll_records=settings.batch_max_records,
+        isolation_level="read_committed",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+    )
 
 
 async def _closed(close, deadline: float) -> None:
