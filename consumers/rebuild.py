@@ -18,9 +18,10 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
+from consumers.batches import Projector
+from consumers.log_reader import partition_name
 from consumers.members import stop_before_the_loop
 from consumers.offsets import log_ends
-from consumers.projector import Projector, partition_name
 from consumers.topics import group_members
 from projections.generations import now
 from projections.store import Store

@@ -124,6 +124,15 @@ def latest_claimant(claims: list[bytes | None], card: bytes | None = None) -> in
     return max(ranked)[1] if ranked else None
 
 
+def _claimed_sources(changes: list) -> dict[int, set[str]]:
+    """Per org, the (source, accountId) members of the profiles the changes claim."""
+    sources: dict[int, set[str]] = {}
+    for change in changes:
+        if change.claimed:
+            sources.setdefault(change.key.orgId, set()).add(source_member(change.key.source, change.key.accountId))
+    return sources
+
+
 class NotReplicated(RedisConnectionError):
     """Fewer replicas than asked hold a write: the caller writes it again later, as when Redis is down
     (positions never move past a write a failover could lose)."""
@@ -200,31 +209,51 @@ class Store:
         """Writes index changes, then each customer atomically: (the watermarks its stored value must still
         start with, its new stored value, the write); returns the writes that lost a race."""
         changes = sorted((c for _, _, w in writes for c in w.index_changes), key=lambda c: c.at)  # log order
-        claims = []  # (script, keys, args): built once, sent again only if Redis lost the scripts
+        claims = self._identifier_claims(changes) + self._card_claims(writes)
+        keyed = [(write, self.keys.customer(write[2].orgId, write[2].customerId)) for write in writes]
+        customers = self._customer_writes(keyed)
+        replies = await self._send_writes(_claimed_sources(changes), claims, customers)
+        if customers:  # after the writes, on every master: readers waiting for these customers look again
+            slots = (key_slot(key.encode()) for _, key in keyed)
+            await self.redis.publish(self.keys.meta.applied(), applied_message(self.keys.generation, slots))
+        held = {key: ok for (_, keys, _), reply in zip(customers, replies) for key, ok in zip(keys, reply)}
+        return [write for (_, _, write), key in keyed if not held[key]]
+
+    # Commands as (script, keys, args): built once, sent again only if Redis lost the scripts.
+
+    def _identifier_claims(self, changes: list) -> list[tuple]:
+        claims = []
         for group in self._groups([(c, self.keys.identifier(c.key)) for c in changes], lambda item: item[1][0]):
             args = []
             for change, (_, field) in group:
                 args += [field, change.customerId, change.score if change.claimed else "-"]
             claims.append((self._claims, [key for _, (key, _) in group], args))
+        return claims
+
+    def _card_claims(self, writes: list[tuple[bytes, bytes, Held]]) -> list[tuple]:
         card_claims = [
             (claim, self.keys.card(claim.orgId, claim.cardNumber)) for _, _, w in writes for claim in w.card_claims
         ]
+        claims = []
         for group in self._groups(card_claims, lambda item: item[1][0]):
             args = []
             for claim, (_, field) in group:
                 args += [field, claim.customerId, "D" if claim.claim is None else claim.claim]
             claims.append((self._cards, [key for _, (key, _) in group], args))
-        sources: dict[int, set[str]] = {}
-        for change in changes:
-            if change.claimed:
-                sources.setdefault(change.key.orgId, set()).add(source_member(change.key.source, change.key.accountId))
-        keyed = [(write, self.keys.customer(write[2].orgId, write[2].customerId)) for write in writes]
+        return claims
+
+    def _customer_writes(self, keyed: list[tuple[tuple[bytes, bytes, Held], str]]) -> list[tuple]:
+        """A compare-and-set per customer (its expected watermarks, its new value), in groups of one slot."""
         customers = []
         for group in self._groups(keyed, lambda item: item[1]):
             args = []
             for (expected, value, _), _ in group:
                 args += [expected, value]
             customers.append((self._write_customers, [key for _, key in group], args))
+        return customers
+
+    async def _send_writes(self, sources: dict[int, set[str]], claims: list[tuple], customers: list[tuple]) -> list:
+        """The index (the sources seen, the claims), then the customers; returns the customers' replies."""
 
         def queue_index(pipe) -> None:
             for org_id, members in sources.items():  # one SADD per org and batch, not one per claim
@@ -244,15 +273,9 @@ class Store:
         # cluster's masters run theirs side by side, so there the index is written a round trip earlier.
         if self.cluster:
             await self._pipelined(queue_index)
-            replies = await self._pipelined(queue_customers)
-        else:
-            replies = await self._pipelined(queue_both)
-            replies = replies[len(replies) - len(customers) :]
-        if customers:  # after the writes, on every master: readers waiting for these customers look again
-            slots = (key_slot(key.encode()) for _, key in keyed)
-            await self.redis.publish(self.keys.meta.applied(), applied_message(self.keys.generation, slots))
-        held = {key: ok for (_, keys, _), reply in zip(customers, replies) for key, ok in zip(keys, reply)}
-        return [write for (_, _, write), key in keyed if not held[key]]
+            return await self._pipelined(queue_customers)
+        replies = await self._pipelined(queue_both)
+        return replies[len(replies) - len(customers) :]
 
     async def _replicated(self) -> None:
         """WAIT on every master this client's connection wrote to: Redis counts the replicas that hold the

@@ -114,19 +114,10 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None, read_mod
     config = config or load_loyalty_config(settings.loyalty_config)
     tokens = token_keys(settings, config)  # ConfigError: oauthClients without a signing key, a bad key file
     read_model = read_model or bootstrap.read_model(settings)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        app.state.follower = asyncio.create_task(read_model.follow_live())
-        gc.freeze()  # start-up objects (app, config, schema) never collected again: short gen2 pauses
-        yield
-        app.state.follower.cancel()
-        await read_model.store.redis.aclose()
-
     app = PointsApi(
         title="pointsview",
         version="0.1.0",
-        lifespan=lifespan,
+        lifespan=_lifespan(read_model),
         description="Capillary-compatible v2 points balance reads from an event-driven read-model.",
     )
     app.state.read_model = read_model
@@ -139,6 +130,25 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None, read_mod
         _register(app, app.read_routes, route)
     app.openapi = lambda: _with_security(app)
     app.add_middleware(MetricsMiddleware)
+    _add_error_handlers(app)
+    _add_token_route(app, authenticator)
+    _add_operations_routes(app, read_model)
+    return app
+
+
+def _lifespan(read_model: ReadModel):
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.follower = asyncio.create_task(read_model.follow_live())
+        gc.freeze()  # start-up objects (app, config, schema) never collected again: short gen2 pauses
+        yield
+        app.state.follower.cancel()
+        await read_model.store.redis.aclose()
+
+    return lifespan
+
+
+def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error_handler)
 
     @app.exception_handler(RequestValidationError)
@@ -158,6 +168,8 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None, read_mod
     async def _store_down(_request: Request, exc: RedisError) -> Response:
         return response_of(unavailable_answer())
 
+
+def _add_token_route(app: FastAPI, authenticator: Authenticator) -> None:
     @app.post(
         "/v3/oauth/token/generate",
         tags=["oauth"],
@@ -171,6 +183,8 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None, read_mod
         data = {"accessToken": token, "expiresIn": ttl, "tokenType": "Bearer"}
         return json_response({"data": data, "errors": [], "warnings": []})
 
+
+def _add_operations_routes(app: FastAPI, read_model: ReadModel) -> None:
     @app.get("/health/live", tags=["operations"])
     async def live() -> dict:
         return {"status": "ok"}
@@ -186,8 +200,6 @@ def create_app(settings: Settings, config: LoyaltyConfig | None = None, read_mod
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics() -> Response:
         return metrics_response()
-
-    return app
 
 
 def app_from_environment() -> FastAPI:

@@ -66,15 +66,7 @@ def details_body(customer: CustomerCore, org: OrgConfig, wanted: set[str], now: 
     body = {
         "id": customer.customerId,
         "profiles": [_profile(p, customer) for p in profiles],
-        "loyaltyInfo": {
-            "loyaltyType": "loyalty",
-            "lifetimePurchases": to_number(default.figures["cumulativePurchases"]),
-            "attributionV2": {
-                "createDate": min((p.createdAt for p in profiles), default=None),
-                "modifiedDate": max((p.modifiedAt for p in profiles), default=None),
-                "createdFromSource": min(profiles, key=lambda p: p.createdAt).source.lower() if profiles else None,
-            },
-        },
+        "loyaltyInfo": _loyalty_info(default, profiles),
         "segments": {},
         "extendedFields": _merged_extended_fields(profiles),
     }
@@ -91,17 +83,31 @@ def details_body(customer: CustomerCore, org: OrgConfig, wanted: set[str], now: 
     if "alternatecurrencies" in wanted:
         body["alternateCurrencyDetails"] = _alternate_currencies(customer, org)
     if "customerstatus" in wanted:
-        status = customer.status
-        body["customerStatus"] = (
-            {"label": status.label, "reason": status.reason, "lastUpdated": status.since}
-            if status
-            else {"label": "ACTIVE", "reason": "", "lastUpdated": None}
-        )
+        body["customerStatus"] = _customer_status(customer)
     body["warnings"] = [
         {"status": False, "code": NOT_SERVED, "message": f"embed {name} is not served by this read-model"}
         for name in sorted(wanted & OTHER_EMBEDS)
     ]
     return body
+
+
+def _loyalty_info(default: "_Standing", profiles) -> dict:
+    return {
+        "loyaltyType": "loyalty",
+        "lifetimePurchases": to_number(default.figures["cumulativePurchases"]),
+        "attributionV2": {
+            "createDate": min((p.createdAt for p in profiles), default=None),
+            "modifiedDate": max((p.modifiedAt for p in profiles), default=None),
+            "createdFromSource": min(profiles, key=lambda p: p.createdAt).source.lower() if profiles else None,
+        },
+    }
+
+
+def _customer_status(customer: CustomerCore) -> dict:
+    status = customer.status
+    if status:
+        return {"label": status.label, "reason": status.reason, "lastUpdated": status.since}
+    return {"label": "ACTIVE", "reason": "", "lastUpdated": None}
 
 
 def _profile(profile, customer: CustomerCore) -> dict:
@@ -251,23 +257,25 @@ def _program_details(standing: _Standing) -> dict:
         "programPointsToCurrencyRatio": program.pointsToCurrencyRatio,
         "upgradeStrategies": [],
     }
-    valid_upto = (current.expiryDate or "")[:10] if current else ""
     if following and following.upgradeBasedOn:
-        value, gap = _gap(following, f)
-        details["upgradeStrategies"] = [
-            {
-                "upgradeBasedOn": following.upgradeBasedOn,
-                "upgradeThreshold": to_number(following.threshold),
-                "customerUpgradeEntityValues": {
-                    "currentValue": value,
-                    "gapToUpgrade": gap,
-                    "valueValidUpto": valid_upto,
-                },
-            }
-        ]
+        details["upgradeStrategies"] = [_upgrade_strategy(following, current, f)]
     if current and program.tiers and current.serial > program.tiers[0].serial:
         details["gapToRenewSummary"] = [_renewal(program, current, f)]
     return details
+
+
+def _upgrade_strategy(following: TierConfig, current: Tier | None, f: dict[str, int]) -> dict:
+    """What reaching the next tier takes, by its upgrade rule."""
+    value, gap = _gap(following, f)
+    return {
+        "upgradeBasedOn": following.upgradeBasedOn,
+        "upgradeThreshold": to_number(following.threshold),
+        "customerUpgradeEntityValues": {
+            "currentValue": value,
+            "gapToUpgrade": gap,
+            "valueValidUpto": (current.expiryDate or "")[:10] if current else "",
+        },
+    }
 
 
 def _gap(tier: TierConfig, f: dict[str, int]) -> tuple[float, float]:

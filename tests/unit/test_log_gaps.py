@@ -3,7 +3,7 @@ retention case has no integration test)."""
 
 from aiokafka import TopicPartition
 
-from consumers.projector import _gap
+from consumers.log_reader import _gap
 
 TP = TopicPartition("loyalty.customers.v1", 0)
 
