@@ -311,22 +311,15 @@ async def _raw_redis_get(settings: Settings, key: str, workers: int, connections
             protocol="redis",
         )
         return Row(workers, "redis", "raw Redis GET (loadgen)", "closed", None, await measure_in_subprocess(plan))
+    summary = await _redis_benchmark(binary, host, port, key, connections, duration)
+    return Row(workers, "redis", "raw Redis GET (redis-benchmark)", "closed", None, summary)
+
+
+async def _redis_benchmark(binary: str, host: str, port: int, key: str, connections: int, duration: float) -> Summary:
     requests = max(1_000, round(REDIS_GETS_PER_SECOND * duration))
+    arguments = ["-h", host, "-p", str(port), "-c", str(connections), "-n", str(requests), "GET", key]
     process = await asyncio.create_subprocess_exec(
-        binary,
-        "-h",
-        host,
-        "-p",
-        str(port),
-        "-c",
-        str(connections),
-        "-n",
-        str(requests),
-        "GET",
-        key,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
+        binary, *arguments, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True
     )
     try:
         out, _ = await process.communicate()
@@ -334,8 +327,82 @@ async def _raw_redis_get(settings: Settings, key: str, workers: int, connections
         if process.returncode is None:
             process.kill()
             await process.wait()
-    summary = _redis_benchmark_summary(out.decode(errors="replace").replace("\r", "\n"), requests)
-    return Row(workers, "redis", "raw Redis GET (redis-benchmark)", "closed", None, summary)
+    return _redis_benchmark_summary(out.decode(errors="replace").replace("\r", "\n"), requests)
+
+
+@dataclass(frozen=True)
+class _Sweep:
+    """Every target at one worker count after another, over one projected load."""
+
+    settings: Settings
+    clustered: Settings | None  # the same load on a local Redis Cluster
+    load: Load
+    key: str  # what the raw GETs read
+    config: Path
+    connections: int
+    duration: float
+    rate: float | None
+    rate_limit: float
+
+    async def rows(self, workers: int) -> list[Row]:
+        progress.print(
+            f"{workers} worker(s): starting the API and the bare app; each endpoint "
+            f"{self.duration:g}s closed loop, then {self.duration:g}s open loop, {self.connections} connections ..."
+        )
+        rows = []
+        with ExitStack() as stack:
+            env = _uvicorn_env(workers, stack)
+            api_port = await start_api(self.settings, workers, self.config, env, stack)
+            limited_config = _rate_limited_config(self.config, self.rate_limit, stack)
+            limited_port = await start_api(self.settings, workers, limited_config, env, stack)
+            bare_port = await _start_bare(workers, env, stack)
+            for target in _targets(bare_port, api_port, self.load):
+                rows += await self._measure(target, workers, self.rate)
+                if target.baseline:
+                    rows.append(await _raw_redis_get(self.settings, self.key, workers, self.connections, self.duration))
+                if target.endpoint == "userId":
+                    rows += await self._beside_user_id(target, workers, limited_port, open_rate=rows[-1].rate)
+            if self.clustered:
+                rows += await self._on_cluster(self.clustered, workers, bare_port, env, stack)
+        return rows
+
+    async def _measure(self, target: Target, workers: int, rate: float | None) -> list[Row]:
+        return await _measure(target, workers, self.connections, self.duration, rate)
+
+    async def _beside_user_id(self, target: Target, workers: int, limited_port: int, open_rate: float) -> list[Row]:
+        """The userId balance's ledger; the balance with a rate limit; the balance beside requests waiting."""
+        rows = await self._measure(_ledger(target), workers, self.rate)
+        limited = dataclasses.replace(
+            target,
+            endpoint="userId-limited",
+            label=f"{target.label}, rate limit {self.rate_limit:,.0f}/s configured, not reached",
+            port=limited_port,
+        )
+        rows += await self._measure(limited, workers, open_rate)
+        rows += await _beside_waiters(target, open_rate, workers, self.connections, self.duration)
+        return rows
+
+    async def _on_cluster(
+        self, clustered: Settings, workers: int, bare_port: int, env: dict, stack: ExitStack
+    ) -> list[Row]:
+        cluster_port = await start_api(clustered, workers, self.config, env, stack)
+        rows = []
+        for target in _targets(bare_port, cluster_port, self.load)[1:]:
+            on = dataclasses.replace(target, endpoint=f"{target.endpoint}-cluster", label=target.label + ON_CLUSTER)
+            rows += await self._measure(on, workers, self.rate)
+        return rows
+
+
+async def _projected(settings: Settings, load: Load, clustered: Settings | None) -> None:
+    """The load produced, then projected into Redis (and into the cluster too)."""
+    progress.print(
+        f"producing {load.customers * EVENTS_PER_CUSTOMER:,} events ({load.customers:,} customers, "
+        f"{len(load.programs)} programs) and projecting them ..."
+    )
+    stream = await produce_load(settings, load)
+    await projector_rate(settings, len(stream))  # runs the projector until all is applied; rate unused
+    if clustered:
+        await projector_rate(clustered, len(stream))
 
 
 async def run_api_bench(
@@ -356,50 +423,12 @@ async def run_api_bench(
     with local_servers(redis_cluster) as servers:
         settings = bench_settings(servers)
         load = synthetic_load(settings, customers, EVENTS_PER_CUSTOMER)
-        progress.print(
-            f"producing {customers * EVENTS_PER_CUSTOMER:,} events ({customers:,} customers, "
-            f"{len(load.programs)} programs) and projecting them ..."
-        )
-        stream = await produce_load(settings, load)
-        await projector_rate(settings, len(stream))  # runs the projector until all is applied; rate unused
         clustered = on_cluster(settings, servers) if redis_cluster else None
-        if clustered:
-            await projector_rate(clustered, len(stream))
+        await _projected(settings, load, clustered)
         key, size = await _stored_value(settings, load)
+        sweep = _Sweep(settings, clustered, load, key, config, connections, duration, rate, rate_limit)
         for count in workers:
-            progress.print(
-                f"{count} worker(s): starting the API and the bare app; each endpoint "
-                f"{duration:g}s closed loop, then {duration:g}s open loop, {connections} connections ..."
-            )
-            with ExitStack() as stack:
-                env = _uvicorn_env(count, stack)
-                api_port = await start_api(settings, count, config, env, stack)
-                limited_port = await start_api(
-                    settings, count, _rate_limited_config(config, rate_limit, stack), env, stack
-                )
-                bare_port = await _start_bare(count, env, stack)
-                for target in _targets(bare_port, api_port, load):
-                    rows += await _measure(target, count, connections, duration, rate)
-                    if target.baseline:
-                        rows.append(await _raw_redis_get(settings, key, count, connections, duration))
-                    if target.endpoint == "userId":  # its ledger; with a rate limit; beside requests waiting
-                        open_rate = rows[-1].rate
-                        rows += await _measure(_ledger(target), count, connections, duration, rate)
-                        limited = dataclasses.replace(
-                            target,
-                            endpoint="userId-limited",
-                            label=f"{target.label}, rate limit {rate_limit:,.0f}/s configured, not reached",
-                            port=limited_port,
-                        )
-                        rows += await _measure(limited, count, connections, duration, open_rate)
-                        rows += await _beside_waiters(target, open_rate, count, connections, duration)
-                if clustered:
-                    cluster_port = await start_api(clustered, count, config, env, stack)
-                    for target in _targets(bare_port, cluster_port, load)[1:]:
-                        on = dataclasses.replace(
-                            target, endpoint=f"{target.endpoint}-cluster", label=target.label + ON_CLUSTER
-                        )
-                        rows += await _measure(on, count, connections, duration, rate)
+            rows += await sweep.rows(count)
     return {
         "benchmark": "api",
         "workers": workers,
