@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 import typer
 
-from cli.common import configured_settings, one_line_errors, until_signalled
+from cli.common import configured_settings, load_settings, one_line_errors, until_signalled
 from runtime.logs import configure
 from runtime.settings import Settings
 
@@ -130,6 +130,6 @@ def dev(customers: int = typer.Option(50, help="Demo customers to load.")) -> No
     """Local stack: broker, Redis, projector, demo data. Ctrl-C stops everything."""
     from devtools.devstack import run_dev
 
-    configure("INFO")
+    configure("INFO", load_settings().log_format)
     with one_line_errors():
         asyncio.run(until_signalled(run_dev, customers))
