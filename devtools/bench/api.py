@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -21,7 +20,6 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import orjson
 import yaml
@@ -43,15 +41,14 @@ from devtools.bench.common import (
     synthetic_load,
     wait_ready,
 )
+from devtools.bench.redis_get import raw_gets, stored_value
 from devtools.demo import AUTH_HEADERS, DEMO_CONFIG
 from devtools.loadgen import Plan, Summary, fetch, measure_in_subprocess, read_response, request_bytes
 from devtools.localstack import free_port
 from devtools.synthetic import Load
-from runtime import bootstrap
 from runtime.settings import Settings
 
 EVENTS_PER_CUSTOMER = 20
-REDIS_GETS_PER_SECOND = 50_000  # redis-benchmark counts requests, not seconds: about `duration` here
 
 # The shape and about the size of a balance response (service.balance.balance_body).
 BARE_BODY = {
@@ -251,85 +248,6 @@ def _rate_limited_config(config: Path, requests_per_second: float, stack: ExitSt
     return path
 
 
-async def _stored_value(settings: Settings, load: Load) -> tuple[str, int]:
-    """A plain string key holding as many bytes as Redis holds for the first customer: what a raw GET reads."""
-    redis = bootstrap.redis_client(settings)
-    keys = bootstrap.keys(settings)
-    try:
-        stored = keys.customer(load.org_id, load.first_customer_id)
-        if await redis.type(stored) == b"string":
-            size = await redis.strlen(stored)
-        else:  # a hash: its values
-            size = sum(len(value) for value in (await redis.hgetall(stored)).values())
-        key = keys.scratch("raw-get")
-        await redis.set(key, b"x" * size)
-        return key, size
-    finally:
-        await redis.aclose()
-
-
-def _percentiles(text: str) -> list[tuple[float, float]]:
-    """redis-benchmark's "Latency by percentile distribution": (percent, ms) pairs, ascending."""
-    section = text.split("Latency by percentile distribution:", 1)[-1].split("Cumulative distribution", 1)[0]
-    return [(float(p), float(ms)) for p, ms in re.findall(r"([\d.]+)% <= ([\d.]+) milliseconds", section)]
-
-
-def _redis_benchmark_summary(output: str, requests: int) -> Summary:
-    throughput = re.search(r"throughput summary: ([\d.]+) requests per second", output)
-    distribution = _percentiles(output)
-    if not throughput or not distribution:
-        raise BenchError(f"redis-benchmark printed no figures: {output[-300:]!r}")
-
-    def at(q: float) -> float:  # the first listed percentile at or above q (HdrHistogram's steps)
-        return next(ms for percent, ms in distribution if percent >= q * 100)
-
-    return Summary(
-        requests=requests,
-        errors=0,
-        rps=float(throughput[1]),
-        p50_ms=at(0.5),
-        p90_ms=at(0.9),
-        p99_ms=at(0.99),
-        p999_ms=at(0.999),
-        cpu=None,
-    )
-
-
-async def _raw_redis_get(settings: Settings, key: str, workers: int, connections: int, duration: float) -> Row:
-    """GETs of `key` by `redis-benchmark` when on PATH, else by the load generator in RESP (closed loop)."""
-    url = urlparse(settings.redis_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 6379
-    binary = shutil.which("redis-benchmark")
-    if not binary:
-        plan = Plan(
-            port=port,
-            host=host,
-            paths=[key],
-            connections=connections,
-            duration=duration,
-            warmup=min(1.0, duration),
-            protocol="redis",
-        )
-        return Row(workers, "redis", "raw Redis GET (loadgen)", "closed", None, await measure_in_subprocess(plan))
-    summary = await _redis_benchmark(binary, host, port, key, connections, duration)
-    return Row(workers, "redis", "raw Redis GET (redis-benchmark)", "closed", None, summary)
-
-
-async def _redis_benchmark(binary: str, host: str, port: int, key: str, connections: int, duration: float) -> Summary:
-    requests = max(1_000, round(REDIS_GETS_PER_SECOND * duration))
-    arguments = ["-h", host, "-p", str(port), "-c", str(connections), "-n", str(requests), "GET", key]
-    process = await asyncio.create_subprocess_exec(
-        binary, *arguments, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True
-    )
-    try:
-        out, _ = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    return _redis_benchmark_summary(out.decode(errors="replace").replace("\r", "\n"), requests)
-
-
 @dataclass(frozen=True)
 class _Sweep:
     """Every target at one worker count after another, over one projected load."""
@@ -359,7 +277,8 @@ class _Sweep:
             for target in _targets(bare_port, api_port, self.load):
                 rows += await self._measure(target, workers, self.rate)
                 if target.baseline:
-                    rows.append(await _raw_redis_get(self.settings, self.key, workers, self.connections, self.duration))
+                    label, summary = await raw_gets(self.settings, self.key, self.connections, self.duration)
+                    rows.append(Row(workers, "redis", label, "closed", None, summary))
                 if target.endpoint == "userId":
                     rows += await self._beside_user_id(target, workers, limited_port, open_rate=rows[-1].rate)
             if self.clustered:
@@ -425,7 +344,7 @@ async def run_api_bench(
         load = synthetic_load(settings, customers, EVENTS_PER_CUSTOMER)
         clustered = on_cluster(settings, servers) if redis_cluster else None
         await _projected(settings, load, clustered)
-        key, size = await _stored_value(settings, load)
+        key, size = await stored_value(settings, load)
         sweep = _Sweep(settings, clustered, load, key, config, connections, duration, rate, rate_limit)
         for count in workers:
             rows += await sweep.rows(count)
