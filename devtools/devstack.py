@@ -9,15 +9,17 @@ import uvicorn
 
 from consumers.projector import run_projector
 from consumers.topics import create_topics
-from devtools.demo import DEMO_CONFIG
+from devtools.demo import CREDENTIALS, DEMO_CONFIG
 from devtools.localstack import LocalBroker, LocalRedis
 from devtools.produce import produce
 from devtools.synthetic import Load, generate
+from runtime.logs import json_lines
 from runtime.settings import Settings
 from service.app import create_app
 from service.protocol import ApiConfig
 
 log = logging.getLogger("pointsview.dev")
+BANNER_EVENT = "dev stack ready"
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -64,25 +66,7 @@ async def run_dev(customers: int, stop: asyncio.Event) -> None:
         api = asyncio.create_task(serve_api(settings, stop))
         load = Load(customers=customers)
         await produce(settings, generate(load))
-        log.info(
-            "\n  broker  KAFKA_BOOTSTRAP_SERVERS=%s\n  redis   REDIS_URL=%s\n"
-            "  api     http://%s:%d (config %s)\n"
-            "  loaded  %d demo customers (org %d, userIds %d..%d)\n"
-            "  try     curl -u till.docdemo:demo-password http://%s:%d/v2/customers/%d/points/balance\n"
-            "  Ctrl-C stops everything.",
-            broker.bootstrap_servers,
-            redis.url,
-            settings.api_host,
-            settings.api_port,
-            settings.loyalty_config,
-            customers,
-            load.org_id,
-            load.first_customer_id,
-            load.first_customer_id + customers - 1,
-            settings.api_host,
-            settings.api_port,
-            load.first_customer_id,
-        )
+        log_banner(banner(settings, load), json_lines(settings.log_format))
         await asyncio.gather(projector, api)
     finally:
         stop.set()
@@ -90,3 +74,42 @@ async def run_dev(customers: int, stop: asyncio.Event) -> None:
             await asyncio.gather(projector, api, return_exceptions=True)
         redis.cleanup()
         broker.stop()
+
+
+def banner(settings: Settings, load: Load) -> dict[str, str | int]:
+    """What the stack's user needs once the demo data is loaded: the addresses, the demo customers, a curl."""
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    last = load.first_customer_id + load.customers - 1
+    return {
+        "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
+        "redis_url": settings.redis_url,
+        "api": api,
+        "loyalty_config": settings.loyalty_config,
+        "demo_customers": load.customers,
+        "org_id": load.org_id,
+        "user_ids": f"{load.first_customer_id}..{last}",
+        "try": f"curl -u {CREDENTIALS} {api}/v2/customers/{load.first_customer_id}/points/balance",
+    }
+
+
+def banner_text(fields: dict) -> str:
+    return "\n".join(
+        [
+            BANNER_EVENT,
+            f"  broker  KAFKA_BOOTSTRAP_SERVERS={fields['kafka_bootstrap_servers']}",
+            f"  redis   REDIS_URL={fields['redis_url']}",
+            f"  api     {fields['api']} (config {fields['loyalty_config']})",
+            f"  loaded  {fields['demo_customers']} demo customers "
+            f"(org {fields['org_id']}, userIds {fields['user_ids']})",
+            f"  try     {fields['try']}",
+            "  Ctrl-C stops everything.",
+        ]
+    )
+
+
+def log_banner(fields: dict, as_json: bool) -> None:
+    """One log line: in JSON its fields apart, on the console lines for people."""
+    if as_json:
+        log.info(BANNER_EVENT, extra=fields)
+    else:
+        log.info(banner_text(fields))

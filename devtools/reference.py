@@ -242,8 +242,20 @@ def api_page(openapi: dict) -> str:
     """The OpenAPI document as Markdown: operations by tag, their parameters and responses, then the schemas
     they use."""
     schemes = openapi.get("components", {}).get("securitySchemes", {})
-    info = openapi["info"]
-    lines = [
+    lines = [*_api_intro(openapi["info"]), *_authentication(schemes)]
+    for tag, operations in _by_tag(openapi["paths"]).items():
+        lines += [f"## {TAG_TITLES.get(tag, tag.capitalize())}", ""]
+        for method, path, op in operations:
+            lines += _operation(method, path, op, schemes)
+    schemas = openapi.get("components", {}).get("schemas", {})
+    lines += ["## Schemas", ""]
+    for name in sorted(_closure(_refs(openapi["paths"]), schemas)):
+        lines += _schema(name, schemas[name])
+    return "\n".join(lines)
+
+
+def _api_intro(info: dict) -> list[str]:
+    return [
         "# HTTP API",
         "",
         GENERATED.format(source="the app's OpenAPI document (service.app.create_app)").strip(),
@@ -253,39 +265,37 @@ def api_page(openapi: dict) -> str:
         "answers, and when: [Error codes](errors.md); the rules behind the answers: "
         "[API behaviour](api-behaviour.md).",
         "",
-        "## Authentication",
-        "",
-        "| scheme | kind | meaning |",
-        "|---|---|---|",
     ]
+
+
+def _authentication(schemes: dict) -> list[str]:
+    lines = ["## Authentication", "", "| scheme | kind | meaning |", "|---|---|---|"]
     for name, scheme in schemes.items():
         kind = scheme.get("scheme") or f"{scheme.get('in')} `{scheme.get('name')}`"
         lines.append(f"| {name} | {kind} | {_cell(scheme.get('description', ''))} |")
-    lines.append("")
+    return [*lines, ""]
+
+
+def _by_tag(paths: dict) -> dict[str, list[tuple[str, str, dict]]]:
+    """(method, path, operation) of each operation under its first tag, in the document's order."""
     tags: dict[str, list[tuple[str, str, dict]]] = {}
-    for path, methods in openapi["paths"].items():
+    for path, methods in paths.items():
         for method, op in methods.items():
             tags.setdefault((op.get("tags") or ["other"])[0], []).append((method, path, op))
-    for tag, operations in tags.items():
-        lines += [f"## {TAG_TITLES.get(tag, tag.capitalize())}", ""]
-        for method, path, op in operations:
-            lines += _operation(method, path, op, schemes)
-    schemas = openapi.get("components", {}).get("schemas", {})
-    used = _closure(_refs(openapi["paths"]), schemas)
-    lines += ["## Schemas", ""]
-    for name in sorted(used):
-        schema = schemas[name]
-        lines += [f"### {name}", ""]
-        if schema.get("description"):
-            lines += [_cell(schema["description"]), ""]
-        required = set(schema.get("required", []))
-        lines += ["| field | type | required |", "|---|---|---|"]
-        lines += [
-            f"| `{field}` | {_cell(_type_of(spec))} | {'yes' if field in required else 'no'} |"
-            for field, spec in schema.get("properties", {}).items()
-        ]
-        lines.append("")
-    return "\n".join(lines)
+    return tags
+
+
+def _schema(name: str, schema: dict) -> list[str]:
+    lines = [f"### {name}", ""]
+    if schema.get("description"):
+        lines += [_cell(schema["description"]), ""]
+    required = set(schema.get("required", []))
+    lines += ["| field | type | required |", "|---|---|---|"]
+    lines += [
+        f"| `{field}` | {_cell(_type_of(spec))} | {'yes' if field in required else 'no'} |"
+        for field, spec in schema.get("properties", {}).items()
+    ]
+    return [*lines, ""]
 
 
 def _closure(names: set[str], schemas: dict) -> set[str]:

@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from devtools.soak import GRACE_SECONDS, Fault
+from devtools.soak_faults import GRACE_SECONDS, Fault
 
 COLOURS = {"projector": "tab:red", "redis": "tab:purple", "broker": "tab:orange", "api": "tab:brown"}
 

@@ -61,47 +61,31 @@ def profile(customer_id: int, mobile: str, email: str, source: str = "INSTORE", 
     }
 
 
+POINTS_KINDS = ("earned", "earned_delayed", "redeemed", "expired", "promoted", "returned", "adjusted", "tier")
+POINTS_WEIGHTS = (40, 10, 15, 5, 8, 6, 6, 4)
+
+
 def _points_event(rng: random.Random, program: int, held: dict) -> tuple[str, dict]:
     """A random points event; debits never exceed what the customer holds, like a real points engine."""
-    kind = rng.choices(
-        ["earned", "earned_delayed", "redeemed", "expired", "promoted", "returned", "adjusted", "tier"],
-        weights=[40, 10, 15, 5, 8, 6, 6, 4],
-    )[0]
+    kind = rng.choices(POINTS_KINDS, weights=POINTS_WEIGHTS)[0]
     currency = "Stars" if rng.random() < 0.05 else "POINTS"
-    extra = {"currency": currency} if currency != "POINTS" else {}
     points = rng.randint(1_000, 500_000)
     promised = rng.choice(["DELAYED_ACCRUAL", "EXTERNAL_TRIGGER"])
-    debit_from = {
-        "redeemed": "MAIN",
-        "expired": rng.choice(["MAIN", promised]),
-        "promoted": promised,
-        "returned": "MAIN",
-        "adjusted": "MAIN",
-    }.get(kind)
+    debit_from = _debit_category(rng, kind, promised)
     if debit_from:
-        have = held.get((program, currency, debit_from), 0)
-        if have < 1_000 or (kind == "adjusted" and rng.random() < 0.5):
-            kind = "earned" if kind != "adjusted" else kind
-            debit_from = None
-        else:
-            points = rng.randint(1_000, have)
-    category = promised if kind == "earned_delayed" else "MAIN"
+        kind, debit_from, points = _debit_or_earn(
+            rng, kind, debit_from, points, held.get((program, currency, debit_from), 0)
+        )
     amount = f"{points / 1000:.3f}"
-    base = {"programId": program, "points": amount, **extra}
+    base = {"programId": program, "points": amount, **({"currency": currency} if currency != "POINTS" else {})}
 
     def move(cat: str, delta: int) -> None:
         held[(program, currency, cat)] = held.get((program, currency, cat), 0) + delta
 
     if kind in ("earned", "earned_delayed"):
+        category = promised if kind == "earned_delayed" else "MAIN"
         move(category, points)
-        if category != "MAIN":
-            return "points.earned", {**base, "category": category}
-        expiry = (
-            {"expiresAt": (START + timedelta(days=rng.randint(30, 720))).strftime("%Y-%m-%dT23:59:59Z")}
-            if rng.random() < 0.7
-            else {}
-        )
-        return "points.earned", {**base, "category": "MAIN", "purchaseAmount": _amount(rng, 10, 5000), **expiry}
+        return _earned(rng, category, base)
     if kind == "adjusted":
         sign = -1 if debit_from else 1
         move("MAIN", sign * points)
@@ -110,12 +94,45 @@ def _points_event(rng: random.Random, program: int, held: dict) -> tuple[str, di
         serial = rng.randint(1, 3)
         return "tier.changed", {"programId": program, "slabSerial": serial, "slabName": f"Tier{serial}"}
     move(debit_from, -points)
+    if kind == "promoted":
+        move("MAIN", points)
+    return _debit(rng, kind, debit_from, base)
+
+
+def _debit_category(rng: random.Random, kind: str, promised: str) -> str | None:
+    """The category a debit takes its points from (None: not a debit)."""
+    expired_from = rng.choice(["MAIN", promised])  # drawn for every event: the seed's stream stays the same
+    debits = {"redeemed": "MAIN", "expired": expired_from, "promoted": promised, "returned": "MAIN", "adjusted": "MAIN"}
+    return debits.get(kind)
+
+
+def _debit_or_earn(
+    rng: random.Random, kind: str, debit_from: str, points: int, have: int
+) -> tuple[str, str | None, int]:
+    """A debit of at most what is held; with less than 1 point held, an earn instead (an adjustment: a credit,
+    as half of the adjustments are)."""
+    if have < 1_000 or (kind == "adjusted" and rng.random() < 0.5):
+        return ("earned" if kind != "adjusted" else kind), None, points
+    return kind, debit_from, rng.randint(1_000, have)
+
+
+def _earned(rng: random.Random, category: str, base: dict) -> tuple[str, dict]:
+    if category != "MAIN":
+        return "points.earned", {**base, "category": category}
+    expiry = (
+        {"expiresAt": (START + timedelta(days=rng.randint(30, 720))).strftime("%Y-%m-%dT23:59:59Z")}
+        if rng.random() < 0.7
+        else {}
+    )
+    return "points.earned", {**base, "category": "MAIN", "purchaseAmount": _amount(rng, 10, 5000), **expiry}
+
+
+def _debit(rng: random.Random, kind: str, debit_from: str, base: dict) -> tuple[str, dict]:
     if kind == "redeemed":
         return "points.redeemed", base
     if kind == "expired":
         return "points.expired", {**base, "category": debit_from}
     if kind == "promoted":
-        move("MAIN", points)
         return "points.promoted", {**base, "fromCategory": debit_from}
     return "points.returned", {**base, "category": "MAIN", "purchaseAmount": _amount(rng, 1, 100)}
 
@@ -149,37 +166,34 @@ def _survivor(load: Load, customer_id: int) -> int | None:
 def generate(load: Load) -> list[tuple[str, bytes, bytes]]:
     """The whole stream, interleaving customers the way a live system would."""
     rng = random.Random(load.seed)
-    per_customer = []
-    for n in range(load.customers):
-        cid = load.first_customer_id + n
-        at = START + timedelta(seconds=n)
-        events = [
-            (
-                load.customers_topic,
-                _envelope(
-                    rng,
-                    "customer.registered",
-                    load.org_id,
-                    cid,
-                    at,
-                    profile(cid, f"9{cid:09d}", f"user{cid}@example.com"),
-                ),
-            )
-        ]
-        held: dict = {}
-        for i in range(load.events_per_customer - 1):
-            at += timedelta(minutes=rng.randint(1, 600))
-            roll = rng.random()
-            if roll < 0.05:
-                data = profile(cid, f"9{cid:09d}", f"User{cid}.{i}@Example.com")
-                events.append((load.customers_topic, _envelope(rng, "customer.updated", load.org_id, cid, at, data)))
-            elif roll < 0.07:  # the customer lifecycle of the contract's Round 2: cards, status, merges
-                event_type, data = _lifecycle_event(rng, cid, _survivor(load, cid))
-                events.append((load.customers_topic, _envelope(rng, event_type, load.org_id, cid, at, data)))
-            else:
-                event_type, data = _points_event(rng, rng.choice(load.programs), held)
-                events.append((load.points_topic, _envelope(rng, event_type, load.org_id, cid, at, data)))
-        per_customer.append(events)
+    per_customer = [_customer_events(rng, load, n) for n in range(load.customers)]
+    return _interleaved(rng, per_customer)
+
+
+def _customer_events(rng: random.Random, load: Load, n: int) -> list[tuple[str, dict]]:
+    """The n-th customer's registration, then its other events a few minutes to hours apart."""
+    cid = load.first_customer_id + n
+    at = START + timedelta(seconds=n)
+    registered = profile(cid, f"9{cid:09d}", f"user{cid}@example.com")
+    events = [(load.customers_topic, _envelope(rng, "customer.registered", load.org_id, cid, at, registered))]
+    held: dict = {}
+    for i in range(load.events_per_customer - 1):
+        at += timedelta(minutes=rng.randint(1, 600))
+        roll = rng.random()
+        if roll < 0.05:
+            data = profile(cid, f"9{cid:09d}", f"User{cid}.{i}@Example.com")
+            events.append((load.customers_topic, _envelope(rng, "customer.updated", load.org_id, cid, at, data)))
+        elif roll < 0.07:  # the customer lifecycle of the contract's Round 2: cards, status, merges
+            event_type, data = _lifecycle_event(rng, cid, _survivor(load, cid))
+            events.append((load.customers_topic, _envelope(rng, event_type, load.org_id, cid, at, data)))
+        else:
+            event_type, data = _points_event(rng, rng.choice(load.programs), held)
+            events.append((load.points_topic, _envelope(rng, event_type, load.org_id, cid, at, data)))
+    return events
+
+
+def _interleaved(rng: random.Random, per_customer: list[list[tuple[str, dict]]]) -> list[tuple[str, bytes, bytes]]:
+    """Each customer's events in their order, the customers' turns drawn at random."""
     stream = []
     cursors = [0] * len(per_customer)
     live = list(range(len(per_customer)))

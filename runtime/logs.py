@@ -66,7 +66,8 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def _json_lines(log_format: str) -> bool:
+def json_lines(log_format: str) -> bool:
+    """Whether lines are JSON objects (else the console's): `json`, or `auto` with stderr not a terminal."""
     return log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
 
 
@@ -87,7 +88,7 @@ def stderr_handler(log_format: str = "auto") -> logging.Handler:
     """The one handler of every process; also uvicorn's, in each of its worker processes."""
     _configure_structlog()
     # tracebacks are rendered to text before the redaction, which masks them too (and never shows locals)
-    if _json_lines(log_format):
+    if json_lines(log_format):
         renderer = [structlog.processors.JSONRenderer()]
     else:
         renderer = [structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)]

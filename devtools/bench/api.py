@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -21,7 +20,6 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import orjson
 import yaml
@@ -43,15 +41,14 @@ from devtools.bench.common import (
     synthetic_load,
     wait_ready,
 )
+from devtools.bench.redis_get import raw_gets, stored_value
 from devtools.demo import AUTH_HEADERS, DEMO_CONFIG
 from devtools.loadgen import Plan, Summary, fetch, measure_in_subprocess, read_response, request_bytes
 from devtools.localstack import free_port
 from devtools.synthetic import Load
-from runtime import bootstrap
 from runtime.settings import Settings
 
 EVENTS_PER_CUSTOMER = 20
-REDIS_GETS_PER_SECOND = 50_000  # redis-benchmark counts requests, not seconds: about `duration` here
 
 # The shape and about the size of a balance response (service.balance.balance_body).
 BARE_BODY = {
@@ -251,91 +248,80 @@ def _rate_limited_config(config: Path, requests_per_second: float, stack: ExitSt
     return path
 
 
-async def _stored_value(settings: Settings, load: Load) -> tuple[str, int]:
-    """A plain string key holding as many bytes as Redis holds for the first customer: what a raw GET reads."""
-    redis = bootstrap.redis_client(settings)
-    keys = bootstrap.keys(settings)
-    try:
-        stored = keys.customer(load.org_id, load.first_customer_id)
-        if await redis.type(stored) == b"string":
-            size = await redis.strlen(stored)
-        else:  # a hash: its values
-            size = sum(len(value) for value in (await redis.hgetall(stored)).values())
-        key = keys.scratch("raw-get")
-        await redis.set(key, b"x" * size)
-        return key, size
-    finally:
-        await redis.aclose()
+@dataclass(frozen=True)
+class _Sweep:
+    """Every target at one worker count after another, over one projected load."""
 
+    settings: Settings
+    clustered: Settings | None  # the same load on a local Redis Cluster
+    load: Load
+    key: str  # what the raw GETs read
+    config: Path
+    connections: int
+    duration: float
+    rate: float | None
+    rate_limit: float
 
-def _percentiles(text: str) -> list[tuple[float, float]]:
-    """redis-benchmark's "Latency by percentile distribution": (percent, ms) pairs, ascending."""
-    section = text.split("Latency by percentile distribution:", 1)[-1].split("Cumulative distribution", 1)[0]
-    return [(float(p), float(ms)) for p, ms in re.findall(r"([\d.]+)% <= ([\d.]+) milliseconds", section)]
-
-
-def _redis_benchmark_summary(output: str, requests: int) -> Summary:
-    throughput = re.search(r"throughput summary: ([\d.]+) requests per second", output)
-    distribution = _percentiles(output)
-    if not throughput or not distribution:
-        raise BenchError(f"redis-benchmark printed no figures: {output[-300:]!r}")
-
-    def at(q: float) -> float:  # the first listed percentile at or above q (HdrHistogram's steps)
-        return next(ms for percent, ms in distribution if percent >= q * 100)
-
-    return Summary(
-        requests=requests,
-        errors=0,
-        rps=float(throughput[1]),
-        p50_ms=at(0.5),
-        p90_ms=at(0.9),
-        p99_ms=at(0.99),
-        p999_ms=at(0.999),
-        cpu=None,
-    )
-
-
-async def _raw_redis_get(settings: Settings, key: str, workers: int, connections: int, duration: float) -> Row:
-    """GETs of `key` by `redis-benchmark` when on PATH, else by the load generator in RESP (closed loop)."""
-    url = urlparse(settings.redis_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 6379
-    binary = shutil.which("redis-benchmark")
-    if not binary:
-        plan = Plan(
-            port=port,
-            host=host,
-            paths=[key],
-            connections=connections,
-            duration=duration,
-            warmup=min(1.0, duration),
-            protocol="redis",
+    async def rows(self, workers: int) -> list[Row]:
+        progress.print(
+            f"{workers} worker(s): starting the API and the bare app; each endpoint "
+            f"{self.duration:g}s closed loop, then {self.duration:g}s open loop, {self.connections} connections ..."
         )
-        return Row(workers, "redis", "raw Redis GET (loadgen)", "closed", None, await measure_in_subprocess(plan))
-    requests = max(1_000, round(REDIS_GETS_PER_SECOND * duration))
-    process = await asyncio.create_subprocess_exec(
-        binary,
-        "-h",
-        host,
-        "-p",
-        str(port),
-        "-c",
-        str(connections),
-        "-n",
-        str(requests),
-        "GET",
-        key,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
+        rows = []
+        with ExitStack() as stack:
+            env = _uvicorn_env(workers, stack)
+            api_port = await start_api(self.settings, workers, self.config, env, stack)
+            limited_config = _rate_limited_config(self.config, self.rate_limit, stack)
+            limited_port = await start_api(self.settings, workers, limited_config, env, stack)
+            bare_port = await _start_bare(workers, env, stack)
+            for target in _targets(bare_port, api_port, self.load):
+                rows += await self._measure(target, workers, self.rate)
+                if target.baseline:
+                    label, summary = await raw_gets(self.settings, self.key, self.connections, self.duration)
+                    rows.append(Row(workers, "redis", label, "closed", None, summary))
+                if target.endpoint == "userId":
+                    rows += await self._beside_user_id(target, workers, limited_port, open_rate=rows[-1].rate)
+            if self.clustered:
+                rows += await self._on_cluster(self.clustered, workers, bare_port, env, stack)
+        return rows
+
+    async def _measure(self, target: Target, workers: int, rate: float | None) -> list[Row]:
+        return await _measure(target, workers, self.connections, self.duration, rate)
+
+    async def _beside_user_id(self, target: Target, workers: int, limited_port: int, open_rate: float) -> list[Row]:
+        """The userId balance's ledger; the balance with a rate limit; the balance beside requests waiting."""
+        rows = await self._measure(_ledger(target), workers, self.rate)
+        limited = dataclasses.replace(
+            target,
+            endpoint="userId-limited",
+            label=f"{target.label}, rate limit {self.rate_limit:,.0f}/s configured, not reached",
+            port=limited_port,
+        )
+        rows += await self._measure(limited, workers, open_rate)
+        rows += await _beside_waiters(target, open_rate, workers, self.connections, self.duration)
+        return rows
+
+    async def _on_cluster(
+        self, clustered: Settings, workers: int, bare_port: int, env: dict, stack: ExitStack
+    ) -> list[Row]:
+        cluster_port = await start_api(clustered, workers, self.config, env, stack)
+        rows = []
+        for target in _targets(bare_port, cluster_port, self.load)[1:]:
+            on = dataclasses.replace(target, endpoint=f"{target.endpoint}-cluster", label=target.label + ON_CLUSTER)
+            rows += await self._measure(on, workers, self.rate)
+        return rows
+
+
+async def _projected(settings: Settings, load: Load, clustered: Settings | None) -> None:
+    """The load produced, then projected into Redis (and into the cluster too)."""
+    progress.print(
+        f"producing {load.customers * EVENTS_PER_CUSTOMER:,} events ({load.customers:,} customers, "
+        f"{len(load.programs)} programs) and projecting them ..."
     )
-    try:
-        out, _ = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    summary = _redis_benchmark_summary(out.decode(errors="replace").replace("\r", "\n"), requests)
-    return Row(workers, "redis", "raw Redis GET (redis-benchmark)", "closed", None, summary)
+    stream = await produce_load(settings, load)
+    await projector_rate(settings, len(stream))  # runs the projector until all is applied; rate unused
+    if clustered:
+        await projector_rate(clustered, len(stream))
 
 
 async def run_api_bench(
@@ -356,50 +342,12 @@ async def run_api_bench(
     with local_servers(redis_cluster) as servers:
         settings = bench_settings(servers)
         load = synthetic_load(settings, customers, EVENTS_PER_CUSTOMER)
-        progress.print(
-            f"producing {customers * EVENTS_PER_CUSTOMER:,} events ({customers:,} customers, "
-            f"{len(load.programs)} programs) and projecting them ..."
-        )
-        stream = await produce_load(settings, load)
-        await projector_rate(settings, len(stream))  # runs the projector until all is applied; rate unused
         clustered = on_cluster(settings, servers) if redis_cluster else None
-        if clustered:
-            await projector_rate(clustered, len(stream))
-        key, size = await _stored_value(settings, load)
+        await _projected(settings, load, clustered)
+        key, size = await stored_value(settings, load)
+        sweep = _Sweep(settings, clustered, load, key, config, connections, duration, rate, rate_limit)
         for count in workers:
-            progress.print(
-                f"{count} worker(s): starting the API and the bare app; each endpoint "
-                f"{duration:g}s closed loop, then {duration:g}s open loop, {connections} connections ..."
-            )
-            with ExitStack() as stack:
-                env = _uvicorn_env(count, stack)
-                api_port = await start_api(settings, count, config, env, stack)
-                limited_port = await start_api(
-                    settings, count, _rate_limited_config(config, rate_limit, stack), env, stack
-                )
-                bare_port = await _start_bare(count, env, stack)
-                for target in _targets(bare_port, api_port, load):
-                    rows += await _measure(target, count, connections, duration, rate)
-                    if target.baseline:
-                        rows.append(await _raw_redis_get(settings, key, count, connections, duration))
-                    if target.endpoint == "userId":  # its ledger; with a rate limit; beside requests waiting
-                        open_rate = rows[-1].rate
-                        rows += await _measure(_ledger(target), count, connections, duration, rate)
-                        limited = dataclasses.replace(
-                            target,
-                            endpoint="userId-limited",
-                            label=f"{target.label}, rate limit {rate_limit:,.0f}/s configured, not reached",
-                            port=limited_port,
-                        )
-                        rows += await _measure(limited, count, connections, duration, open_rate)
-                        rows += await _beside_waiters(target, open_rate, count, connections, duration)
-                if clustered:
-                    cluster_port = await start_api(clustered, count, config, env, stack)
-                    for target in _targets(bare_port, cluster_port, load)[1:]:
-                        on = dataclasses.replace(
-                            target, endpoint=f"{target.endpoint}-cluster", label=target.label + ON_CLUSTER
-                        )
-                        rows += await _measure(on, count, connections, duration, rate)
+            rows += await sweep.rows(count)
     return {
         "benchmark": "api",
         "workers": workers,

@@ -8,9 +8,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -104,42 +105,59 @@ async def projector_rate(settings: Settings, total: int, processes: int = 1) -> 
     records of that first write (and the start-up) left out; a run written all at once counts from the
     last poll that saw nothing."""
     redis = bootstrap.redis_client(settings)
-    positions = bootstrap.keys(settings).positions()
     stop = asyncio.Event()
     with ExitStack() as stack:
-        if processes == 1:
-            task = asyncio.create_task(run_projector(settings, stop))
-        else:
-            command = [sys.executable, "-m", "cli", "projector", "--processes", str(processes)]
-            member = start_process(command, {**os.environ, **settings_env(settings), **QUIET}, stack)
-        timeline: list[tuple[float, int]] = []
+        task, member = _start_projector(settings, processes, stop, stack)
         try:
-            launched = idle_at = time.perf_counter()
-            cpu_before = time.process_time()
-            first: tuple[float, int] | None = None
-            while True:
-                polled = time.perf_counter()
-                done = sum(int(v) for v in (await redis.hgetall(positions)).values())
-                if not timeline or polled - launched - timeline[-1][0] >= 0.1 or done >= total:
-                    timeline.append((round(polled - launched, 3), done))
-                if not done:
-                    idle_at = polled
-                elif first is None:
-                    first = (polled, done)
-                if done >= total:
-                    start_at, start_done = (idle_at, 0) if first[1] >= total else first
-                    cpu = (time.process_time() - cpu_before) / total * 1e6 if processes == 1 else None
-                    return Applied((done - start_done) / (polled - start_at), timeline, cpu)
-                if processes == 1 and task.done():
-                    task.result()
-                if processes > 1 and member.poll() is not None:
-                    raise BenchError(f"the projector exited with code {member.returncode}")
-                await asyncio.sleep(0.01)
+            check = partial(_still_running, task, member)
+            return await _until_positions(redis, bootstrap.keys(settings).positions(), total, check, processes == 1)
         finally:
             stop.set()
-            if processes == 1:
+            if task:
                 await task
             await redis.aclose()
+
+
+def _start_projector(
+    settings: Settings, processes: int, stop: asyncio.Event, stack: ExitStack
+) -> tuple[asyncio.Task | None, subprocess.Popen | None]:
+    """The projector in this process (a task), or `pointsview projector --processes N` (a process)."""
+    if processes == 1:
+        return asyncio.create_task(run_projector(settings, stop)), None
+    command = [sys.executable, "-m", "cli", "projector", "--processes", str(processes)]
+    return None, start_process(command, {**os.environ, **settings_env(settings), **QUIET}, stack)
+
+
+def _still_running(task: asyncio.Task | None, member: subprocess.Popen | None) -> None:
+    """Raises the projector's error, or BenchError when its process has exited."""
+    if task and task.done():
+        task.result()
+    if member and member.poll() is not None:
+        raise BenchError(f"the projector exited with code {member.returncode}")
+
+
+async def _until_positions(redis, positions: str, total: int, check: Callable[[], None], own_cpu: bool) -> Applied:
+    """Polls the positions until they cover `total` records: the rate, the timeline and (`own_cpu`: the
+    projector runs in this process) the CPU time per event."""
+    timeline: list[tuple[float, int]] = []
+    launched = idle_at = time.perf_counter()
+    cpu_before = time.process_time()
+    first: tuple[float, int] | None = None
+    while True:
+        polled = time.perf_counter()
+        done = sum(int(v) for v in (await redis.hgetall(positions)).values())
+        if not timeline or polled - launched - timeline[-1][0] >= 0.1 or done >= total:
+            timeline.append((round(polled - launched, 3), done))
+        if not done:
+            idle_at = polled
+        elif first is None:
+            first = (polled, done)
+        if done >= total:
+            start_at, start_done = (idle_at, 0) if first[1] >= total else first
+            cpu = (time.process_time() - cpu_before) / total * 1e6 if own_cpu else None
+            return Applied((done - start_done) / (polled - start_at), timeline, cpu)
+        check()
+        await asyncio.sleep(0.01)
 
 
 @contextmanager

@@ -110,12 +110,49 @@ async def _bare_receiver(settings: Settings, topic: str, received: dict[bytes, i
                 await task
 
 
-async def visible_latency(settings: Settings, load: Load, rate: float, duration: float) -> dict:
-    """Produces `rate` events/s for `duration` s beside the projector and the API; probe latencies."""
-    total = max(1, round(rate * duration))
-    every = max(1, round(rate / PROBES_PER_SECOND))
-    probe_ids = [load.first_customer_id + n for n in range(min(load.customers, math.ceil(total / every)))]
-    background = iter(
+@dataclasses.dataclass
+class _Probing:
+    """The probes: each a points.earned of 1 point handed to the producer, then its customer's balance polled
+    until it shows it (a task: its latency, or None)."""
+
+    producer: AIOKafkaProducer
+    topic: str
+    load: Load
+    port: int
+    expected: dict[int, float]  # customer -> the totalPoints its last probe makes
+    sent_at: dict[bytes, int] = dataclasses.field(default_factory=dict)  # probe value -> when handed over
+    polls: list[asyncio.Task] = dataclasses.field(default_factory=list)
+
+    async def probe(self, customer_id: int, give_up: float) -> asyncio.Task:
+        self.expected[customer_id] += 1
+        key, value = _earned(self.load, customer_id)
+        sent = time.perf_counter_ns()
+        self.sent_at[value] = sent
+        await self.producer.send(self.topic, value, key)
+        return asyncio.create_task(_until_visible(self.port, customer_id, self.expected[customer_id], sent, give_up))
+
+    async def until_projector_started(self, customer_id: int) -> None:
+        if await (await self.probe(customer_id, FIRST_PROBE_SECONDS)) is None:
+            raise BenchError(f"the projector applied nothing within {FIRST_PROBE_SECONDS:g}s")
+        self.sent_at.clear()  # the first probe waited for the projector's start: timed by neither
+
+    async def produce(self, background, rate: float, total: int, every: int, probe_ids: list[int]) -> float:
+        """`total` events at `rate` a second, every `every`-th a probe; the seconds it took."""
+        started = time.perf_counter()
+        for n in range(total):
+            if (ahead := started + n / rate - time.perf_counter()) > 0:
+                await asyncio.sleep(ahead)
+            if n % every:
+                topic, key, value = next(background)
+                await self.producer.send(topic, value, key)
+            else:
+                self.polls.append(await self.probe(probe_ids[n // every % len(probe_ids)], GIVE_UP_SECONDS))
+        return time.perf_counter() - started
+
+
+def _background(load: Load, total: int):
+    """The synthetic mix for new customers (after the load's), enough for `total` events."""
+    return iter(
         generate(
             dataclasses.replace(
                 load,
@@ -125,17 +162,29 @@ async def visible_latency(settings: Settings, load: Load, rate: float, duration:
             )
         )
     )
+
+
+def _projector_env(settings: Settings) -> dict[str, str]:
+    # A group of its own: the first phase's in-process member may still count in the old one, which
+    # would hold this one's join for a session timeout. The positions live in Redis anyway.
+    return {
+        **os.environ,
+        **settings_env(settings),
+        "POINTSVIEW_GROUP_ID": f"{settings.group_id}-visible",
+        "POINTSVIEW_LOG_LEVEL": "WARNING",
+        "POINTSVIEW_FETCH_MAX_WAIT_MS": str(FETCH_MAX_WAIT_MS),
+    }
+
+
+async def visible_latency(settings: Settings, load: Load, rate: float, duration: float) -> dict:
+    """Produces `rate` events/s for `duration` s beside the projector and the API; probe latencies."""
+    total = max(1, round(rate * duration))
+    every = max(1, round(rate / PROBES_PER_SECOND))
+    probe_ids = [load.first_customer_id + n for n in range(min(load.customers, math.ceil(total / every)))]
+    background = _background(load, total)
     points_topic = settings.topic_list[-1]
     async with AsyncExitStack() as stack:
-        # A group of its own: the first phase's in-process member may still count in the old one, which
-        # would hold this one's join for a session timeout. The positions live in Redis anyway.
-        env = {
-            **os.environ,
-            **settings_env(settings),
-            "POINTSVIEW_GROUP_ID": f"{settings.group_id}-visible",
-            "POINTSVIEW_LOG_LEVEL": "WARNING",
-            "POINTSVIEW_FETCH_MAX_WAIT_MS": str(FETCH_MAX_WAIT_MS),
-        }
+        env = _projector_env(settings)
         start_process([sys.executable, "-m", "cli", "projector"], env, stack)
         port = await start_api(settings, 1, DEMO_CONFIG, env, stack)
         expected = {cid: await _total_points(port, cid) for cid in probe_ids}
@@ -145,40 +194,23 @@ async def visible_latency(settings: Settings, load: Load, rate: float, duration:
             **kafka_options(settings), acks="all", enable_idempotence=False
         )  # linger 0: the producer's batching is not ours
         await producer.start()
-        polls = []
-        sent_at: dict[bytes, int] = {}
+        probing = _Probing(producer, points_topic, load, port, expected)
         try:
-
-            async def probe(customer_id: int, give_up: float) -> asyncio.Task:
-                expected[customer_id] += 1
-                key, value = _earned(load, customer_id)
-                sent = time.perf_counter_ns()
-                sent_at[value] = sent
-                await producer.send(points_topic, value, key)
-                return asyncio.create_task(_until_visible(port, customer_id, expected[customer_id], sent, give_up))
-
-            if await (await probe(probe_ids[0], FIRST_PROBE_SECONDS)) is None:
-                raise BenchError(f"the projector applied nothing within {FIRST_PROBE_SECONDS:g}s")
-            sent_at.clear()  # the first probe waited for the projector's start: timed by neither
-            started = time.perf_counter()
-            for n in range(total):
-                if (ahead := started + n / rate - time.perf_counter()) > 0:
-                    await asyncio.sleep(ahead)
-                if n % every:
-                    topic, key, value = next(background)
-                    await producer.send(topic, value, key)
-                else:
-                    polls.append(await probe(probe_ids[n // every % len(probe_ids)], GIVE_UP_SECONDS))
-            produced = time.perf_counter() - started
-            latencies = await asyncio.gather(*polls)
+            await probing.until_projector_started(probe_ids[0])
+            produced = await probing.produce(background, rate, total, every, probe_ids)
+            latencies = await asyncio.gather(*probing.polls)
             await asyncio.sleep(0.1)  # the visible ones were received long before: the receiver has them too
             bare.cancel()
         finally:
-            for poll in polls:
+            for poll in probing.polls:
                 poll.cancel()
             await producer.stop()
+    baseline = sorted(received[value] - sent for value, sent in probing.sent_at.items() if value in received)
+    return _figures(latencies, baseline, rate, duration, total, produced)
+
+
+def _figures(latencies: list, baseline: list[int], rate: float, duration: float, total: int, produced: float) -> dict:
     ordered = sorted(latency for latency in latencies if latency is not None)
-    baseline = sorted(received[value] - sent for value, sent in sent_at.items() if value in received)
     return {
         "baseline": {
             "what": "bare consumer, produce to receive",

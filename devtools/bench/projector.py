@@ -30,6 +30,7 @@ from devtools.bench.common import (
     settings_env,
     synthetic_load,
 )
+from devtools.synthetic import Load
 from projections.fold import fold_log
 from runtime.settings import Settings
 from runtime.transport import kafka_options
@@ -143,6 +144,7 @@ async def run_projector_bench(
     per_customer = max(1, events // customers[0])
     with local_servers(redis_cluster) as servers:
         for count in customers:
+            first = count == customers[0]
             settings = bench_settings(servers)
             load = synthetic_load(settings, count, per_customer)
             progress.print(
@@ -150,42 +152,59 @@ async def run_projector_bench(
                 f"{settings.topic_partitions} partitions per topic ..."
             )
             stream = await produce_load(settings, load)
-            bare = await _bare_consumer_rate(settings, len(stream))
-            progress.print(f"bare consumer: {bare:,.0f} events/s")
-            rates, timeline, projector_cpu = await _projector_rates(
-                settings, servers, len(stream), processes, not rebuild and count == customers[0], redis_cluster
-            )
-            rates = {"bare aiokafka consumer (baseline)": bare, **rates}
-            cpu = {FOLD: _fold_cpu(stream)}
-            if projector_cpu is not None:
-                cpu["pointsview projector, one process (its whole run)"] = projector_cpu
-            if rebuild:
-                for n in processes:
-                    progress.print(f"rebuilding into a new generation with {n} process(es) ...")
-                    rates[_label("rebuild", n)] = await _rebuild_rate(settings, len(stream), n)
-            runs.append(
-                {
-                    "events": len(stream),
-                    "customers": count,
-                    "events_per_second": rates,
-                    "timeline": timeline,
-                    "cpu_us_per_event": cpu,
-                }
-            )
-            if visible_rate and count == customers[0]:
-                from devtools.bench.freshness import visible_latency
-
-                progress.print(
-                    f"producing {visible_rate:,.0f} events/s for {visible_seconds:g}s beside the projector "
-                    "and the API, timing probes until the API shows them ..."
-                )
-                visible = await visible_latency(settings, load, visible_rate, visible_seconds)
+            ledger_off = not rebuild and first
+            runs.append(await _run(settings, servers, stream, count, processes, rebuild, ledger_off, redis_cluster))
+            if visible_rate and first:
+                visible = await _visible(settings, load, visible_rate, visible_seconds)
     result = {"benchmark": "rebuild" if rebuild else "projector", **runs[0]}
     if len(runs) > 1:
         result["scale"] = [{k: run[k] for k in ("customers", "events", "events_per_second")} for run in runs]
     if visible_rate:
         result["visible"] = visible
     return result
+
+
+async def _run(
+    settings: Settings,
+    servers: dict,
+    stream: list[tuple[str, bytes, bytes]],
+    customers: int,
+    processes: list[int],
+    rebuild: bool,
+    ledger_off: bool,
+    redis_cluster: bool,
+) -> dict:
+    """One produced log: the bare consumer's rate, the projector's (and the rebuild's), CPU per event."""
+    bare = await _bare_consumer_rate(settings, len(stream))
+    progress.print(f"bare consumer: {bare:,.0f} events/s")
+    rates, timeline, projector_cpu = await _projector_rates(
+        settings, servers, len(stream), processes, ledger_off, redis_cluster
+    )
+    rates = {"bare aiokafka consumer (baseline)": bare, **rates}
+    cpu = {FOLD: _fold_cpu(stream)}
+    if projector_cpu is not None:
+        cpu["pointsview projector, one process (its whole run)"] = projector_cpu
+    if rebuild:
+        for n in processes:
+            progress.print(f"rebuilding into a new generation with {n} process(es) ...")
+            rates[_label("rebuild", n)] = await _rebuild_rate(settings, len(stream), n)
+    return {
+        "events": len(stream),
+        "customers": customers,
+        "events_per_second": rates,
+        "timeline": timeline,
+        "cpu_us_per_event": cpu,
+    }
+
+
+async def _visible(settings: Settings, load: Load, rate: float, seconds: float) -> dict:
+    from devtools.bench.freshness import visible_latency
+
+    progress.print(
+        f"producing {rate:,.0f} events/s for {seconds:g}s beside the projector "
+        "and the API, timing probes until the API shows them ..."
+    )
+    return await visible_latency(settings, load, rate, seconds)
 
 
 RATE_COLUMNS = ["what", "events/s", "vs bare consumer", "vs live projector"]

@@ -9,7 +9,7 @@ import signal
 import pytest
 import structlog
 
-from cli.main import until_signalled
+from cli.common import until_signalled
 from consumers.deadletter_admin import DeadLetter, DeadLetterError, select
 from devtools.produce import InvalidLine, stream_from_lines
 from tests.support import event

@@ -2,7 +2,8 @@
 
 import itertools
 
-from devtools.soak import GRACE_SECONDS, Fault, _overlaps, passed, schedule
+from devtools.soak_faults import GRACE_SECONDS, Fault, schedule
+from devtools.soak_result import _overlaps, passed
 
 
 def test_the_schedule_kills_a_projector_three_times_and_spreads_the_faults_over_the_run():

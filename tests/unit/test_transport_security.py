@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
-from cli.main import settings_error
+from cli.common import settings_error
 from runtime.settings import Settings
 from runtime.transport import kafka_options, masked_url, redis_options
 
