@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer
 from devtools.bench.common import (
     ON_CLUSTER,
     QUIET,
+    Applied,
     BenchError,
     bench_settings,
     local_servers,
@@ -102,13 +103,14 @@ def _label(what: str, processes: int) -> str:
 
 async def _projector_rates(
     settings: Settings, servers: dict, total: int, processes: list[int], ledger_off: bool, redis_cluster: bool
-) -> tuple[dict[str, float], list, float | None]:
+) -> tuple[dict[str, float], list, dict[str, float]]:
     """The projector's rate over the produced log with each process count (the first in the run's own key
     prefix and group, each other in one of its own); with `ledger_off`, the first again with the ledger off;
-    with `redis_cluster`, each on the cluster too. And the first run's timeline and CPU per event."""
+    with `redis_cluster`, each on the cluster too. And the first run's timeline, and the CPU per event of
+    the one-process runs (with the ledger and without)."""
     rates: dict[str, float] = {}
     timeline: list = []
-    cpu = None
+    cpu: dict[str, float] = {}
     for n in processes:
         progress.print(f"projecting with {n} process(es) ...")
         apart = {"key_prefix": f"{settings.key_prefix}-{n}", "group_id": f"{settings.group_id}-{n}"}
@@ -116,14 +118,25 @@ async def _projector_rates(
         applied = await projector_rate(own, total, n)
         rates[_label("projector", n)] = applied.rate
         timeline = timeline or applied.timeline
-        cpu = cpu if cpu is not None else applied.cpu_us_per_event
+        _add_cpu(cpu, PROJECTOR_CPU, applied)
         if ledger_off and n == processes[0]:
             progress.print(f"projecting with {n} process(es), the ledger off ...")
-            rates[_label("projector", n) + LEDGER_OFF] = (await projector_rate(_ledger_off(own), total, n)).rate
+            off = await projector_rate(_ledger_off(own), total, n)
+            rates[_label("projector", n) + LEDGER_OFF] = off.rate
+            _add_cpu(cpu, PROJECTOR_CPU + LEDGER_OFF, off)
         if redis_cluster:
             progress.print(f"projecting with {n} process(es){ON_CLUSTER} ...")
             rates[_label("projector", n) + ON_CLUSTER] = (await projector_rate(on_cluster(own, servers), total, n)).rate
     return rates, timeline, cpu
+
+
+PROJECTOR_CPU = "pointsview projector, one process (its whole run)"
+
+
+def _add_cpu(cpu: dict[str, float], what: str, applied: Applied) -> None:
+    """A one-process run's CPU per event (measured only when it ran in this process), the first of its kind."""
+    if applied.cpu_us_per_event is not None and what not in cpu:
+        cpu[what] = applied.cpu_us_per_event
 
 
 async def run_projector_bench(
@@ -181,9 +194,7 @@ async def _run(
         settings, servers, len(stream), processes, ledger_off, redis_cluster
     )
     rates = {"bare aiokafka consumer (baseline)": bare, **rates}
-    cpu = {FOLD: _fold_cpu(stream)}
-    if projector_cpu is not None:
-        cpu["pointsview projector, one process (its whole run)"] = projector_cpu
+    cpu = {FOLD: _fold_cpu(stream), **projector_cpu}
     if rebuild:
         for n in processes:
             progress.print(f"rebuilding into a new generation with {n} process(es) ...")
