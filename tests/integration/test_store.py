@@ -164,3 +164,28 @@ async def test_a_switch_whose_message_is_lost_is_seen_within_a_second_while_writ
         assert seen[-1] == 7
     finally:
         follower.cancel()
+
+
+@pytest.mark.parametrize(
+    "stored, expected, written",
+    [
+        (None, b"", True),  # a new customer
+        (None, b"points:0=1", False),  # it was read with watermarks: Redis lost it since
+        (b"points:0=1\nstate", b"points:0=1", True),
+        (b"points:0=1\nstate", b"points:0=", False),  # a prefix of the stored watermarks is not them
+        (b"points:0=1\nstate", b"points:0=12", False),
+        (b"points:0=12\nstate", b"points:0=1", False),
+        (b"points:0=1\nstate", b"", False),
+        (b"\nstate", b"", True),  # stored without watermarks
+        (b"no newline at all", b"", True),
+        (b"no newline at all", b"no newline at all", False),
+    ],
+)
+async def test_a_customer_is_written_only_over_the_watermarks_it_was_read_with(store, stored, expected, written):
+    key = store.keys.customer(100737, 5)
+    if stored is not None:
+        await store.redis.set(key, stored)
+    held = held_of((100737, 5), b"")
+    lost = await store.write([(expected, b"points:0=2\nnew", held)])
+    assert (lost == []) == written
+    assert await store.redis.get(key) == (b"points:0=2\nnew" if written else stored)
